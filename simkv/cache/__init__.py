@@ -1,0 +1,7 @@
+"""The exact block-cache engine (policies, TTL, prefix and chunk reuse)."""
+
+from simkv.cache.config import CacheConfig
+from simkv.cache.engine import SimResult, simulate
+from simkv.cache.policies import POLICIES, KernelOutput
+
+__all__ = ["CacheConfig", "SimResult", "simulate", "POLICIES", "KernelOutput"]

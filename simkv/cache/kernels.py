@@ -1,0 +1,278 @@
+"""Compiled cache kernels (numba, cached on disk): LRU, FIFO and LFU over a dense access stream.
+
+Each kernel walks requests in arrival order.  At a request's arrival time ``t`` it first drops
+entries whose TTL has run out (``t - stamp >= ttl``), then touches the request's blocks in
+chain order: a present block is a hit (LRU moves it to the front; ``refresh_on_hit`` resets its
+stamp), an absent one is inserted after evicting from the policy's victim end until it fits.
+An object larger than the whole capacity is never admitted (as in libCacheSim).
+
+Per-object state is flat arrays indexed by dense id; the policy order is an intrusive doubly
+linked list (index ``n`` is the sentinel).  When the TTL order differs from the policy order
+(LRU with ``from_write``, FIFO with ``refresh_on_hit``, LFU) a second list keeps entries in
+stamp order so expiry stays O(1) per entry.  ``simkv.cache.reference`` is the slow,
+obviously-correct twin these are tested against.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, inline="always")
+def _unlink(prev, nxt, o):  # pragma: no cover - compiled
+    p = prev[o]
+    q = nxt[o]
+    nxt[p] = q
+    prev[q] = p
+
+
+@numba.njit(cache=True, inline="always")
+def _push_front(prev, nxt, s, o):  # pragma: no cover - compiled
+    first = nxt[s]
+    nxt[o] = first
+    prev[o] = s
+    prev[first] = o
+    nxt[s] = o
+
+
+@numba.njit(cache=True)
+def run_list_policy(ids, sizes, n_obj, req_offsets, req_time, capacity, ttl, lru, from_write):  # pragma: no cover - compiled
+    """LRU (``lru=True``) or FIFO over the stream; ``capacity < 0`` is unlimited, ``ttl < 0`` none.
+
+    Returns (hit per access uint8, evictions per request, expirations per request).
+    """
+    n_req = req_offsets.shape[0] - 1
+    hit = np.zeros(ids.shape[0], dtype=np.uint8)
+    evictions = np.zeros(n_req, dtype=np.int64)
+    expirations = np.zeros(n_req, dtype=np.int64)
+    s = n_obj
+    prev = np.empty(n_obj + 1, dtype=np.int64)
+    nxt = np.empty(n_obj + 1, dtype=np.int64)
+    prev[s] = s
+    nxt[s] = s
+    present = np.zeros(n_obj, dtype=np.uint8)
+    use_ttl = ttl >= 0.0
+    # a separate stamp-ordered list is needed only when stamp order != policy order
+    separate = use_ttl and (lru == from_write)
+    eprev = np.empty(n_obj + 1 if separate else 1, dtype=np.int64)
+    enxt = np.empty(n_obj + 1 if separate else 1, dtype=np.int64)
+    if separate:
+        eprev[s] = s
+        enxt[s] = s
+    stamp = np.zeros(n_obj if use_ttl else 1, dtype=np.float64)
+    used = 0
+    for r in range(n_req):
+        t = req_time[r]
+        if use_ttl:
+            while True:
+                victim = eprev[s] if separate else prev[s]
+                if victim == s or t - stamp[victim] < ttl:
+                    break
+                _unlink(prev, nxt, victim)
+                if separate:
+                    _unlink(eprev, enxt, victim)
+                present[victim] = 0
+                used -= sizes[victim]
+                expirations[r] += 1
+        for j in range(req_offsets[r], req_offsets[r + 1]):
+            o = ids[j]
+            if present[o]:
+                hit[j] = 1
+                if lru:
+                    _unlink(prev, nxt, o)
+                    _push_front(prev, nxt, s, o)
+                if use_ttl and not from_write:
+                    stamp[o] = t
+                    if separate:
+                        _unlink(eprev, enxt, o)
+                        _push_front(eprev, enxt, s, o)
+                continue
+            size = sizes[o]
+            if capacity >= 0:
+                if size > capacity:
+                    continue
+                while used + size > capacity:
+                    victim = prev[s]
+                    _unlink(prev, nxt, victim)
+                    if separate:
+                        _unlink(eprev, enxt, victim)
+                    present[victim] = 0
+                    used -= sizes[victim]
+                    evictions[r] += 1
+            _push_front(prev, nxt, s, o)
+            if separate:
+                _push_front(eprev, enxt, s, o)
+            present[o] = 1
+            used += size
+            if use_ttl:
+                stamp[o] = t
+    return hit, evictions, expirations
+
+
+@numba.njit(cache=True, inline="always")
+def _heap_less(hf, hs, a, b):  # pragma: no cover - compiled
+    return hf[a] < hf[b] or (hf[a] == hf[b] and hs[a] < hs[b])
+
+
+@numba.njit(cache=True)
+def _heap_swap(hf, hs, ho, a, b):  # pragma: no cover - compiled
+    hf[a], hf[b] = hf[b], hf[a]
+    hs[a], hs[b] = hs[b], hs[a]
+    ho[a], ho[b] = ho[b], ho[a]
+
+
+@numba.njit(cache=True)
+def _heap_push(hf, hs, ho, n, f, sq, o):  # pragma: no cover - compiled
+    hf[n] = f
+    hs[n] = sq
+    ho[n] = o
+    i = n
+    while i > 0:
+        p = (i - 1) // 2
+        if _heap_less(hf, hs, i, p):
+            _heap_swap(hf, hs, ho, i, p)
+            i = p
+        else:
+            break
+    return n + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(hf, hs, ho, n):  # pragma: no cover - compiled
+    n -= 1
+    _heap_swap(hf, hs, ho, 0, n)
+    i = 0
+    while True:
+        left = 2 * i + 1
+        right = left + 1
+        m = i
+        if left < n and _heap_less(hf, hs, left, m):
+            m = left
+        if right < n and _heap_less(hf, hs, right, m):
+            m = right
+        if m == i:
+            break
+        _heap_swap(hf, hs, ho, i, m)
+        i = m
+    return n
+
+
+@numba.njit(cache=True)
+def run_lfu(ids, sizes, n_obj, req_offsets, req_time, capacity, ttl, from_write):  # pragma: no cover - compiled
+    """LFU: evict the fewest in-cache hits, ties to the least recently used.
+
+    A lazy binary heap of (frequency, last-use sequence, object); stale entries are skipped on
+    pop and the heap is compacted when it grows past four times the live entries.
+    """
+    n_req = req_offsets.shape[0] - 1
+    n_acc = ids.shape[0]
+    hit = np.zeros(n_acc, dtype=np.uint8)
+    evictions = np.zeros(n_req, dtype=np.int64)
+    expirations = np.zeros(n_req, dtype=np.int64)
+    present = np.zeros(n_obj, dtype=np.uint8)
+    freq = np.zeros(n_obj, dtype=np.int64)
+    seq = np.zeros(n_obj, dtype=np.int64)
+    cap_heap = max(16, 2 * min(n_acc, 4 * n_obj + 1024) + 16)
+    hf = np.empty(cap_heap, dtype=np.int64)
+    hs = np.empty(cap_heap, dtype=np.int64)
+    ho = np.empty(cap_heap, dtype=np.int64)
+    hn = 0
+    n_present = 0
+    s = n_obj
+    use_ttl = ttl >= 0.0
+    eprev = np.empty(n_obj + 1 if use_ttl else 1, dtype=np.int64)
+    enxt = np.empty(n_obj + 1 if use_ttl else 1, dtype=np.int64)
+    if use_ttl:
+        eprev[s] = s
+        enxt[s] = s
+    stamp = np.zeros(n_obj if use_ttl else 1, dtype=np.float64)
+    used = 0
+    counter = 0
+    for r in range(n_req):
+        t = req_time[r]
+        if use_ttl:
+            while True:
+                victim = eprev[s]
+                if victim == s or t - stamp[victim] < ttl:
+                    break
+                _unlink(eprev, enxt, victim)
+                present[victim] = 0
+                n_present -= 1
+                used -= sizes[victim]
+                expirations[r] += 1
+        for j in range(req_offsets[r], req_offsets[r + 1]):
+            o = ids[j]
+            counter += 1
+            if present[o]:
+                hit[j] = 1
+                freq[o] += 1
+                seq[o] = counter
+                if use_ttl and not from_write:
+                    stamp[o] = t
+                    _unlink(eprev, enxt, o)
+                    _push_front(eprev, enxt, s, o)
+            else:
+                size = sizes[o]
+                if capacity >= 0:
+                    if size > capacity:
+                        continue
+                    while used + size > capacity:
+                        victim = ho[0]
+                        vf = hf[0]
+                        vs = hs[0]
+                        hn = _heap_pop(hf, hs, ho, hn)
+                        if present[victim] and freq[victim] == vf and seq[victim] == vs:
+                            present[victim] = 0
+                            n_present -= 1
+                            used -= sizes[victim]
+                            evictions[r] += 1
+                            if use_ttl:
+                                _unlink(eprev, enxt, victim)
+                present[o] = 1
+                n_present += 1
+                freq[o] = 1
+                seq[o] = counter
+                used += size
+                if use_ttl:
+                    stamp[o] = t
+                    _push_front(eprev, enxt, s, o)
+            if hn + 1 >= cap_heap:
+                # compact: keep one live entry per present object
+                k = 0
+                for i in range(hn):
+                    oo = ho[i]
+                    if present[oo] and freq[oo] == hf[i] and seq[oo] == hs[i] and oo != o:
+                        hf[k] = hf[i]
+                        hs[k] = hs[i]
+                        ho[k] = oo
+                        k += 1
+                hn = 0
+                tf = hf[:k].copy()
+                ts = hs[:k].copy()
+                to = ho[:k].copy()
+                for i in range(k):
+                    hn = _heap_push(hf, hs, ho, hn, tf[i], ts[i], to[i])
+            if present[o]:
+                hn = _heap_push(hf, hs, ho, hn, freq[o], seq[o], o)
+    return hit, evictions, expirations
+
+
+@numba.njit(cache=True)
+def prefix_runs(hit, req_offsets):  # pragma: no cover - compiled
+    """Per request: blocks found anywhere, and the length of the leading run of hits."""
+    n_req = req_offsets.shape[0] - 1
+    hits = np.zeros(n_req, dtype=np.int64)
+    lead = np.zeros(n_req, dtype=np.int64)
+    for r in range(n_req):
+        a = req_offsets[r]
+        b = req_offsets[r + 1]
+        run = True
+        for j in range(a, b):
+            if hit[j]:
+                hits[r] += 1
+                if run:
+                    lead[r] += 1
+            else:
+                run = False
+    return hits, lead

@@ -1,0 +1,67 @@
+"""Helpers shared by CLI commands: option parsing to validated values, output, safe writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from simkv.errors import InputError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        obj = float(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output on stdout: sorted keys, NaN/inf as null."""
+    sys.stdout.write(json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
+
+
+def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in rows:
+        if isinstance(value, float):
+            value = f"{value:.4f}" if abs(value) < 10 else f"{value:,.2f}"
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+
+
+def check_output_path(path: Path, *, force: bool, what: str = "--out") -> Path:
+    """Refuse to overwrite a user's file unless ``--force`` was given."""
+    if path.exists() and not force:
+        raise InputError("exists; refusing to overwrite (give --force to replace it)", source=path,
+                         where=what)
+    if not path.parent.exists():
+        raise InputError("parent directory does not exist", source=path, where=what)
+    return path
+
+
+def progress_enabled() -> bool:
+    """Progress bars only on an interactive terminal (never in CI logs or pipes)."""
+    return sys.stderr.isatty()
