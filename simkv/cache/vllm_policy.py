@@ -1,0 +1,1 @@
+"""Placeholder: the engine-faithful ``vllm`` policy is added by the harness issue (#7)."""
