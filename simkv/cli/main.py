@@ -12,8 +12,12 @@ import importlib
 import pkgutil
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.20 vendors click as typer._click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exc
 
 from simkv.errors import InputError
 
@@ -44,17 +48,19 @@ def run(app: typer.Typer, argv: list[str] | None = None, prog: str = "simkv") ->
         rv = app(args=argv, prog_name=prog, standalone_mode=False)
     except InputError as exc:
         fail(str(exc))
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except click_exc.NoArgsIsHelpError as exc:
         sys.stdout.write(exc.ctx.get_help() + "\n" if exc.ctx else "")
         return 0
-    except click.exceptions.UsageError as exc:
+    except click_exc.UsageError as exc:
         where = f" (in '{exc.ctx.command_path}')" if exc.ctx else ""
         fail(f"{exc.format_message()}{where}")
-    except click.exceptions.Abort:
+    except click_exc.ClickException as exc:
+        fail(exc.format_message())
+    except typer.Abort:
         sys.stderr.write("simkv: aborted\n")
         return 130
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
     except KeyboardInterrupt:
         sys.stderr.write("simkv: interrupted\n")
         return 130

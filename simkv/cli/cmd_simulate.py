@@ -1,0 +1,85 @@
+"""``simkv simulate``: one cache configuration over a trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from simkv.cache import CacheConfig, simulate
+from simkv.cli.common import check_output_path, print_json, print_table
+from simkv.errors import InputError
+from simkv.trace import load_trace
+from simkv.units import parse_duration, parse_size
+
+
+def build_cache_config(capacity: str | None, capacity_blocks: int | None, policy: str,
+                       ttl: str | None, ttl_mode: str, reuse: str = "prefix",
+                       blend_share: float = 0.0) -> CacheConfig:
+    """Validated CacheConfig from CLI strings (shared by the commands that take a cache)."""
+    if capacity is not None and capacity_blocks is not None:
+        raise InputError("give --capacity or --capacity-blocks, not both", where="--capacity")
+    if capacity_blocks is not None and capacity_blocks < 0:
+        raise InputError("must be >= 0", where="--capacity-blocks")
+    from simkv.cache.policies import POLICIES
+
+    POLICIES.get(policy, where="--policy")
+    return CacheConfig(
+        capacity_bytes=None if capacity is None else parse_size(capacity, where="--capacity"),
+        capacity_blocks=capacity_blocks, policy=policy,
+        ttl_s=parse_duration(ttl, where="--ttl") if ttl is not None else None,
+        ttl_mode=ttl_mode, reuse=reuse, blend_recompute_share=blend_share,
+    )
+
+
+def simulate_cmd(
+    trace_path: Path = typer.Option(..., "--trace", help="Trace file."),
+    format: str | None = typer.Option(None, "--format", help="mooncake | parquet | ... (default: from suffix)."),
+    capacity: str | None = typer.Option(None, "--capacity", help="Cache size in bytes: 10GiB, 10 GB, 1e9 (needs a model)."),
+    capacity_blocks: int | None = typer.Option(None, "--capacity-blocks", help="Cache size in blocks, whatever their bytes."),
+    model: str | None = typer.Option(None, "--model", help="Model for a trace that names none (catalogue name or config.json)."),
+    policy: str = typer.Option("lru", "--policy", help="Eviction policy: lru, fifo, lfu, vllm."),
+    ttl: str | None = typer.Option(None, "--ttl", help="Time to live: 300, 5m, 1h, inf."),
+    ttl_mode: str = typer.Option("refresh_on_hit", "--ttl-mode", help="refresh_on_hit | from_write."),
+    reuse: str = typer.Option("prefix", "--reuse", help="prefix | chunk (CacheBlend-style, needs content hashes)."),
+    blend_share: float = typer.Option(0.15, "--blend-recompute-share", help="Share of non-prefix chunk-hit tokens recomputed (chunk reuse)."),
+    latency: bool = typer.Option(False, "--latency", help="Add TTFT from the latency model and serving simulation."),
+    gpu: str = typer.Option("H100", "--gpu", help="GPU for --latency."),
+    replicas: int = typer.Option(1, "--replicas", help="Serving replicas for --latency."),
+    routing: str = typer.Option("round_robin", "--routing", help="round_robin | prefix (for --latency)."),
+    calibration: Path | None = typer.Option(None, "--calibration", help="calib.yaml from `simkv calibrate`."),
+    records_out: Path | None = typer.Option(None, "--records", help="Write per-request records (Parquet)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --records if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+) -> None:
+    """Simulate one cache configuration over a trace and print the summary."""
+    if capacity is None and capacity_blocks is None:
+        raise InputError("give a cache size: --capacity SIZE (with a model) or --capacity-blocks N",
+                         where="--capacity")
+    if records_out is not None:
+        check_output_path(records_out, force=force, what="--records")
+    if replicas < 1:
+        raise InputError("must be >= 1", where="--replicas")
+    cfg = build_cache_config(capacity, capacity_blocks, policy, ttl, ttl_mode,
+                             reuse, blend_share if reuse == "chunk" else 0.0)
+    trace = load_trace(trace_path, format)
+    if latency:
+        from simkv.latency.api import simulate_with_latency
+
+        result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
+                                       routing=routing, calibration=calibration)
+    else:
+        result = simulate(trace, cfg, model=model)
+    summary = dict(result.summary_dict)
+    if model is not None:
+        summary["model"] = model
+    if records_out is not None:
+        result.records.to_parquet(records_out, index=False)
+    if json_out:
+        print_json(summary)
+    else:
+        print_table(f"simulate {trace_path.name}: {cfg.describe()}", list(summary.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_cmd)
