@@ -40,7 +40,7 @@ def read_mooncake(path: Path, block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> Trac
     hashes = array("Q")
     last_ts = -np.inf
     try:
-        fh = path.open("r", encoding="utf-8")
+        fh = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read trace: {exc.strerror}", source=path) from None
     with fh:
@@ -51,8 +51,8 @@ def read_mooncake(path: Path, block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> Trac
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"malformed JSON ({exc.msg})", source=path, where=f"line {lineno}") from None
-            except UnicodeDecodeError:
-                raise InputError("not UTF-8 text", source=path, where=f"line {lineno}") from None
+            except ValueError:  # UnicodeDecodeError and friends
+                raise InputError("not UTF-8 JSON text", source=path, where=f"line {lineno}") from None
             if not isinstance(obj, dict):
                 raise InputError("each line must be a JSON object", source=path, where=f"line {lineno}")
             if "timestamp" not in obj:
