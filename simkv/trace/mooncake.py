@@ -31,6 +31,8 @@ def _int_field(obj: dict, key: str, path: Path, lineno: int) -> int:
                          where=f"line {lineno}")
     if v < 0:
         raise InputError(f"field {key!r} must be >= 0, got {v}", source=path, where=f"line {lineno}")
+    if v >= 2**62:
+        raise InputError(f"field {key!r} is implausibly large ({v})", source=path, where=f"line {lineno}")
     return v
 
 
