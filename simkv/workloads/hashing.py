@@ -1,0 +1,206 @@
+"""Block hashes for synthetic and imported prompts: position-canonical chains, composable content.
+
+**Chained (prefix) hash.**  The hash of a block is the hash of the whole prompt from its first
+token up to the block's *end*, seeded with a root salt (model, plus the tenant when tenants are
+isolated, like vLLM's ``cache_salt``).  It is computed incrementally, so it covers the parent's
+hash and the block's own content exactly as an engine's chain does, and two blocks are equal iff
+their whole prefixes (and salts) are equal.  Because the value depends only on the content up to
+the block end, not on where earlier block boundaries fell, the chain at block size ``B`` is the
+chain at ``b`` (``b`` divides ``B``) sampled at every ``B/b``-th block: re-chunking to a coarser
+size is exact, bit for bit (see ``simkv.trace.rechunk``).
+
+- Segments (the generator): a prompt is a list of *segments* (``id``, ``length``): template
+  version 2 of system prompt 3, document 881, the user message of turn 4 of session 17...  The
+  state after complete segments is ``S_k = mix(mix(S_{k-1} ^ id_k) ^ len_k)``; the hash at a
+  position ``p`` inside segment ``k`` is ``mix(mix(S_{k-1} ^ id_k) ^ (p - start_k))`` (so it is
+  ``S_k`` at the segment's end).  No token ids are needed: O(1) per block.
+- Tokens (the request-log importer): ``S_p = mix(S_{p-1} ^ token_p)``; the block hash is
+  ``S`` at the block end.
+
+**Content hash** (unchained, for CacheBlend-style chunk reuse).  A block is cut into units of
+``unit_tokens`` (16 when the block size is a multiple of 16, otherwise ``gcd(B, 16)``), counted
+from the block start.  A unit's hash folds the pieces it covers, seeded with the same salt:
+``u = mix(mix(salt ^ seg_id) ^ (lo << 32 | hi))`` per piece (``lo``/``hi``: token offsets within
+the segment), or ``mix(u ^ token)`` per token.  The block's content hash is the polynomial
+``sum_i u_i * P^(m-1-i) mod 2^64`` over its ``m`` units, so concatenating blocks composes:
+``C(A || B) = C(A) * P^m(B) + C(B)``.  The same content gives the same content hash wherever
+it appears (after any prefix) as long as it sits at the same offset within a block, i.e. when
+content is block-aligned, which is what a chunk-level cache sees.
+
+``mix`` is the splitmix64 finaliser.  Everything here is numba-compiled (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numba
+import numpy as np
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+#: Odd multiplier of the content polynomial.
+POLY = np.uint64(0xC2B2AE3D27D4EB4F)
+_S27 = np.uint64(27)
+_S30 = np.uint64(30)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+
+#: Unit of content hashing (tokens) for block sizes that are multiples of it.
+CONTENT_UNIT_TOKENS = 16
+
+
+def content_unit_tokens(block_tokens: int) -> int:
+    """The content-hash unit for a block size (16 for multiples of 16)."""
+    return math.gcd(int(block_tokens), CONTENT_UNIT_TOKENS)
+
+
+def key_of(*parts: object) -> int:
+    """A stable 64-bit key for names (model names, kinds): blake2b, never Python's hash()."""
+    text = "\x1f".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+
+
+@numba.njit(cache=True, inline="always")
+def mix64(x):  # pragma: no cover - compiled
+    z = x + GOLDEN
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@numba.njit(cache=True)
+def mix_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Elementwise ``mix(mix(a) ^ b)`` of two uint64 arrays (ids from several keys)."""
+    out = np.empty(a.shape[0], dtype=np.uint64)
+    for i in range(a.shape[0]):
+        out[i] = mix64(mix64(a[i]) ^ b[i])
+    return out
+
+
+def combine(a, b) -> np.ndarray:
+    """``mix(mix(a) ^ b)`` for uint64 scalars or arrays (broadcast)."""
+    a_arr, b_arr = np.broadcast_arrays(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
+    return mix_array(np.ascontiguousarray(a_arr).ravel(),
+                     np.ascontiguousarray(b_arr).ravel()).reshape(a_arr.shape)
+
+
+@numba.njit(cache=True)
+def hash_segments(seg_offsets, seg_ids, seg_lens, seg_tags, salts, block_offsets, block_tokens,
+                  unit_tokens, out_hashes, out_content, out_tags):  # pragma: no cover - compiled
+    """Chained hashes, content hashes and first-token tags of every block of every request.
+
+    Request ``r`` is the segment list ``seg_*[seg_offsets[r]:seg_offsets[r+1]]`` (all lengths
+    >= 1) and owns blocks ``block_offsets[r]:block_offsets[r+1]``.
+    """
+    n_req = seg_offsets.shape[0] - 1
+    B = block_tokens
+    U = unit_tokens
+    memo_size = 1 << 20
+    memo_mask = np.uint64(memo_size - 1)
+    memo_keys = np.zeros(memo_size, dtype=np.uint64)
+    memo_vals = np.zeros(memo_size, dtype=np.uint64)
+    memo_used = np.zeros(memo_size, dtype=np.bool_)
+    for r in range(n_req):
+        s0 = seg_offsets[r]
+        s1 = seg_offsets[r + 1]
+        n = 0
+        for k in range(s0, s1):
+            n += seg_lens[k]
+        salt = salts[r]
+        o = block_offsets[r]
+        nb = block_offsets[r + 1] - o
+        # prefix-state pointer: segment k (absolute index) holds the block end
+        k = s0
+        kstart = 0
+        base_p = mix64(salt ^ seg_ids[k])
+        # content pointer: segment kc holds the block's first token
+        kc = s0
+        kc_start = 0
+        for b in range(nb):
+            a = b * B
+            e = min(a + B, n)
+            while kc_start + seg_lens[kc] <= a:
+                kc_start += seg_lens[kc]
+                kc += 1
+            out_tags[o + b] = seg_tags[kc]
+            while kstart + seg_lens[k] < e:
+                state = mix64(base_p ^ np.uint64(seg_lens[k]))
+                kstart += seg_lens[k]
+                k += 1
+                base_p = mix64(state ^ seg_ids[k])
+            h = mix64(base_p ^ np.uint64(e - kstart))
+            out_hashes[o + b] = h
+            # equal chained hashes mean equal prefixes, so equal block content: a small
+            # direct-mapped memo skips recomputing repeated blocks (values are identical)
+            slot = np.int64((h >> _S32) & memo_mask)
+            if memo_used[slot] and memo_keys[slot] == h:
+                out_content[o + b] = memo_vals[slot]
+                continue
+            memo_used[slot] = True
+            memo_keys[slot] = h
+            c = np.uint64(0)
+            pos = a
+            if kc_start + seg_lens[kc] >= e:
+                # fast path (same values): the whole block lies in one segment
+                cb = mix64(salt ^ seg_ids[kc])
+                while pos < e:
+                    ue = min(pos + U, e)
+                    packed = (np.uint64(pos - kc_start) << _S32) | np.uint64(ue - kc_start)
+                    c = c * POLY + mix64(cb ^ packed)
+                    pos = ue
+                out_content[o + b] = c
+                memo_vals[slot] = c
+                continue
+            kk = kc
+            ks = kc_start
+            while pos < e:
+                ue = min(pos + U, e)
+                st = salt
+                p = pos
+                while p < ue:
+                    send = ks + seg_lens[kk]
+                    hi = min(send, ue)
+                    packed = (np.uint64(p - ks) << _S32) | np.uint64(hi - ks)
+                    st = mix64(mix64(st ^ seg_ids[kk]) ^ packed)
+                    p = hi
+                    if p == send:
+                        ks = send
+                        kk += 1
+                c = c * POLY + st
+                pos = ue
+            out_content[o + b] = c
+            memo_vals[slot] = c
+
+
+@numba.njit(cache=True)
+def hash_tokens(token_offsets, tokens, salts, block_offsets, block_tokens, unit_tokens,
+                out_hashes, out_content):  # pragma: no cover - compiled
+    """Chained and content hashes of token-id prompts (request-log importer)."""
+    n_req = token_offsets.shape[0] - 1
+    B = block_tokens
+    U = unit_tokens
+    for r in range(n_req):
+        t0 = token_offsets[r]
+        n = token_offsets[r + 1] - t0
+        salt = salts[r]
+        o = block_offsets[r]
+        state = salt
+        for b in range(block_offsets[r + 1] - o):
+            a = b * B
+            e = min(a + B, n)
+            c = np.uint64(0)
+            pos = a
+            while pos < e:
+                ue = min(pos + U, e)
+                st = salt
+                for t in range(pos, ue):
+                    tok = np.uint64(tokens[t0 + t])
+                    st = mix64(st ^ tok)
+                    state = mix64(state ^ tok)
+                c = c * POLY + st
+                pos = ue
+            out_hashes[o + b] = state
+            out_content[o + b] = c

@@ -1,0 +1,344 @@
+"""Workload specs in YAML: pydantic models at the boundary, frozen dataclasses inside.
+
+``load_spec(path)`` reads a YAML file, validates it (unknown keys, negative rates,
+probabilities outside [0, 1], Zipf exponents <= 0, an empty model mix, unknown model names...)
+and returns a :class:`simkv.workloads.model.WorkloadSpec`.  Any problem raises one
+:class:`InputError` naming the file and the field path, e.g.
+``workloads/x.yaml: field arrivals.rate_per_day: must be > 0``.
+
+Durations accept a number of seconds or a string with a unit (``90``, ``5m``, ``3d``).
+The format is described in docs/workloads.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from simkv.errors import InputError
+from simkv.units import parse_duration
+from simkv.workloads import model as m
+
+DAY_S = 86400.0
+
+
+def _duration(v: Any) -> Any:
+    """Seconds from a number or a unit string; 0 is allowed (validated by the field)."""
+    if isinstance(v, bool):
+        raise ValueError(f"not a duration: {v!r}")
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str) and v.strip() in ("0", "0s"):
+        return 0.0
+    try:
+        seconds = parse_duration(v)
+    except InputError as exc:
+        raise ValueError(exc.detail) from None
+    if seconds is None:
+        raise ValueError("must be a finite duration")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0, allow_inf_nan=False)]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0, allow_inf_nan=False)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+ZipfExponent = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DistModel(_Strict):
+    """One distribution: ``{dist: lognormal, median: 200, sigma: 0.8, min: 1}`` (a bare number
+    means ``constant``)."""
+
+    dist: Literal["constant", "uniform", "normal", "lognormal", "exponential", "geometric",
+                  "poisson", "choice"]
+    value: float | None = Field(None, ge=0, allow_inf_nan=False)
+    low: float | None = Field(None, ge=0, allow_inf_nan=False)
+    high: float | None = Field(None, ge=0, allow_inf_nan=False)
+    mean: float | None = Field(None, ge=0, allow_inf_nan=False)
+    std: float | None = Field(None, ge=0, allow_inf_nan=False)
+    median: float | None = Field(None, gt=0, allow_inf_nan=False)
+    sigma: float | None = Field(None, ge=0, allow_inf_nan=False)
+    values: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    min: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max: float | None = Field(None, ge=0, allow_inf_nan=False)
+    multiple_of: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _params(self) -> DistModel:
+        needed = m.DIST_PARAMS[self.dist]
+        allowed = set(needed) | ({"weights"} if self.dist == "choice" else set())
+        for name in ("value", "low", "high", "mean", "std", "median", "sigma", "values", "weights"):
+            given = getattr(self, name) is not None
+            if name in needed and not given:
+                raise ValueError(f"{self.dist} needs '{name}'")
+            if given and name not in allowed:
+                raise ValueError(f"'{name}' does not apply to {self.dist} (it takes "
+                                 f"{', '.join(sorted(allowed))})")
+        if self.dist == "uniform" and self.low > self.high:
+            raise ValueError("uniform needs low <= high")
+        if self.dist == "exponential" and self.mean <= 0:
+            raise ValueError("exponential needs mean > 0")
+        if self.dist == "geometric" and self.mean < 1:
+            raise ValueError("geometric counts trials, so mean must be >= 1")
+        if self.dist == "choice":
+            if not self.values:
+                raise ValueError("choice needs a non-empty 'values' list")
+            if self.weights is not None and (len(self.weights) != len(self.values)
+                                             or sum(self.weights) <= 0):
+                raise ValueError("choice 'weights' must match 'values' in length and sum to > 0")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must be <= max")
+        return self
+
+    def build(self) -> m.Dist:
+        return m.Dist(kind=self.dist, value=self.value, low=self.low, high=self.high,
+                      mean=self.mean, std=self.std, median=self.median, sigma=self.sigma,
+                      values=tuple(self.values or ()), weights=tuple(self.weights or ()),
+                      min=self.min, max=self.max, multiple_of=self.multiple_of)
+
+
+def _bare_number(v: Any) -> Any:
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return {"dist": "constant", "value": v}
+    return v
+
+
+DistField = Annotated[DistModel, BeforeValidator(_bare_number)]
+
+
+class BurstModel(_Strict):
+    at: Duration
+    duration: PositiveDuration
+    multiplier: float = Field(ge=0, allow_inf_nan=False)
+    repeat_every: PositiveDuration | None = None
+
+
+class ArrivalsModel(_Strict):
+    rate_per_day: float = Field(gt=0, allow_inf_nan=False)
+    diurnal: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    bursts: list[BurstModel] = []
+
+    @model_validator(mode="after")
+    def _diurnal(self) -> ArrivalsModel:
+        if self.diurnal is not None:
+            if len(self.diurnal) != 24:
+                raise ValueError(f"diurnal needs 24 hourly weights, got {len(self.diurnal)}")
+            if sum(self.diurnal) <= 0:
+                raise ValueError("diurnal weights must not all be 0")
+        return self
+
+
+class SessionsModel(_Strict):
+    turns: DistField = DistModel(dist="constant", value=1)
+    think_time_s: DistField = DistModel(dist="exponential", mean=30)
+
+
+class TemplatesModel(_Strict):
+    templates: int = Field(1, ge=1)
+    zipf: ZipfExponent = 1.0
+    tokens: DistField
+    probability: Probability = 1.0
+    change_every: PositiveDuration | None = None
+    change_at: list[Duration] = []
+
+
+class DocumentsModel(_Strict):
+    corpus: int = Field(ge=1)
+    zipf: ZipfExponent = 1.0
+    tokens: DistField
+    per_request: DistField = DistModel(dist="constant", value=1)
+    probability: Probability = 1.0
+
+
+class MessageModel(_Strict):
+    tokens: DistField
+
+
+class HistoryModel(_Strict):
+    mode: Literal["full", "window", "none"] = "full"
+    window_turns: int | None = Field(None, ge=1)
+    include_documents: bool = True
+
+    @model_validator(mode="after")
+    def _window(self) -> HistoryModel:
+        if self.mode == "window" and self.window_turns is None:
+            raise ValueError("mode 'window' needs window_turns")
+        if self.mode != "window" and self.window_turns is not None:
+            raise ValueError("window_turns applies only to mode 'window'")
+        return self
+
+
+class ModelWeightModel(_Strict):
+    name: str
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _known(self) -> ModelWeightModel:
+        from simkv.models import catalogue_names
+
+        names = catalogue_names()
+        if self.name not in names:
+            raise ValueError(f"unknown model {self.name!r} (catalogue: {', '.join(names)})")
+        return self
+
+
+class TenantsModel(_Strict):
+    count: int = Field(1, ge=1)
+    zipf: ZipfExponent | None = None
+    isolated: bool = False
+    shared_content: bool = True
+
+
+class WorkloadModel(_Strict):
+    name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    duration: PositiveDuration = DAY_S
+    seed: int = Field(0, ge=0, lt=2**63)
+    block_tokens: int = Field(256, gt=0)
+    arrivals: ArrivalsModel
+    sessions: SessionsModel = SessionsModel()
+    system: TemplatesModel | None = None
+    tools: TemplatesModel | None = None
+    documents: DocumentsModel | None = None
+    user: MessageModel
+    output: MessageModel
+    history: HistoryModel = HistoryModel()
+    models: list[ModelWeightModel] = Field(min_length=1)
+    tenants: TenantsModel = TenantsModel()
+    resets: list[Duration] = []
+
+
+# --------------------------------------------------------------------------- errors
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _message(err: dict) -> str:
+    t, ctx = err["type"], err.get("ctx") or {}
+    if t == "greater_than":
+        return f"must be > {ctx['gt']}"
+    if t == "greater_than_equal":
+        return f"must be >= {ctx['ge']}"
+    if t == "less_than_equal":
+        return f"must be <= {ctx['le']}"
+    if t == "less_than":
+        return f"must be < {ctx['lt']}"
+    if t == "extra_forbidden":
+        return "unknown key"
+    if t == "missing":
+        return "required key is missing"
+    if t == "too_short":
+        return "must not be empty"
+    if t == "finite_number":
+        return "must be a finite number"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _validation_error(exc: ValidationError, source: str) -> InputError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
+        if len(errors) > 1 else ""
+    return InputError(f"{_message(first)}{more}", source=source, where=f"field {_loc(first['loc'])}")
+
+
+# --------------------------------------------------------------------------- conversion
+def _templates(t: TemplatesModel | None) -> m.Templates | None:
+    if t is None:
+        return None
+    return m.Templates(count=t.templates, zipf=t.zipf, tokens=t.tokens.build(),
+                       probability=t.probability, change_every_s=t.change_every,
+                       change_at_s=tuple(sorted(t.change_at)))
+
+
+def _convert(w: WorkloadModel, name: str, source: str, digest: str) -> m.WorkloadSpec:
+    d = w.documents
+    return m.WorkloadSpec(
+        name=name, description=w.description.strip(), duration_s=w.duration, seed=w.seed,
+        block_tokens=w.block_tokens,
+        arrivals=m.Arrivals(
+            rate_per_day=w.arrivals.rate_per_day,
+            diurnal=None if w.arrivals.diurnal is None else tuple(w.arrivals.diurnal),
+            bursts=tuple(m.Burst(b.at, b.duration, b.multiplier, b.repeat_every)
+                         for b in w.arrivals.bursts)),
+        turns=w.sessions.turns.build(), think_time_s=w.sessions.think_time_s.build(),
+        system=_templates(w.system), tools=_templates(w.tools),
+        documents=None if d is None else m.Documents(
+            corpus=d.corpus, zipf=d.zipf, tokens=d.tokens.build(),
+            per_request=d.per_request.build(), probability=d.probability),
+        user_tokens=w.user.tokens.build(), output_tokens=w.output.tokens.build(),
+        history=m.History(w.history.mode, w.history.window_turns, w.history.include_documents),
+        models=tuple(x.name for x in w.models), model_weights=tuple(x.weight for x in w.models),
+        tenants=m.Tenants(w.tenants.count, w.tenants.zipf, w.tenants.isolated,
+                          w.tenants.shared_content),
+        resets_s=tuple(sorted(w.resets)), digest=digest, source=source,
+    )
+
+
+def spec_from_dict(data: Any, *, source: str = "<spec>", default_name: str = "workload"
+                   ) -> m.WorkloadSpec:
+    """Validate a parsed YAML document and convert it to a frozen WorkloadSpec."""
+    if not isinstance(data, dict):
+        raise InputError("a workload spec must be a YAML mapping", source=source)
+    try:
+        w = WorkloadModel.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, source) from None
+    canonical = json.dumps(w.model_dump(mode="json"), sort_keys=True, allow_nan=False)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return _convert(w, w.name or default_name, source, digest)
+
+
+def load_spec(path: str | Path) -> m.WorkloadSpec:
+    """Read and validate a workload YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("workload spec not found", source=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read workload spec ({exc})", source=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"malformed YAML ({problem})", source=path, where=where) from None
+    return spec_from_dict(data, source=str(path), default_name=path.stem)
+
+
+def with_overrides(spec: m.WorkloadSpec, *, seed: int | None = None,
+                   duration_s: float | None = None, block_tokens: int | None = None
+                   ) -> m.WorkloadSpec:
+    """The spec with CLI overrides applied (validated like the YAML fields)."""
+    from dataclasses import replace
+
+    if seed is not None and not 0 <= seed < 2**63:
+        raise InputError("must be in [0, 2^63)", where="--seed")
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise InputError("the window must be > 0", where="--days/--hours/--duration")
+    if block_tokens is not None and block_tokens <= 0:
+        raise InputError("must be > 0", where="--block-tokens")
+    return replace(spec,
+                   seed=spec.seed if seed is None else int(seed),
+                   duration_s=spec.duration_s if duration_s is None else float(duration_s),
+                   block_tokens=spec.block_tokens if block_tokens is None else int(block_tokens))
