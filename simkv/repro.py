@@ -1,0 +1,116 @@
+"""``make verify-repro``: run the default report pipeline twice in fresh processes and demand
+identical results.
+
+Every file the pipeline writes is compared byte for byte, except for wall-clock values: the
+keys named in ``simkv.report.provenance.WALL_CLOCK_FIELDS`` (the one place they are listed)
+are read from each run's ``data/provenance.json`` and masked wherever they appear (JSON keys
+are dropped, their values blanked in text files).  Exit status 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TEXT_SUFFIXES = {".json", ".md", ".html", ".csv", ".txt", ".yaml"}
+
+
+def wall_clock_fields() -> tuple[str, ...]:
+    from simkv.report.provenance import WALL_CLOCK_FIELDS
+
+    return tuple(WALL_CLOCK_FIELDS)
+
+
+def _volatile_values(run_dir: Path, fields: tuple[str, ...]) -> list[str]:
+    prov = run_dir / "data" / "provenance.json"
+    if not prov.exists():
+        return []
+    values: list[str] = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k in fields and v not in (None, ""):
+                    values.append(str(v))
+                else:
+                    walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(json.loads(prov.read_text()))
+    return sorted(set(values), key=len, reverse=True)
+
+
+def _strip_json(obj, fields):
+    if isinstance(obj, dict):
+        return {k: _strip_json(v, fields) for k, v in obj.items() if k not in fields}
+    if isinstance(obj, list):
+        return [_strip_json(v, fields) for v in obj]
+    return obj
+
+
+def normalised(path: Path, volatile: list[str], fields: tuple[str, ...]) -> bytes:
+    """File content with wall-clock values masked."""
+    data = path.read_bytes()
+    if path.suffix == ".json":
+        try:
+            return json.dumps(_strip_json(json.loads(data), fields), sort_keys=True).encode()
+        except ValueError:
+            pass
+    if path.suffix in TEXT_SUFFIXES:
+        text = data.decode("utf-8", errors="replace")
+        for v in volatile:
+            text = text.replace(v, "<wall-clock>")
+        return text.encode()
+    return data
+
+
+def compare_runs(a: Path, b: Path, fields: tuple[str, ...]) -> list[str]:
+    """Differences between two output trees (empty list when identical)."""
+    files_a = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
+    files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    problems = [f"only in first run: {p}" for p in sorted(files_a - files_b)]
+    problems += [f"only in second run: {p}" for p in sorted(files_b - files_a)]
+    va, vb = _volatile_values(a, fields), _volatile_values(b, fields)
+    for rel in sorted(files_a & files_b):
+        if normalised(a / rel, va, fields) != normalised(b / rel, vb, fields):
+            problems.append(f"differs: {rel}")
+    return problems
+
+
+def run_pipeline(out: Path, extra: list[str]) -> None:
+    cmd = [sys.executable, "-m", "simkv.report.make_report", "--quick", "--no-progress",
+           "--out", str(out), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"verify-repro: the pipeline failed (exit {proc.returncode}): {' '.join(cmd)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m simkv.repro", description=__doc__)
+    ap.add_argument("--keep", type=Path, help="keep both runs under this directory")
+    ap.add_argument("extra", nargs="*", help="extra arguments for make_report")
+    args = ap.parse_args(argv)
+    fields = wall_clock_fields()
+    with tempfile.TemporaryDirectory(prefix="simkv-repro-") as tmp:
+        root = args.keep or Path(tmp)
+        a, b = root / "run1", root / "run2"
+        for d in (a, b):
+            run_pipeline(d, args.extra)
+        problems = compare_runs(a, b, fields)
+        n_files = sum(1 for p in a.rglob("*") if p.is_file())
+    for p in problems:
+        print(p)
+    print(f"verify-repro: {n_files} files compared, {len(problems)} differences "
+          f"(wall-clock fields masked: {', '.join(fields)})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
