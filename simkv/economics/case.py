@@ -1,0 +1,67 @@
+"""The product brief's cost case: what re-encoding one shared prefix costs per month, what
+keeping its KV costs, and the ratio between the two."""
+
+from __future__ import annotations
+
+import math
+
+from simkv.economics.bill import MTOK
+from simkv.economics.pricebook import PLACEHOLDER_NOTE, PriceBook
+from simkv.errors import InputError
+from simkv.models.geometry import ModelSpec
+
+
+def monthly_recompute_usd(prefix_tokens: int, per_day: float, usd_per_mtok: float,
+                          days_per_month: float = 30.0) -> float:
+    """``prefix_tokens x per_day x days / 1e6 x $/MTok`` (32,000 x 2,000 x 30 at $0.15 = $288)."""
+    return prefix_tokens * per_day * days_per_month * usd_per_mtok / MTOK
+
+
+def cost_case(prefix_tokens: int, per_day: float, usd_per_mtok: float, *, days_per_month: float,
+              spec: ModelSpec, book: PriceBook | None = None, variant: str | None = None) -> dict:
+    """The case as a dict; ``book`` (with an optional tier/medium ``variant``) prices storage."""
+    if prefix_tokens <= 0:
+        raise InputError("must be > 0", where="--prefix-tokens")
+    if per_day < 0:
+        raise InputError("must be >= 0", where="--per-day")
+    if usd_per_mtok < 0:
+        raise InputError("must be >= 0", where="--usd-per-mtok")
+    if days_per_month <= 0:
+        raise InputError("must be > 0", where="--days-per-month")
+    recompute = monthly_recompute_usd(prefix_tokens, per_day, usd_per_mtok, days_per_month)
+    kv_bytes = float(spec.kv_bytes(prefix_tokens))
+    out = {
+        "prefix_tokens": int(prefix_tokens),
+        "per_day": per_day,
+        "usd_per_mtok": usd_per_mtok,
+        "days_per_month": days_per_month,
+        "monthly_recompute_tokens": prefix_tokens * per_day * days_per_month,
+        "monthly_recompute_usd": round(recompute, 9),
+        "model": spec.name,
+        "kv_bytes": kv_bytes,
+        "kv_bytes_per_token": spec.kv_bytes_per_token,
+    }
+    if book is None:
+        return out
+    quotes = book.storage_quotes(prefix_tokens, kv_bytes, days_per_month)
+    if not quotes:
+        raise InputError(f"price book {book.name!r} ({book.kind}) has no storage charge; choose a "
+                         "storage, subscription or gemini book", where="--pricebook")
+    if variant is not None:
+        quotes = [q for q in quotes if q.variant == variant] or quotes[:0]
+        if not quotes:
+            raise InputError(f"price book {book.name!r} has no variant {variant!r}",
+                             where="--pricebook")
+    q = quotes[0]
+    ratio = (recompute / q.monthly_usd if q.monthly_usd and math.isfinite(q.monthly_usd)
+             else None)
+    out.update({
+        "pricebook": book.name + (f":{q.variant}" if q.variant else ""),
+        "monthly_storage_usd": None if not math.isfinite(q.monthly_usd) else round(q.monthly_usd, 9),
+        "storage_basis": q.basis,
+        "recompute_to_storage_ratio": ratio,
+        "placeholder": q.placeholder,
+    })
+    if q.placeholder:
+        out["placeholder_note"] = PLACEHOLDER_NOTE
+    return out

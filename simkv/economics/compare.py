@@ -1,0 +1,37 @@
+"""Bills of several price books on one trace, side by side (prefix and/or chunk reuse)."""
+
+from __future__ import annotations
+
+from simkv.economics.bill import Bill, Unavailable
+from simkv.economics.context import BillContext
+from simkv.economics.pricebook import PriceBook
+from simkv.economics.window import WarmupSpec
+from simkv.trace.model import Trace
+
+
+def compare(trace: Trace, model: str | None, books: list[PriceBook], *,
+            reuse_modes: tuple[str, ...] = ("prefix",), blend_recompute_share: float = 0.15,
+            warmup: WarmupSpec | None = None, days_per_month: float = 30.0, n_boot: int = 200,
+            seed: int = 0) -> list[dict]:
+    """One summary dict per bill (a book can bill several variants), in book order.
+
+    Provider prompt caches are prefix caches; in ``chunk`` mode only books that sell a
+    self-managed cache (``supports_chunk``) are billed.
+    """
+    rows: list[dict] = []
+    for reuse in reuse_modes:
+        ctx = BillContext(trace, model, reuse=reuse, blend_recompute_share=blend_recompute_share,
+                          warmup=warmup, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
+        for book in books:
+            if reuse == "chunk" and not book.supports_chunk:
+                continue
+            for bill in book.bills(ctx):
+                if isinstance(bill, Unavailable):
+                    row = bill.summary()
+                    row["reuse"] = reuse
+                else:
+                    assert isinstance(bill, Bill)
+                    row = bill.summary(ctx.rng_for(f"{reuse}/{bill.provider}"), ctx.n_boot)
+                    row["available"] = True
+                rows.append(row)
+    return rows

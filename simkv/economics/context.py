@@ -1,0 +1,224 @@
+"""What every bill on a trace needs: the trace with its model, cache runs, lifetimes, window.
+
+Price books describe *how* a provider caches (TTL and refresh, minimum prompt, capacity); the
+cache engine (:func:`simkv.cache.simulate`) finds *which* blocks hit.  A :class:`BillContext`
+runs the engine once per distinct cache semantics and shares the result between books.
+
+Approximations (documented in docs/economics.md):
+
+- hits are found at the trace's block granularity, then each book rounds them down to its own
+  unit (128 tokens, 64 tokens, a minimum cacheable prefix);
+- a request shorter than a book's minimum cacheable prompt neither reads nor writes the cache,
+  so the engine runs on the requests at or above the minimum only;
+- storage lifetimes (token-hours) come from the same TTL rule the engine applies: an entry
+  touched at ``t`` lives until ``t + ttl`` unless touched again before then.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simkv.cache import CacheConfig, simulate
+from simkv.cache.engine import resolve_trace_models
+from simkv.cache.stream import densify
+from simkv.economics.window import WarmupSpec, Window, make_window
+from simkv.errors import InputError
+from simkv.models.geometry import ModelSpec, get_model
+from simkv.trace.model import NO_ID, Trace
+
+
+@dataclass(frozen=True)
+class CacheRun:
+    """One engine run mapped back onto every request of the full trace.
+
+    ``eligible`` marks requests at or above the book's minimum prompt (the others bypass the
+    cache); ``hit_tokens`` are the reused tokens (prefix hit, or chunk hits net of blending),
+    ``hit_blocks`` the blocks read from the cache, ``touched_cached_blocks`` the blocks that were
+    already cached when touched (so ``blocks - touched_cached_blocks`` were written).
+    """
+
+    cfg: CacheConfig
+    min_tokens: int
+    eligible: np.ndarray
+    hit_tokens: np.ndarray
+    hit_blocks: np.ndarray
+    touched_cached_blocks: np.ndarray
+    blocks: np.ndarray
+    blend_tokens: np.ndarray
+    first_fill_s: float | None
+    sub_trace: Trace = field(repr=False)
+
+
+class BillContext:
+    """A trace, its model and the billing options; memoizes cache runs and lifetimes."""
+
+    def __init__(self, trace: Trace, model: str | ModelSpec | None = None, *,
+                 reuse: str = "prefix", blend_recompute_share: float = 0.0,
+                 warmup: WarmupSpec | None = None, days_per_month: float = 30.0,
+                 n_boot: int = 200, seed: int = 0) -> None:
+        if reuse not in ("prefix", "chunk"):
+            raise InputError(f"unknown reuse mode {reuse!r} (valid: prefix, chunk)", where="--reuse")
+        if days_per_month <= 0:
+            raise InputError("must be > 0", where="--days-per-month")
+        if n_boot < 0:
+            raise InputError("must be >= 0", where="--bootstrap")
+        trace = resolve_trace_models(trace, model)
+        if not trace.has_models:
+            raise InputError("the trace names no model: give --model NAME", where="--model")
+        if len(set(trace.models)) > 1:
+            raise InputError("bills need one model per trace; this trace names several "
+                             f"({', '.join(trace.models)})", where="--trace")
+        if reuse == "chunk" and trace.content_hashes is None:
+            raise InputError("chunk reuse needs per-block content hashes, and this trace has none "
+                             "(importers of chained hashes cannot know them); use --reuse prefix",
+                             where="--reuse")
+        self.trace = trace
+        self.spec = model if isinstance(model, ModelSpec) else get_model(trace.models[0])
+        self.reuse = reuse
+        self.blend_recompute_share = float(blend_recompute_share) if reuse == "chunk" else 0.0
+        self.warmup = warmup or WarmupSpec()
+        self.days_per_month = float(days_per_month)
+        self.n_boot = int(n_boot)
+        self.seed = int(seed)
+        self._runs: dict[tuple, CacheRun] = {}
+        self._lifetimes: dict[tuple, float] = {}
+        #: when set, every bill uses this window (e.g. to compare tiers on the same requests)
+        self.fixed_window: Window | None = None
+
+    # ------------------------------------------------------------------ engine
+    def cache_config(self, **kw) -> CacheConfig:
+        """A CacheConfig in this context's reuse mode."""
+        return CacheConfig(reuse=self.reuse, blend_recompute_share=self.blend_recompute_share, **kw)
+
+    def run(self, cfg: CacheConfig, min_tokens: int = 0) -> CacheRun:
+        """The engine over the requests with at least ``min_tokens`` input tokens (memoized)."""
+        key = (cfg, int(min_tokens))
+        if key in self._runs:
+            return self._runs[key]
+        tr = self.trace
+        n = tr.n_requests
+        eligible = tr.input_tokens >= max(int(min_tokens), 1)
+        rows = np.flatnonzero(eligible)
+        zeros = np.zeros(n, dtype=np.int64)
+        hit_tok, hit_blk, touched, blend = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
+        blocks = np.diff(tr.block_offsets).astype(np.int64)
+        first_fill = None
+        sub = tr.select(rows)
+        if len(rows):
+            res = simulate(sub, cfg, specs={self.spec.name: self.spec})
+            rec = res.records
+            reused = rec["reused_tokens"].to_numpy()
+            hit_tok[rows] = reused
+            hit_blk[rows] = (rec["hit_blocks"] if cfg.reuse == "chunk"
+                             else rec["prefix_hit_blocks"]).to_numpy()
+            touched[rows] = rec["hit_blocks"].to_numpy()
+            blend[rows] = rec["blend_recompute_tokens"].to_numpy()
+            ev = np.flatnonzero(rec["evictions"].to_numpy() > 0)
+            if len(ev):
+                first_fill = float(sub.arrival_s[ev[0]])
+        out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), eligible=eligible, hit_tokens=hit_tok,
+                       hit_blocks=hit_blk, touched_cached_blocks=touched, blocks=blocks,
+                       blend_tokens=blend, first_fill_s=first_fill, sub_trace=sub)
+        self._runs[key] = out
+        return out
+
+    def window(self, run: CacheRun | None = None) -> Window:
+        """The billed window for a run (its first eviction can lengthen the warm-up)."""
+        if self.fixed_window is not None:
+            return self.fixed_window
+        return make_window(self.trace.arrival_s, self.warmup, self.days_per_month,
+                           None if run is None else run.first_fill_s)
+
+    # ------------------------------------------------------------------ lifetimes
+    def stored_token_seconds(self, run: CacheRun, window: Window, *, shared_only: bool = False) -> float:
+        """Token-seconds the run's cache entries live inside the billed window (TTL caches).
+
+        Only meaningful for an unlimited cache with a TTL (capacity evictions are not tracked):
+        an entry lives from its write until ``ttl`` after its last touch (``refresh_on_hit``)
+        or after its write (``from_write``).  Without a TTL an entry lives to the window's end.
+        ``shared_only`` counts only blocks that appear in two or more requests (content an
+        explicit-cache user would choose to cache).
+        """
+        cfg = run.cfg
+        if not cfg.unlimited:
+            raise ValueError("stored_token_seconds needs an unlimited (TTL-bound) cache")
+        key = (cfg, run.min_tokens, window.warmup_s, shared_only)
+        if key in self._lifetimes:
+            return self._lifetimes[key]
+        sub = run.sub_trace
+        if sub.n_block_accesses == 0:
+            return 0.0
+        keys = sub.content_hashes if cfg.reuse == "chunk" else sub.block_hashes
+        ids, n_ids = densify(keys)
+        times = np.repeat(sub.arrival_s, np.diff(sub.block_offsets))
+        tokens = sub.block_token_counts().astype(np.float64)
+        if shared_only:
+            req = sub.request_of_block()
+            order = np.lexsort((req, ids))
+            n_req = np.zeros(n_ids, dtype=np.int64)
+            sid, sreq = ids[order], req[order]
+            new = np.ones(len(sid), dtype=bool)
+            new[1:] = (sid[1:] != sid[:-1]) | (sreq[1:] != sreq[:-1])
+            np.add.at(n_req, sid[new], 1)
+            keep = n_req[ids] >= 2
+            ids, times, tokens = ids[keep], times[keep], tokens[keep]
+        total = _token_seconds(ids, times, tokens, cfg.ttl_s, cfg.ttl_mode,
+                               window.start_s + window.warmup_s, window.end_s)
+        self._lifetimes[key] = total
+        return total
+
+    # ------------------------------------------------------------------ bootstrap units
+    def bootstrap_units(self, rows: np.ndarray, window: Window) -> tuple[np.ndarray, str]:
+        """Resampling unit of each billed request: its session, else a time slice."""
+        sess = self.trace.session_ids[rows]
+        if len(sess) and np.any(sess != NO_ID):
+            # requests without a session are their own unit
+            fake = -(np.arange(len(sess), dtype=np.int64) + 2)
+            return np.where(sess != NO_ID, sess, fake), "sessions"
+        n_slices = max(1, min(50, len(rows)))
+        t = self.trace.arrival_s[rows] - (window.start_s + window.warmup_s)
+        width = window.length_s / n_slices
+        return np.minimum((t // width).astype(np.int64), n_slices - 1), f"{n_slices} time slices"
+
+    def rng_for(self, label: str) -> np.random.Generator:
+        """A generator for one bill's bootstrap, keyed by its label (order-independent)."""
+        ss = np.random.SeedSequence(self.seed, spawn_key=(zlib.crc32(label.encode()),))
+        return np.random.default_rng(ss)
+
+
+def _token_seconds(ids: np.ndarray, times: np.ndarray, tokens: np.ndarray, ttl_s: float | None,
+                   ttl_mode: str, lo: float, hi: float) -> float:
+    """Sum over entries of tokens x (time alive within [lo, hi])."""
+    if len(ids) == 0:
+        return 0.0
+    order = np.lexsort((times, ids))
+    sid, st, stok = ids[order], times[order], tokens[order]
+    if ttl_s is None:
+        first = np.ones(len(sid), dtype=bool)
+        first[1:] = sid[1:] != sid[:-1]
+        starts, ends, tok = st[first], np.full(first.sum(), hi), stok[first]
+    elif ttl_mode == "refresh_on_hit":
+        new = np.ones(len(sid), dtype=bool)
+        new[1:] = (sid[1:] != sid[:-1]) | (st[1:] - st[:-1] >= ttl_s)
+        grp = np.cumsum(new) - 1
+        last = np.ones(len(sid), dtype=bool)
+        last[:-1] = new[1:]
+        starts, tok = st[new], stok[new]
+        ends = st[last] + ttl_s
+        assert len(ends) == len(starts) == grp[-1] + 1
+    else:  # from_write: an entry lives ttl from its write; the first touch after expiry rewrites
+        starts_l, tok_l = [], []
+        prev_id, expiry = -1, -np.inf
+        for i, t, k in zip(sid.tolist(), st.tolist(), stok.tolist(), strict=True):
+            if i != prev_id or t >= expiry:
+                starts_l.append(t)
+                tok_l.append(k)
+                expiry = t + ttl_s
+                prev_id = i
+        starts, tok = np.asarray(starts_l), np.asarray(tok_l)
+        ends = starts + ttl_s
+    alive = np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None)
+    return float(np.sum(tok * alive))

@@ -1,0 +1,137 @@
+"""``anthropic``: explicit prompt caching with cache breakpoints.
+
+Semantics: a TTL (5 min or 1 h) refreshed on every hit; writing a prefix costs a multiple of
+the base input price (1.25x for 5 min, 2x for 1 h), reading it 0.1x; prompts below a minimum
+length are not cached.  The application is assumed to put one breakpoint at the end of every
+prompt (plus one at each change of block tag, e.g. system -> tools -> document, when the trace
+has tags), so everything not read is written.  With ``breakpoints: prompt_end`` a hit can only
+end where an earlier request put a breakpoint; ``breakpoints: blocks`` takes the engine's
+block-granular hit as is (an application that puts a breakpoint exactly where shared content
+ends: an upper bound).  ``auto`` (default) uses ``prompt_end`` when the trace has block tags
+(so breakpoints also sit at tag changes) and ``blocks`` when it has none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from simkv.cache import CacheConfig
+from simkv.cache.stream import densify
+from simkv.economics.bill import Bill, usd
+from simkv.economics.context import BillContext, CacheRun
+from simkv.economics.kinds.common import Duration, Price, TokenCount, hits_and_writes, make_bill
+from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
+
+
+class TtlOption(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: str
+    ttl: Duration
+    write_multiplier: Price
+
+
+class AnthropicSchema(BookSchema):
+    kind: Literal["anthropic"]
+    model: str = ""
+    input_usd_per_mtok: Price
+    read_multiplier: Price = 0.1
+    min_cacheable_tokens: TokenCount = 1024
+    breakpoints: Literal["auto", "prompt_end", "blocks"] = "auto"
+    ttl_options: list[TtlOption] = Field(min_length=1)
+
+
+def breakpoint_hits(ctx: BillContext, run: CacheRun) -> np.ndarray:
+    """Hit tokens cut back to the last position where an earlier request had a breakpoint.
+
+    A block position qualifies if, in some earlier request, the same chained block ended the
+    prompt or ended a run of one tag.  The hit is the longest qualifying prefix within the
+    engine's block-granular hit.
+    """
+    tr = ctx.trace
+    n = tr.n_requests
+    if tr.n_block_accesses == 0:
+        return np.zeros(n, dtype=np.int64)
+    ids, n_ids = densify(tr.block_hashes)
+    req = tr.request_of_block()
+    is_bp = np.zeros(len(ids), dtype=bool)
+    ends = tr.block_offsets[1:] - 1
+    is_bp[ends[tr.block_offsets[1:] > tr.block_offsets[:-1]]] = True
+    if tr.block_tags is not None and len(ids) > 1:
+        change = np.zeros(len(ids), dtype=bool)
+        change[:-1] = (tr.block_tags[1:] != tr.block_tags[:-1]) & (req[1:] == req[:-1])
+        is_bp |= change
+    first_bp_req = np.full(n_ids, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_bp_req, ids[is_bp], req[is_bp])
+    qualifies = (first_bp_req[ids] < req) & run.eligible[req]
+    pos = np.arange(len(ids)) - tr.block_offsets[req]  # 0-based position in the request
+    lead_blocks = -(-run.hit_tokens // tr.block_tokens)  # blocks covered by the engine's hit
+    within = pos < lead_blocks[req]
+    cand = np.where(qualifies & within, pos + 1, 0)
+    best = np.zeros(n, dtype=np.int64)
+    np.maximum.at(best, req, cand)
+    counts = tr.block_token_counts()
+    cum = np.cumsum(counts)
+    start_cum = np.concatenate(([0], cum))[tr.block_offsets[:-1]]
+    idx = tr.block_offsets[:-1] + best - 1
+    tokens = np.where(best > 0, cum[np.maximum(idx, 0)] - start_cum, 0)
+    return np.minimum(tokens, run.hit_tokens)
+
+
+@dataclass(frozen=True)
+class AnthropicBook(PriceBook):
+    name: str
+    input_usd_per_mtok: float
+    read_multiplier: float
+    min_cacheable_tokens: int
+    breakpoints: str
+    ttl_options: tuple[TtlOption, ...]
+    model: str = ""
+    kind: str = "anthropic"
+    source: str = ""
+    as_of: str = ""
+    placeholder: bool = False
+
+    def bills(self, ctx: BillContext) -> list[Bill]:
+        out = []
+        p = self.input_usd_per_mtok
+        inp = ctx.trace.input_tokens
+        for opt in self.ttl_options:
+            cfg = CacheConfig(ttl_s=opt.ttl, ttl_mode="refresh_on_hit")
+            run = ctx.run(cfg, self.min_cacheable_tokens)
+            mode = self.breakpoints
+            if mode == "auto":
+                mode = "prompt_end" if ctx.trace.block_tags is not None else "blocks"
+            hit = breakpoint_hits(ctx, run) if mode == "prompt_end" else run.hit_tokens
+            hit = np.where(hit >= self.min_cacheable_tokens, hit, 0)
+            read, written, bypass = hits_and_writes(ctx, run, hit)
+            out.append(make_bill(
+                ctx, ctx.window(run), provider=f"{self.name}:{opt.label}", kind=self.kind,
+                hit_tokens=read, written_tokens=written,
+                request_usd={"input_usd": usd(bypass, p),
+                             "cache_write_usd": usd(written, p * opt.write_multiplier),
+                             "cache_read_usd": usd(read, p * self.read_multiplier)},
+                baseline_usd=usd(inp, p), placeholder=self.placeholder,
+                notes=(f"TTL {opt.ttl:g} s refreshed on each hit; writes {opt.write_multiplier:g}x, "
+                       f"reads {self.read_multiplier:g}x; prompts < {self.min_cacheable_tokens} "
+                       f"tokens not cached; " + (
+                           "hits end at earlier breakpoints (prompt ends and tag changes)"
+                           if mode == "prompt_end" else
+                           "breakpoints assumed where shared content ends (no block tags: "
+                           "an upper bound)"),)))
+        return out
+
+
+def _build(s: AnthropicSchema, name: str) -> AnthropicBook:
+    return AnthropicBook(name=name, input_usd_per_mtok=s.input_usd_per_mtok,
+                         read_multiplier=s.read_multiplier,
+                         min_cacheable_tokens=s.min_cacheable_tokens, breakpoints=s.breakpoints,
+                         ttl_options=tuple(s.ttl_options), model=s.model, source=s.source,
+                         as_of=s.as_of, placeholder=s.placeholder)
+
+
+PRICEBOOK_KINDS.register("anthropic", Kind(AnthropicSchema, _build,
+                                           "TTL refreshed on hit, write premium, 0.1x reads"))

@@ -1,0 +1,47 @@
+"""``per_token``: an API's input price with no caching at all (the recompute baseline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simkv.economics.bill import Bill, usd
+from simkv.economics.context import BillContext
+from simkv.economics.kinds.common import Price, make_bill
+from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
+
+
+class PerTokenSchema(BookSchema):
+    kind: Literal["per_token"]
+    input_usd_per_mtok: Price
+
+
+@dataclass(frozen=True)
+class PerTokenBook(PriceBook):
+    """Every input token is encoded and paid for, every time."""
+
+    name: str
+    input_usd_per_mtok: float
+    kind: str = "per_token"
+    source: str = ""
+    as_of: str = ""
+    placeholder: bool = False
+    supports_chunk: bool = True
+
+    def bills(self, ctx: BillContext) -> list[Bill]:
+        window = ctx.window()
+        inp = ctx.trace.input_tokens
+        cost = usd(inp, self.input_usd_per_mtok)
+        return [make_bill(ctx, window, provider=self.name, kind=self.kind, hit_tokens=inp * 0,
+                          written_tokens=inp * 0, request_usd={"input_usd": cost},
+                          baseline_usd=cost, placeholder=self.placeholder, reuse=ctx.reuse,
+                          notes=("no caching: the recompute baseline",))]
+
+
+def _build(s: PerTokenSchema, name: str) -> PerTokenBook:
+    return PerTokenBook(name=name, input_usd_per_mtok=s.input_usd_per_mtok, source=s.source,
+                        as_of=s.as_of, placeholder=s.placeholder)
+
+
+PRICEBOOK_KINDS.register("per_token", Kind(PerTokenSchema, _build,
+                                           "input $/MTok, no caching (recompute baseline)"))

@@ -1,0 +1,183 @@
+"""Price books: YAML files of registered kinds, validated at the edge into frozen books.
+
+A price book is one way of buying prefix reuse (an API's prompt cache, a subscription bucket,
+raw storage, your own GPUs).  Its YAML ``kind:`` names an entry of :data:`PRICEBOOK_KINDS`;
+each kind pairs a pydantic schema (user-facing validation, errors naming file and field path)
+with a frozen book class that knows how to bill a trace (``bills``) and, where it has one, how
+to quote storing a prefix for a month (``storage_quotes``).  Adding a kind means registering one
+more :class:`Kind`, never editing a switch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from simkv.errors import InputError
+from simkv.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simkv.economics.bill import Bill
+    from simkv.economics.context import BillContext
+
+#: Statement attached to any output that shows a placeholder figure.
+PLACEHOLDER_NOTE = ("PLACEHOLDER figures (not published prices): replace them with your own "
+                    "in a price book YAML")
+
+
+class BookSchema(BaseModel):
+    """Fields every price book has; kinds extend it.  Unknown fields are errors (typos)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    name: str | None = None
+    description: str = ""
+    source: str = ""
+    as_of: str = ""
+    placeholder: bool = False
+    notes: list[str] = []
+
+
+@dataclass(frozen=True)
+class StorageQuote:
+    """What keeping a prefix of ``tokens`` tokens stored for one month costs under a book."""
+
+    book: str
+    variant: str
+    monthly_usd: float
+    basis: str
+    placeholder: bool = False
+
+
+class PriceBook:
+    """Interface of a built book (frozen dataclasses in :mod:`simkv.economics.kinds`)."""
+
+    name: str
+    kind: str
+    source: str
+    as_of: str
+    placeholder: bool
+    #: whether a chunk-reuse (CacheBlend-style) cache can be bought this way; provider prompt
+    #: caches are prefix caches, so only self-managed stores say yes.
+    supports_chunk: bool = False
+
+    def bills(self, ctx: BillContext) -> list[Bill]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def storage_quotes(self, tokens: int, kv_bytes: float, days: float) -> list[StorageQuote]:
+        """Monthly storage quotes for a prefix; empty for kinds with no storage charge."""
+        return []
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A registered price-book kind: its schema and the function building a book from it."""
+
+    schema: type[BookSchema]
+    build: Callable[[Any, str], PriceBook]
+    summary: str
+
+
+PRICEBOOK_KINDS: Registry[Kind] = Registry("price book kind")
+
+
+def _format_loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) if loc else "(top level)"
+
+
+def book_from_dict(data: Any, *, source: str | Path, default_name: str) -> PriceBook:
+    """Validate one price book mapping; errors name ``source`` and the field path."""
+    import simkv.economics.kinds  # noqa: F401  (registers the shipped kinds)
+
+    if not isinstance(data, dict):
+        raise InputError("a price book must be a YAML mapping with a 'kind' field", source=source)
+    if "kind" not in data:
+        raise InputError(f"missing field 'kind' (valid: {', '.join(PRICEBOOK_KINDS.names())})",
+                         source=source, where="field kind")
+    kind = PRICEBOOK_KINDS.get(str(data["kind"]), where="field kind")
+    try:
+        parsed = kind.schema.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(f"{msg}{more}", source=source,
+                         where=f"field {_format_loc(tuple(err.get('loc', ())))}") from None
+    except InputError as exc:
+        raise InputError(exc.detail, source=source, where=exc.where) from None
+    name = parsed.name or default_name
+    return kind.build(parsed, name)
+
+
+def load_pricebook(path: str | Path) -> PriceBook:
+    """One price book from a YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read price book: {exc.strerror}", source=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", source=path,
+                         where=where) from None
+    return book_from_dict(data, source=path, default_name=path.stem)
+
+
+def _yaml_files(directory) -> list:
+    return sorted((p for p in directory.iterdir()
+                   if p.name.endswith((".yaml", ".yml")) and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def default_pricebook_dir():
+    """The shipped price books (package data ``simkv/data/pricebooks``)."""
+    return resources.files("simkv") / "data" / "pricebooks"
+
+
+def load_pricebooks(directory: str | Path | None = None) -> list[PriceBook]:
+    """Every price book in ``directory`` (default: the shipped ones), sorted by file name."""
+    if directory is None:
+        root = default_pricebook_dir()
+        files = _yaml_files(root)
+        books = [book_from_dict(yaml.safe_load(f.read_text()), source=f"pricebooks/{f.name}",
+                                default_name=f.name.rsplit(".", 1)[0]) for f in files]
+    else:
+        root = Path(directory)
+        if not root.is_dir():
+            raise InputError("not a directory of price book YAML files", source=root,
+                             where="--pricebooks")
+        books = [load_pricebook(f) for f in _yaml_files(root)]
+        if not books:
+            raise InputError("no *.yaml price books in this directory", source=root,
+                             where="--pricebooks")
+    seen: dict[str, int] = {}
+    for b in books:
+        seen[b.name] = seen.get(b.name, 0) + 1
+    dups = sorted(n for n, c in seen.items() if c > 1)
+    if dups:
+        raise InputError(f"price book names must be unique; repeated: {', '.join(dups)}",
+                         source=root, where="name")
+    return books
+
+
+def find_book(books: list[PriceBook], ref: str, *, where: str = "--pricebook") -> tuple[PriceBook, str | None]:
+    """A book by ``name`` or ``name:variant`` (variant = a tier, medium or TTL option), or a
+    YAML path."""
+    if ref.endswith((".yaml", ".yml")) and Path(ref).exists():
+        return load_pricebook(ref), None
+    name, _, variant = ref.partition(":")
+    by_name = {b.name: b for b in books}
+    if name not in by_name:
+        raise InputError(f"unknown price book {name!r} (loaded: {', '.join(sorted(by_name))})",
+                         where=where)
+    return by_name[name], (variant or None)
