@@ -1,0 +1,161 @@
+"""``simkv workload generate|list`` and ``simkv trace import`` (added to the trace group).
+
+Generation validates everything (spec, window, output path) before any work; the trace is
+written to a temporary file next to ``--out`` and renamed into place, so bad input or an
+interrupted run never leaves a partial file or clobbers an existing one without ``--force``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import typer
+
+from simkv.cli.common import check_output_path, print_json, print_table
+from simkv.errors import InputError
+from simkv.units import parse_duration
+
+workload_app = typer.Typer(help="Generate traces from workload specs (YAML).",
+                           no_args_is_help=True)
+
+
+def _window_s(days: float | None, hours: float | None, duration: str | None) -> float | None:
+    given = [(n, v) for n, v in (("--days", days), ("--hours", hours), ("--duration", duration))
+             if v is not None]
+    if len(given) > 1:
+        raise InputError("give at most one of --days, --hours, --duration",
+                         where=" / ".join(n for n, _ in given))
+    if not given:
+        return None
+    name, value = given[0]
+    if name == "--duration":
+        seconds = parse_duration(value, where="--duration")
+        if seconds is None:
+            raise InputError("the window must be finite", where="--duration")
+        return seconds
+    seconds = float(value) * (86400.0 if name == "--days" else 3600.0)
+    if not seconds > 0 or seconds == float("inf"):
+        raise InputError(f"must be > 0, got {value}", where=name)
+    return seconds
+
+
+def _write_atomically(trace, out: Path, format: str | None) -> None:
+    from simkv.trace import save_trace
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        save_trace(trace, Path(tmp), format)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@workload_app.command("generate")
+def generate_cmd(
+    spec: str = typer.Argument(..., help="Workload YAML file, or the name of an example workload."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output trace (.parquet; format from suffix)."),
+    days: float | None = typer.Option(None, "--days", help="Generate this many days (default: the spec's duration)."),
+    hours: float | None = typer.Option(None, "--hours", help="Generate this many hours."),
+    duration: str | None = typer.Option(None, "--duration", help="Generate this window (e.g. 90m, 2h, 3d)."),
+    seed: int | None = typer.Option(None, "--seed", help="Override the spec's seed."),
+    block_tokens: int | None = typer.Option(None, "--block-tokens", help="Override the spec's block size (tokens)."),
+    format: str | None = typer.Option(None, "--format", help="Output format (default: from suffix)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Generate a trace from a workload spec; same spec and seed => byte-identical output."""
+    from simkv.trace.formats import FORMATS, guess_format
+    from simkv.workloads import find_workload, generate, load_spec, with_overrides
+
+    window_s = _window_s(days, hours, duration)
+    check_output_path(out, force=force, what="--out")
+    fmt_name = format or guess_format(out)
+    if FORMATS.get(fmt_name, where="--format").write is None:
+        raise InputError(f"format {fmt_name!r} can be read but not written", where="--format")
+    wl = with_overrides(load_spec(find_workload(spec)), seed=seed, duration_s=window_s,
+                        block_tokens=block_tokens)
+    trace = generate(wl)
+    if trace.n_requests == 0:
+        raise InputError("the window holds no requests (raise --days/--hours or the rate)",
+                         source=wl.source)
+    _write_atomically(trace, out, fmt_name)
+    summary = {
+        "workload": wl.name, "seed": wl.seed, "window_s": wl.duration_s,
+        "block_tokens": trace.block_tokens, "requests": trace.n_requests,
+        "sessions": int(trace.meta.get("sessions", 0)), "blocks": trace.n_block_accesses,
+        "input_tokens": int(trace.input_tokens.sum()), "events": len(trace.meta.get("events", [])),
+        "out": str(out), "bytes": out.stat().st_size,
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        print_table(f"workload {wl.name}", list(summary.items()))
+
+
+@workload_app.command("list")
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The example workloads: name, one-line description, path."""
+    from simkv.workloads import example_workloads
+
+    items = [{"name": w.name, "description": w.description, "path": str(w.path)}
+             for w in example_workloads()]
+    if json_out:
+        print_json(items)
+        return
+    from rich.table import Table
+
+    from simkv.cli.common import console
+
+    table = Table(title="example workloads")
+    for col in ("name", "description", "path"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        table.add_row(it["name"], it["description"], it["path"])
+    console.print(table)
+
+
+def import_cmd(
+    src: Path = typer.Argument(..., help="Input file (JSONL)."),
+    dst: Path = typer.Argument(..., help="Output trace (.parquet; format from suffix)."),
+    format: str = typer.Option(..., "--format", help="Input format: alibaba or openai-log."),
+    block_tokens: int | None = typer.Option(None, "--block-tokens", help="Block size: of the input's hash_ids (alibaba, default 16) or to hash at (openai-log, default 16)."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="A local tokenizer.json (openai-log; needs the 'tokenizers' package)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
+) -> None:
+    """Import a third-party trace or request log into a simkv trace."""
+    from simkv.trace import load_trace
+    from simkv.trace.formats import FORMATS, guess_format
+
+    check_output_path(dst, force=force, what="DST")
+    out_fmt = guess_format(dst)
+    if FORMATS.get(out_fmt).write is None:
+        raise InputError(f"format {out_fmt!r} can be read but not written", source=dst)
+    kwargs: dict = {}
+    if block_tokens is not None:
+        kwargs["block_tokens"] = block_tokens
+    if tokenizer is not None:
+        if format != "openai-log":
+            raise InputError("--tokenizer applies only to --format openai-log", where="--tokenizer")
+        kwargs["tokenizer"] = tokenizer
+    if format not in ("alibaba", "openai-log"):
+        FORMATS.get(format, where="--format")  # unknown names list the valid ones
+        raise InputError(f"use 'simkv trace convert' for {format!r}; import takes alibaba or "
+                         "openai-log", where="--format")
+    trace = load_trace(src, format, **kwargs)
+    _write_atomically(trace, dst, out_fmt)
+    typer.echo(f"wrote {dst} ({trace.n_requests} requests, {trace.n_block_accesses} blocks of "
+               f"{trace.block_tokens} tokens)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(workload_app, name="workload")
+    try:
+        from simkv.cli.cmd_trace import trace_app
+    except ImportError:  # the trace group is the lead's; without it there is no import command
+        return
+    if not any(getattr(c, "name", None) == "import" for c in trace_app.registered_commands):
+        trace_app.command("import")(import_cmd)
