@@ -101,7 +101,10 @@ def book_from_dict(data: Any, *, source: str | Path, default_name: str) -> Price
     if "kind" not in data:
         raise InputError(f"missing field 'kind' (valid: {', '.join(PRICEBOOK_KINDS.names())})",
                          source=source, where="field kind")
-    kind = PRICEBOOK_KINDS.get(str(data["kind"]), where="field kind")
+    try:
+        kind = PRICEBOOK_KINDS.get(str(data["kind"]), where="field kind")
+    except InputError as exc:
+        raise InputError(exc.detail, source=source, where=exc.where) from None
     try:
         parsed = kind.schema.model_validate(data)
     except ValidationError as exc:
