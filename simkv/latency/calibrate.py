@@ -1,0 +1,339 @@
+"""Calibration: fit the linear TTFT model to measured records, save/load it as YAML, and score
+predictions against measurements.
+
+Measured records (from the harness; Parquet, CSV or JSONL) carry ``request`` (index into the
+trace), ``ttft_s`` (null on error), ``prompt_tokens``, ``cached_tokens`` (the engine's
+``usage.prompt_tokens_details.cached_tokens``; may be null), ``output_tokens`` and ``error``
+(null when ok).  The fit uses requests served one at a time, so TTFT is prefill alone:
+
+    TTFT = a + b*u + c*u*ctx + d*cached,   u = prompt - cached,  ctx = cached + (u + 1) / 2
+
+with non-negative coefficients, minimising *relative* squared error (short and long prompts
+count alike; the accuracy goal is relative), by exact non-negative least squares over the
+2^4 active sets.  One robust pass drops the worst residuals (at most 10% of the records, only
+those beyond max(25%, 5 x the median relative error)) and refits.  The error reported is
+measured on records held back from the fit (``holdout``), drawn with the run's seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simkv.cache.config import CacheConfig
+from simkv.errors import InputError
+from simkv.latency.costs import LinearCoefficients, design_matrix
+from simkv.trace.model import Trace
+
+MEASURED_COLUMNS = ("request", "ttft_s", "prompt_tokens", "cached_tokens", "output_tokens", "error")
+COEFFICIENT_NAMES = ("intercept_s", "per_uncached_token_s", "per_uncached_context_token_s",
+                     "per_cached_token_s")
+MIN_RECORDS = len(COEFFICIENT_NAMES)
+
+
+# ------------------------------------------------------------------ YAML schema (the boundary)
+class _FitModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records_fit: int = Field(ge=0)
+    records_evaluated: int = Field(ge=0)
+    evaluated_on: Literal["holdout", "training"]
+    outliers_dropped: int = Field(ge=0)
+    mape: float = Field(ge=0)
+    p50_abs_rel_error: float = Field(ge=0)
+    p90_abs_rel_error: float = Field(ge=0)
+    holdout: float = Field(ge=0, lt=1)
+    seed: int
+    measured: str = ""
+
+
+class _CalibrationModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["linear_ttft"] = "linear_ttft"
+    intercept_s: float = Field(ge=0, allow_inf_nan=False)
+    per_uncached_token_s: float = Field(ge=0, allow_inf_nan=False)
+    per_uncached_context_token_s: float = Field(ge=0, allow_inf_nan=False)
+    per_cached_token_s: float = Field(ge=0, allow_inf_nan=False)
+    fit: _FitModel | None = None
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """How well the fit predicts TTFT on records it did not see (or on its own, if none held)."""
+
+    records_fit: int
+    records_evaluated: int
+    evaluated_on: str
+    outliers_dropped: int
+    mape: float
+    p50_abs_rel_error: float
+    p90_abs_rel_error: float
+    holdout: float
+    seed: int
+    measured: str = ""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Fitted coefficients (seconds, per token, per token^2, per cached token) and their fit."""
+
+    intercept_s: float
+    per_uncached_token_s: float
+    per_uncached_context_token_s: float
+    per_cached_token_s: float
+    fit: FitReport | None = None
+
+    def coefficients(self) -> LinearCoefficients:
+        return LinearCoefficients(self.intercept_s, self.per_uncached_token_s,
+                                  self.per_uncached_context_token_s, self.per_cached_token_s)
+
+    def to_yaml(self) -> str:
+        data: dict[str, Any] = {"kind": "linear_ttft"}
+        data.update({k: float(getattr(self, k)) for k in COEFFICIENT_NAMES})
+        if self.fit is not None:
+            data["fit"] = asdict(self.fit)
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def parse_calibration(data: Any, *, source: str | Path) -> Calibration:
+    """Validate a calibration mapping; errors name the file and the field path."""
+    try:
+        m = _CalibrationModel.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(err["msg"], source=source, where=f"field {_field_path(err['loc'])}") from None
+    fit = FitReport(**m.fit.model_dump()) if m.fit is not None else None
+    return Calibration(m.intercept_s, m.per_uncached_token_s, m.per_uncached_context_token_s,
+                       m.per_cached_token_s, fit)
+
+
+def load_calibration(path: Path) -> Calibration:
+    """Read and validate a calibration YAML written by ``simkv calibrate``."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read calibration: {exc.strerror}", source=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise InputError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", source=path,
+                         where=where) from None
+    if not isinstance(data, dict):
+        raise InputError("a calibration is a mapping of coefficient names to numbers", source=path)
+    return parse_calibration(data, source=path)
+
+
+# ------------------------------------------------------------------ measured records
+def load_measured(path: Path) -> pd.DataFrame:
+    """Measured records from Parquet, CSV or JSONL, with the columns checked."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("measured records file not found", source=path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif suffix == ".csv":
+            df = pd.read_csv(path)
+        elif suffix in (".jsonl", ".json", ".ndjson"):
+            df = pd.read_json(path, lines=suffix != ".json")
+        else:
+            raise InputError(f"unknown suffix {suffix!r} (use .parquet, .csv or .jsonl)", source=path)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is bad input, said in one line
+        raise InputError(f"cannot read measured records: {type(exc).__name__}: {exc}",
+                         source=path) from None
+    return check_measured(df, source=path)
+
+
+def check_measured(df: pd.DataFrame, *, source: str | Path = "measured records") -> pd.DataFrame:
+    missing = [c for c in MEASURED_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)} (need {', '.join(MEASURED_COLUMNS)})",
+                         source=source)
+    for col in ("request", "ttft_s", "prompt_tokens", "cached_tokens", "output_tokens"):
+        if not pd.api.types.is_numeric_dtype(df[col]) and df[col].notna().any():
+            try:
+                df = df.assign(**{col: pd.to_numeric(df[col])})
+            except (TypeError, ValueError):
+                raise InputError("must hold numbers (or nulls)", source=source,
+                                 where=f"column {col}") from None
+    return df
+
+
+def _usable_mask(df: pd.DataFrame, *, need_cached: bool) -> np.ndarray:
+    err = df["error"]
+    ok = err.isna() | (err.astype(str).str.len() == 0)
+    ttft = pd.to_numeric(df["ttft_s"], errors="coerce")
+    prompt = pd.to_numeric(df["prompt_tokens"], errors="coerce")
+    keep = ok & np.isfinite(ttft) & (ttft > 0) & (prompt > 0)
+    if need_cached:
+        cached = pd.to_numeric(df["cached_tokens"], errors="coerce")
+        keep &= cached.notna() & (cached >= 0)
+    return keep.to_numpy(dtype=bool)
+
+
+def usable_records(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows a fit can use: no error, a positive finite TTFT, known prompt and cached tokens."""
+    return df.loc[_usable_mask(df, need_cached=True)].reset_index(drop=True)
+
+
+def split_tokens(prompt, cached) -> tuple[np.ndarray, np.ndarray]:
+    """(uncached, cached) with at least one computed token, as the latency model counts them."""
+    prompt = np.asarray(prompt, dtype=np.float64)
+    cached = np.minimum(np.asarray(cached, dtype=np.float64), prompt)
+    uncached = np.maximum(prompt - cached, 1.0)
+    return uncached, prompt - uncached
+
+
+# ------------------------------------------------------------------ fitting
+def nnls_small(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact non-negative least squares for a few columns: best of all active sets."""
+    k = a.shape[1]
+    scale = np.linalg.norm(a, axis=0)
+    scale[scale == 0] = 1.0
+    an = a / scale
+    best, best_rss = np.zeros(k), float(b @ b)
+    for r in range(1, k + 1):
+        for cols in itertools.combinations(range(k), r):
+            sub = an[:, cols]
+            x, *_ = np.linalg.lstsq(sub, b, rcond=None)
+            if np.any(x < 0):
+                continue
+            rss = float(np.sum((sub @ x - b) ** 2))
+            if rss < best_rss - 1e-15 * max(best_rss, 1.0):
+                best_rss = rss
+                best = np.zeros(k)
+                best[list(cols)] = x
+    return best / scale
+
+
+def predict_ttft(coef: LinearCoefficients, uncached, cached) -> np.ndarray:
+    """Standalone TTFT of the linear model."""
+    return design_matrix(uncached, cached) @ coef.as_array()
+
+
+def relative_errors(predicted, measured) -> np.ndarray:
+    predicted = np.asarray(predicted, dtype=np.float64)
+    measured = np.asarray(measured, dtype=np.float64)
+    return np.abs(predicted - measured) / measured
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
+    w = 1.0 / y
+    coef = nnls_small(x * w[:, None], np.ones_like(y))
+    rel = np.abs(x @ coef - y) / y
+    cut = max(0.25, 5.0 * float(np.median(rel)))
+    worst = np.argsort(-rel)[: len(y) // 10]
+    drop = worst[rel[worst] > cut]
+    if len(drop) and len(y) - len(drop) >= MIN_RECORDS:
+        keep = np.ones(len(y), dtype=bool)
+        keep[drop] = False
+        coef = nnls_small(x[keep] * w[keep, None], np.ones(int(keep.sum())))
+        return coef, int(len(drop))
+    return coef, 0
+
+
+def fit_calibration(measured: pd.DataFrame, *, holdout: float = 0.25, seed: int = 0,
+                    source: str = "") -> Calibration:
+    """Fit the coefficients on part of the usable records and score them on the rest."""
+    if not 0.0 <= holdout < 1.0:
+        raise InputError("must be within [0, 1)", where="--holdout")
+    rows = usable_records(check_measured(measured, source=source or "measured records"))
+    if len(rows) < MIN_RECORDS:
+        raise InputError(f"only {len(rows)} usable record(s) (no error, a TTFT and cached_tokens); "
+                         f"a fit needs at least {MIN_RECORDS}", source=source or None)
+    u, p = split_tokens(rows["prompt_tokens"], rows["cached_tokens"])
+    y = rows["ttft_s"].to_numpy(dtype=np.float64)
+    x = design_matrix(u, p)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    order = rng.permutation(len(rows))
+    n_hold = int(round(holdout * len(rows)))
+    if n_hold and len(rows) - n_hold >= MIN_RECORDS:
+        test, train, evaluated_on = order[:n_hold], order[n_hold:], "holdout"
+    else:
+        test = train = order
+        evaluated_on = "training"
+    coef, dropped = _fit(x[train], y[train])
+    rel = relative_errors(x[test] @ coef, y[test])
+    report = FitReport(records_fit=int(len(train)), records_evaluated=int(len(test)),
+                       evaluated_on=evaluated_on, outliers_dropped=dropped, mape=float(rel.mean()),
+                       p50_abs_rel_error=float(np.percentile(rel, 50)),
+                       p90_abs_rel_error=float(np.percentile(rel, 90)), holdout=float(holdout),
+                       seed=int(seed), measured=str(source))
+    return Calibration(*(float(v) for v in coef), fit=report)
+
+
+# ------------------------------------------------------------------ prediction vs measurement
+def _as_calibration(calibration: Calibration | Path | str) -> Calibration:
+    return calibration if isinstance(calibration, Calibration) else load_calibration(Path(calibration))
+
+
+def evaluate_prediction(trace: Trace, cfg: CacheConfig, measured_df: pd.DataFrame,
+                        calibration: Calibration | Path | str, *, model: str | None = None,
+                        skip_first: int = 0) -> dict[str, Any]:
+    """Predicted vs measured TTFT for a trace replayed one request at a time.
+
+    Cache hits come from simulating ``cfg`` over the whole trace (the engine's cache as simkv
+    models it); TTFT from the calibrated model.  Only requests measured without error count,
+    after dropping the first ``skip_first`` requests (warm-up).  Also reports the prediction
+    made with the engine's own measured ``cached_tokens``, separating the cache model's error
+    from the timing model's.  Every figure is computed here from the inputs.
+    """
+    from simkv.cache.engine import simulate
+
+    calib = _as_calibration(calibration)
+    coef = calib.coefficients()
+    df = check_measured(measured_df)
+    ok = df.loc[_usable_mask(df, need_cached=False)].reset_index(drop=True)
+    req = ok["request"].to_numpy(dtype=np.int64)
+    if np.any((req < 0) | (req >= trace.n_requests)):
+        raise InputError("a measured request index lies outside the trace", where="column request")
+    keep = req >= skip_first
+    ok, req = ok.loc[keep].reset_index(drop=True), req[keep]
+    if not len(ok):
+        raise InputError("no usable measured records to compare with")
+    sim = simulate(trace, cfg, model=model)
+    sim_cached = sim.records["reused_tokens"].to_numpy()[req]
+    inp = trace.input_tokens[req]
+    predicted = predict_ttft(coef, *split_tokens(inp, sim_cached))
+    measured = ok["ttft_s"].to_numpy(dtype=np.float64)
+    rel = relative_errors(predicted, measured)
+    known = ok["cached_tokens"].notna().to_numpy()
+    engine_cached = ok["cached_tokens"].to_numpy(dtype=np.float64)[known]
+    engine_prompt = ok["prompt_tokens"].to_numpy(dtype=np.float64)[known]
+    e50 = float(np.percentile(predict_ttft(coef, *split_tokens(engine_prompt, engine_cached)), 50)) \
+        if known.any() else None
+    m50, m90 = np.percentile(measured, [50, 90])
+    p50, p90 = np.percentile(predicted, [50, 90])
+    return {
+        "requests": int(len(ok)),
+        "measured_p50_s": float(m50), "predicted_p50_s": float(p50),
+        "p50_rel_error": float(abs(p50 - m50) / m50),
+        "measured_p90_s": float(m90), "predicted_p90_s": float(p90),
+        "p90_rel_error": float(abs(p90 - m90) / m90),
+        "mape": float(rel.mean()), "median_abs_rel_error": float(np.median(rel)),
+        "predicted_p50_s_engine_hits": e50,
+        "p50_rel_error_engine_hits": None if e50 is None else float(abs(e50 - m50) / m50),
+        "simulated_cached_share": float(sim_cached.sum() / max(inp.sum(), 1)),
+        "engine_cached_share": float(engine_cached.sum() / max(engine_prompt.sum(), 1))
+        if known.any() else None,
+        "within_15pct": bool(abs(p50 - m50) / m50 <= 0.15),
+    }
+
+
+__all__ = ["Calibration", "FitReport", "fit_calibration", "load_calibration", "parse_calibration",
+           "load_measured", "evaluate_prediction", "predict_ttft", "nnls_small"]
