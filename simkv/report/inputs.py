@@ -1,0 +1,94 @@
+"""The report's inputs: the example workloads (generated from their YAML specs over short
+windows, so the whole report runs in minutes) or a user's own trace.
+
+The windows are stated in the report: a workload generated over 2 hours is extrapolated to a
+month by the bills, and the caption of every figure says which data it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from simkv.errors import InputError
+from simkv.report.deps import need
+from simkv.report.model import WorkloadInput
+from simkv.report.provenance import sha256_file
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How much of a spec to generate: a window and an optional arrival-rate scale."""
+
+    window_s: float
+    rate_scale: float = 1.0
+
+    def describe(self) -> str:
+        from simkv.report import fmt
+
+        text = f"first {fmt.duration(self.window_s)}"
+        if self.rate_scale != 1.0:
+            text += f" at {self.rate_scale:g}x its arrival rate"
+        return text
+
+
+HOUR_S, DAY_S = 3600.0, 86400.0
+#: default windows (quick / full); prompt-evolution needs days to include its template changes
+#: (days 3, 5, 6, 9) and its reset (day 10), so it is thinned instead.
+WINDOWS_QUICK: dict[str, WindowPlan] = {"*": WindowPlan(1 * HOUR_S),
+                                        "prompt-evolution": WindowPlan(11 * DAY_S, 0.05)}
+WINDOWS_FULL: dict[str, WindowPlan] = {"*": WindowPlan(4 * HOUR_S),
+                                       "prompt-evolution": WindowPlan(11 * DAY_S, 0.1)}
+
+
+def plan_for(name: str, quick: bool) -> WindowPlan:
+    table = WINDOWS_QUICK if quick else WINDOWS_FULL
+    return table.get(name, table["*"])
+
+
+def _scaled(spec, scale: float):
+    if scale == 1.0:
+        return spec
+    return replace(spec, arrivals=replace(spec.arrivals, rate_per_day=spec.arrivals.rate_per_day * scale))
+
+
+def example_workloads(directory: Path, *, quick: bool) -> list[WorkloadInput]:
+    """Every ``*.yaml`` spec in ``directory``, generated over its report window."""
+    load_spec = need("simkv.workloads", "load_spec")
+    generate = need("simkv.workloads", "generate")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError("not a directory of workload specs", source=directory,
+                         where="--workloads-dir")
+    out = []
+    for path in sorted(directory.glob("*.yaml")):
+        spec = load_spec(path)
+        plan = plan_for(spec.name, quick)
+        window = min(plan.window_s, spec.duration_s)
+        trace = generate(_scaled(spec, plan.rate_scale), window)
+        model = trace.models[0] if len(trace.models) == 1 else "+".join(trace.models)
+        out.append(WorkloadInput(
+            name=spec.name, trace=trace, model=model,
+            source=f"{directory.name}/{path.name}, {WindowPlan(window, plan.rate_scale).describe()}",
+            description=spec.description, spec=spec, sha256=sha256_file(path)))
+    if not out:
+        raise InputError("no *.yaml workload specs found", source=directory, where="--workloads-dir")
+    return out
+
+
+def user_trace(path: Path, model: str | None, fmt: str | None = None) -> WorkloadInput:
+    """A user's trace file as a report input (``--model`` attaches a model to a trace without one)."""
+    from simkv.cache.engine import resolve_trace_models
+    from simkv.models import get_model
+    from simkv.trace import load_trace
+
+    trace = load_trace(path, fmt)
+    if model is not None:
+        get_model(model)
+        trace = resolve_trace_models(trace, model)
+    if not trace.has_models:
+        raise InputError("the trace names no model: give --model NAME", where="--model")
+    name = Path(path).stem
+    shown = trace.models[0] if len(trace.models) == 1 else "+".join(trace.models)
+    return WorkloadInput(name=name, trace=trace, model=shown, source=Path(path).name,
+                         description="", spec=None, sha256=sha256_file(path))

@@ -1,0 +1,207 @@
+"""Section 2: provider bills side by side on each workload, and prefix vs chunk reuse.
+
+Bills come from the price books (``simkv compare``'s machinery, simkv.economics): each book
+applies its own caching semantics to the trace, the billed window is extrapolated to a month
+after a warm-up.  Prefix vs chunk (CacheBlend-style) reuse is the cache engine's two reuse modes;
+no engine here runs CacheBlend, so chunk figures are modelled only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simkv.report import fmt
+from simkv.report.deps import need
+from simkv.report.figures import new_figure
+from simkv.report.model import Missing, ReportContext, Section, Table, WorkloadInput
+from simkv.report.sections.common import BLEND_RECOMPUTE_SHARE, unlimited
+from simkv.trace.model import Trace
+
+KEY = "bills"
+
+
+def per_model(w: WorkloadInput) -> list[tuple[str, Trace]]:
+    """(model, trace) pairs: bills need one model per trace, so a model mix is split."""
+    tr = w.trace
+    if len(set(tr.models)) <= 1:
+        return [(w.model, tr)]
+    out = []
+    for k, name in enumerate(tr.models):
+        rows = np.flatnonzero(tr.model_index == k)
+        if len(rows) >= 2:
+            out.append((name, tr.select(rows).with_model(name)))
+    return out
+
+
+def books(ctx: ReportContext) -> list:
+    """The price books of this run (--pricebooks DIR, else the shipped ones), loaded once."""
+    key = "books"
+    if key not in ctx.cache:
+        load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
+        ctx.cache[key] = load_pricebooks(ctx.options.pricebooks_dir)
+    return ctx.cache[key]
+
+
+def bill_rows(ctx: ReportContext, w: WorkloadInput, reuse: str = "prefix") -> list[dict]:
+    """One row per (model, book variant) with monthly dollars and 95% intervals
+    (``simkv compare``'s computation)."""
+    compare = need("simkv.economics.compare", "compare")
+    rows = []
+    for model, trace in per_model(w):
+        for s in compare(trace, None, books(ctx), reuse_modes=(reuse,),
+                         blend_recompute_share=BLEND_RECOMPUTE_SHARE,
+                         days_per_month=ctx.options.days_per_month, n_boot=ctx.options.n_boot,
+                         seed=ctx.options.seed):
+            ci = s.get("ci95") or {}
+            rows.append({
+                "workload": w.name, "model": model, "reuse": reuse,
+                "provider": s["provider"], "kind": s["kind"],
+                "available": bool(s.get("available", True)),
+                "hit_rate": s.get("hit_rate"), "total_usd": s.get("total_usd"),
+                "no_cache_usd": s.get("no_cache_usd"), "savings_usd": s.get("savings_usd"),
+                "savings_share": s.get("savings_share"),
+                "total_usd_ci_lo": (ci.get("total_usd") or [None, None])[0],
+                "total_usd_ci_hi": (ci.get("total_usd") or [None, None])[1],
+                "hit_rate_ci_lo": (ci.get("hit_rate") or [None, None])[0],
+                "hit_rate_ci_hi": (ci.get("hit_rate") or [None, None])[1],
+                "warmup_rule": s.get("warmup_rule"), "month_factor": s.get("month_factor"),
+                "placeholder": bool(s.get("placeholder", False)),
+                "components": "; ".join(f"{k}={v:.4f}" for k, v in
+                                        sorted((s.get("components_usd") or {}).items())),
+                "notes": " | ".join(s.get("notes") or []),
+            })
+    return rows
+
+
+def _bills_figure(ctx: ReportContext, sec: Section, frame: pd.DataFrame, data: str) -> None:
+    ok = frame[frame["available"] & frame["total_usd"].notna()]
+    groups = list(ok.groupby(["workload", "model"], sort=False))
+    if not groups:
+        return
+    heights = [max(1.2, 0.28 * len(g)) for _, g in groups]
+    with new_figure(len(groups), 1, figsize=(7.0, 0.8 + sum(heights)),
+                    gridspec_kw={"height_ratios": heights}, squeeze=False) as (fig, axes):
+        for ax, ((wl, model), g) in zip(axes[:, 0], groups, strict=True):
+            g = g.sort_values("total_usd")
+            y = np.arange(len(g))
+            colors = ["#C44E52" if p else "#4C72B0" for p in g["placeholder"]]
+            ax.barh(y, g["total_usd"], color=colors)
+            lo = (g["total_usd"] - g["total_usd_ci_lo"]).clip(lower=0)
+            hi = (g["total_usd_ci_hi"] - g["total_usd"]).clip(lower=0)
+            if g["total_usd_ci_lo"].notna().any():
+                ax.errorbar(g["total_usd"], y, xerr=[lo.fillna(0), hi.fillna(0)], fmt="none",
+                            ecolor="black", lw=0.8)
+            base = float(g["no_cache_usd"].dropna().max()) if g["no_cache_usd"].notna().any() else None
+            if base:
+                ax.axvline(base, color="black", ls="--", lw=1, label="no caching")
+                ax.legend(fontsize=7, loc="lower right")
+            ax.set_yticks(y)
+            ax.set_yticklabels(g["provider"], fontsize=7)
+            ax.set_title(f"{wl} ({model})", fontsize=9)
+            ax.set_xlabel("monthly bill ($)")
+        sec.figures.append(ctx.figure(
+            KEY, fig, title="Monthly bill by price book, per workload",
+            caption=("Each book's monthly bill on the workload (window extrapolated to a month after "
+                     "the warm-up), 95% bootstrap interval over sessions; dashed: the bill with no "
+                     "caching. Red bars use PLACEHOLDER prices."),
+            data_file=data, basis="modelled"))
+
+
+def _chunk_part(ctx: ReportContext, sec: Section) -> None:
+    rows = []
+    for w in ctx.workloads:
+        if w.trace.content_hashes is None:
+            continue
+        p = unlimited(ctx, w, "prefix").summary_dict
+        c = unlimited(ctx, w, "chunk").summary_dict
+        rows.append({"workload": w.name, "prefix_token_hit_ratio": p["token_reuse_ratio"],
+                     "chunk_token_reuse_ratio": c["token_reuse_ratio"],
+                     "chunk_block_hit_ratio": c["block_hit_ratio"],
+                     "blend_recompute_share": BLEND_RECOMPUTE_SHARE})
+    if not rows:
+        sec.mark_missing("prefix vs chunk reuse: no workload carries per-block content hashes")
+        return
+    frame = pd.DataFrame(rows)
+    data = ctx.write_data("reuse_prefix_vs_chunk", frame)
+    with new_figure() as (fig, ax):
+        x = np.arange(len(frame))
+        ax.bar(x - 0.2, frame["prefix_token_hit_ratio"] * 100, 0.4, label="prefix reuse")
+        ax.bar(x + 0.2, frame["chunk_token_reuse_ratio"] * 100, 0.4,
+               label=f"chunk reuse (net of {BLEND_RECOMPUTE_SHARE:.0%} recompute)")
+        ax.set_xticks(x)
+        ax.set_xticklabels(frame["workload"], fontsize=8)
+        ax.set_ylabel("input tokens reused (%)")
+        ax.legend(fontsize=7)
+        sec.figures.append(ctx.figure(
+            KEY, fig, title="Prefix vs chunk (CacheBlend-style) reuse, unlimited cache",
+            caption=("Share of input tokens served from an unlimited cache with prefix reuse "
+                     "and with chunk reuse (a block hits wherever its content appeared before; "
+                     f"{BLEND_RECOMPUTE_SHARE:.0%} of non-prefix hit tokens recomputed). Chunk "
+                     "figures are modelled only: no engine here runs CacheBlend."),
+            data_file=data, basis="modelled"))
+    for r in rows:
+        gain = r["chunk_token_reuse_ratio"] - r["prefix_token_hit_ratio"]
+        sec.readings.append(
+            f"{r['workload']}: prefix caching reuses {fmt.pct(r['prefix_token_hit_ratio'])} of input "
+            f"tokens; chunk reuse would reuse {fmt.pct(r['chunk_token_reuse_ratio'])} "
+            f"({'+' if gain >= 0 else ''}{100 * gain:.1f} points), modelled only.")
+    # dollars with chunk reuse, for the books that can buy it
+    chunk_bills = []
+    try:
+        for w in ctx.workloads:
+            if w.trace.content_hashes is not None:
+                chunk_bills += bill_rows(ctx, w, "chunk")
+    except Missing as exc:
+        sec.mark_missing(f"chunk-reuse bills: {exc}")
+    if chunk_bills:
+        cf = pd.DataFrame(chunk_bills)
+        cdata = ctx.write_data("bills_chunk", cf)
+        sec.tables.append(Table(
+            "Bills with chunk reuse (self-managed stores only; modelled only)",
+            ("workload", "model", "book", "hit rate", "monthly bill", "savings"),
+            tuple((r.workload, r.model, r.provider, fmt.pct(r.hit_rate), fmt.usd(r.total_usd),
+                   fmt.usd(r.savings_usd)) for r in cf.itertuples()),
+            data_file=cdata))
+
+
+def build(ctx: ReportContext) -> Section:
+    sec = Section(KEY, "Provider bills side by side")
+    sec.intro = ("What each way of buying prefix reuse would bill a month for the same traffic: "
+                 "API prompt caches (Anthropic 5 min / 1 h, OpenAI, Gemini, DeepSeek), a "
+                 "persistent subscription bucket by tier, raw storage and self-hosted GPUs.")
+    rows = []
+    try:
+        for w in ctx.workloads:
+            rows += bill_rows(ctx, w)
+    except Missing as exc:
+        sec.mark_missing(f"bills: {exc}")
+    if rows:
+        frame = pd.DataFrame(rows)
+        data = ctx.write_data("bills", frame)
+        ctx.cache["bills"] = frame
+        _bills_figure(ctx, sec, frame, data)
+        ok = frame[frame["available"] & frame["total_usd"].notna()]
+        for (wl, model), g in ok.groupby(["workload", "model"], sort=False):
+            best = g.loc[g["total_usd"].idxmin()]
+            base = g["no_cache_usd"].max()
+            sec.readings.append(
+                f"{wl} ({model}): with no caching the input would bill about {fmt.usd(base)} a month; "
+                f"the cheapest option is {best['provider']} at {fmt.usd(best['total_usd'])} "
+                f"(saves {fmt.usd(best['savings_usd'])}, hit rate {fmt.pct(best['hit_rate'])})"
+                + (" - a PLACEHOLDER price." if best["placeholder"] else "."))
+        unavailable = frame[~frame["available"]]
+        for r in unavailable.itertuples():
+            sec.readings.append(f"{r.workload}: {r.provider} not billed: {r.notes}")
+        if frame["placeholder"].any():
+            sec.assumptions.append("Subscription tier sizes and prices (and any book marked "
+                                   "placeholder) are PLACEHOLDER figures, not published prices: "
+                                   "replace them in a price book YAML (--pricebooks DIR).")
+        rules = sorted({str(x) for x in frame["warmup_rule"].dropna()})
+        if rules:
+            sec.assumptions.append("Warm-up discarded before extrapolating to a month: "
+                                   + "; ".join(rules) + f". A month is {ctx.options.days_per_month:g} days.")
+    _chunk_part(ctx, sec)
+    if not rows and not sec.figures:
+        sec.status = "unavailable"
+    return sec

@@ -1,0 +1,145 @@
+"""Section 1: the brief's cost case, and what storing the same prefixes costs for a few models.
+
+The recompute figures come from ``simkv cost case`` (simkv.economics); the KV bytes from the
+model catalogue's geometry; storage prices from the price books' storage quotes.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from simkv.models import get_model
+from simkv.report import fmt
+from simkv.report.deps import need
+from simkv.report.figures import new_figure
+from simkv.report.model import Missing, ReportContext, Section, Table
+
+KEY = "cost-case"
+
+#: The two examples of the product brief (../shared/FACTS.md).
+BRIEF_CASES = (
+    {"case": "32k-token system prefix, 2,000 requests a day", "prefix_tokens": 32_000,
+     "per_day": 2_000, "usd_per_mtok": 0.15},
+    {"case": "support assistant: 24k-token shared prefix, 150,000 sessions a day",
+     "prefix_tokens": 24_000, "per_day": 150_000, "usd_per_mtok": 0.15},
+)
+
+#: Models whose KV bytes for the same prefixes are shown (dense GQA, MLA, MoE, sliding window).
+STORAGE_MODELS = ("llama-3.1-8b", "llama-3.1-70b", "qwen3-32b", "deepseek-v3", "gpt-oss-120b")
+
+
+def _monthly_recompute(fn, case: dict, days: float) -> float:
+    out = fn(case["prefix_tokens"], case["per_day"], case["usd_per_mtok"], days_per_month=days,
+             spec=get_model(STORAGE_MODELS[0]))
+    return float(out["monthly_recompute_usd"])
+
+
+def build(ctx: ReportContext) -> Section:
+    sec = Section(KEY, "The cost case: recomputing a shared prefix vs storing it")
+    days = ctx.options.days_per_month
+    sec.intro = ("The product brief's two examples: a prefix re-encoded on every request costs its "
+                 "input tokens again each time.  Storing its KV once instead costs bytes.")
+    sec.assumptions.append(f"A month is {days:g} days (the brief's convention; --days-per-month "
+                           "in `simkv cost case`).")
+    # 1. recompute cost of the two examples
+    rows = []
+    try:
+        fn = need("simkv.economics.case", "cost_case")
+        for case in BRIEF_CASES:
+            rows.append({**case, "days_per_month": days,
+                         "monthly_recompute_usd": _monthly_recompute(fn, case, days)})
+    except Missing as exc:
+        sec.mark_missing(f"recompute cost: {exc}")
+    if rows:
+        frame = pd.DataFrame(rows)
+        data = ctx.write_data("cost_case_recompute", frame)
+        sec.tables.append(Table(
+            "Monthly recompute cost (the brief's examples)",
+            ("case", "prefix tokens", "per day", "$ / MTok input", "monthly recompute"),
+            tuple((r["case"], f"{r['prefix_tokens']:,}", f"{r['per_day']:,}",
+                   f"{r['usd_per_mtok']:.2f}", fmt.usd(r["monthly_recompute_usd"])) for r in rows),
+            data_file=data))
+        for r in rows:
+            sec.readings.append(
+                f"{r['case']}: {r['prefix_tokens']:,} tokens x {r['per_day']:,} a day x {days:g} days "
+                f"at ${r['usd_per_mtok']:.2f}/MTok = {fmt.usd(r['monthly_recompute_usd'])} a month "
+                "spent re-encoding the same prefix.")
+    # 2. KV bytes of the same prefixes for a few models (catalogue geometry)
+    kv_rows = []
+    for name in STORAGE_MODELS:
+        spec = get_model(name)
+        for case in BRIEF_CASES:
+            kv_rows.append({"model": name, "prefix_tokens": case["prefix_tokens"],
+                            "kv_bytes": float(spec.kv_bytes(case["prefix_tokens"])),
+                            "kv_bytes_per_token": float(spec.kv_bytes_per_token)})
+    kv = pd.DataFrame(kv_rows)
+    # 3. what storing them costs a month under each price book's storage quotes
+    quotes = []
+    try:
+        load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
+        books = load_pricebooks(ctx.options.pricebooks_dir)
+        for r in kv_rows:
+            for book in books:
+                for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days):
+                    quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
+                                   "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
+                                   "monthly_storage_usd": float(q.monthly_usd), "basis": q.basis,
+                                   "placeholder": bool(q.placeholder)})
+    except Missing as exc:
+        sec.mark_missing(f"storage prices: {exc}")
+    kv_file = ctx.write_data("cost_case_kv_bytes", kv)
+    with new_figure() as (fig, ax):
+        piv = kv.pivot(index="model", columns="prefix_tokens", values="kv_bytes").loc[list(STORAGE_MODELS)]
+        xs = range(len(piv))
+        width = 0.38
+        for j, col in enumerate(piv.columns):
+            ax.bar([x + (j - 0.5) * width for x in xs], piv[col] / 2**30, width,
+                   label=f"{col:,}-token prefix")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(piv.index, fontsize=8)
+        ax.set_ylabel("KV cache (GiB, one copy)")
+        ax.legend(fontsize=7)
+        sec.figures.append(ctx.figure(
+            KEY, fig, title="KV bytes of the brief's prefixes, by model",
+            caption=("Bytes of KV one stored copy of each prefix occupies (bf16 KV, no tensor "
+                     "parallelism; MLA and sliding-window layers counted as the engine stores them)."),
+            data_file=kv_file, basis="modelled"))
+    small = kv.loc[kv["kv_bytes"].idxmin()]
+    big = kv.loc[kv["kv_bytes"].idxmax()]
+    sec.readings.append(
+        f"The same prefix costs very different bytes by model: from {fmt.size(small['kv_bytes'])} "
+        f"({small['model']}, {small['prefix_tokens']:,} tokens) to {fmt.size(big['kv_bytes'])} "
+        f"({big['model']}, {big['prefix_tokens']:,} tokens).")
+    if quotes:
+        q = pd.DataFrame(quotes)
+        q_file = ctx.write_data("cost_case_storage_quotes", q)
+        if rows:
+            rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
+            q["monthly_recompute_usd"] = q["prefix_tokens"].map(rec)
+            q["recompute_over_storage"] = q["monthly_recompute_usd"] / q["monthly_storage_usd"].where(
+                q["monthly_storage_usd"] > 0)
+            q_file = ctx.write_data("cost_case_storage_quotes", q)
+        cheapest = q.sort_values(["monthly_storage_usd", "book", "variant", "model"]).groupby(
+            ["model", "prefix_tokens"], sort=False).head(1)
+        sec.tables.append(Table(
+            "Cheapest way to store each prefix for a month",
+            ("model", "prefix tokens", "KV", "cheapest book", "monthly storage")
+            + (("recompute / storage",) if rows else ()),
+            tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
+                   fmt.usd(r.monthly_storage_usd))
+                  + ((fmt.num(r.recompute_over_storage, 3) + "x",) if rows else ())
+                  for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
+            data_file=q_file))
+        if any(q["placeholder"]):
+            sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
+                                   "prices); replace them in a price book YAML (--pricebooks).")
+        if rows:
+            for pt in sorted(q["prefix_tokens"].unique()):
+                sub = cheapest[cheapest["prefix_tokens"] == pt]
+                worst = sub.loc[sub["monthly_storage_usd"].idxmax()]
+                sec.readings.append(
+                    f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
+                    f"storing it, even for the largest model ({worst['model']}), costs "
+                    f"{fmt.usd(worst['monthly_storage_usd'])} a month at the cheapest book "
+                    f"({worst['book']}:{worst['variant']}).")
+    return sec

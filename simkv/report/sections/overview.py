@@ -1,0 +1,85 @@
+"""Section 0: the workloads studied and what an unlimited cache could reuse on each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simkv.report import fmt
+from simkv.report.figures import new_figure
+from simkv.report.model import ReportContext, Section, Table
+from simkv.report.sections.common import unlimited, window_s, working_set_bytes
+
+KEY = "workloads"
+
+
+def build(ctx: ReportContext) -> Section:
+    sec = Section(KEY, "The workloads and what caching could reuse")
+    sec.intro = ("Each workload is a trace of requests with their prefix-chained block hashes. "
+                 "Before any tier or price, an unlimited cache with no TTL shows the most reuse "
+                 "the traffic allows.")
+    if not ctx.workloads:
+        sec.status = "unavailable"
+        sec.mark_missing("no workload traces: nothing to simulate")
+        return sec
+    rows = []
+    for w in ctx.workloads:
+        s = unlimited(ctx, w).summary_dict
+        tr = w.trace
+        rows.append({
+            "workload": w.name, "model": w.model, "source": w.source,
+            "requests": int(tr.n_requests), "window_s": window_s(w),
+            "input_tokens": int(tr.input_tokens.sum()),
+            "output_tokens": int(tr.output_tokens.sum()),
+            "block_tokens": int(tr.block_tokens), "unique_blocks": int(s["unique_blocks"]),
+            "working_set_bytes": working_set_bytes(ctx, w),
+            "unlimited_prefix_token_hit_ratio": float(s["prefix_token_hit_ratio"]),
+            "unlimited_block_hit_ratio": float(s["block_hit_ratio"]),
+            "sessions": int(len(np.unique(tr.session_ids))),
+        })
+    frame = pd.DataFrame(rows)
+    data = ctx.write_data("workloads_summary", frame)
+    sec.tables.append(Table(
+        "Workloads", ("workload", "model", "requests", "window", "input tokens", "working set",
+                      "unlimited prefix hit"),
+        tuple((r["workload"], r["model"], f"{r['requests']:,}", fmt.duration(r["window_s"]),
+               f"{r['input_tokens']:,}", fmt.size(r["working_set_bytes"]),
+               fmt.pct(r["unlimited_prefix_token_hit_ratio"])) for r in rows),
+        data_file=data))
+    # arrivals per minute over the window
+    series = []
+    for w in ctx.workloads:
+        a = w.trace.arrival_s - w.trace.arrival_s[0]
+        width = max(60.0, np.ceil(window_s(w) / 60.0 / 60.0) * 60.0)  # at most ~60 bins
+        edges = np.arange(0.0, max(window_s(w), width) + width, width)
+        counts, _ = np.histogram(a, bins=edges)
+        series.append(pd.DataFrame({"workload": w.name, "t_start_s": edges[:-1],
+                                    "bin_s": width, "requests": counts,
+                                    "requests_per_min": counts * 60.0 / width}))
+    arr = pd.concat(series, ignore_index=True)
+    arr_file = ctx.write_data("workloads_arrivals", arr)
+    with new_figure() as (fig, ax):
+        for name, g in arr.groupby("workload", sort=False):
+            ax.step(g["t_start_s"] / 60.0, g["requests_per_min"], where="post", label=str(name))
+        ax.set_xlabel("time since first request (min)")
+        ax.set_ylabel("requests per minute")
+        ax.legend(fontsize=7)
+        sec.figures.append(ctx.figure(KEY, fig, title="Arrival rate over each trace's window",
+                                      caption="Requests per minute, binned.", data_file=arr_file,
+                                      basis="modelled"))
+    best = max(rows, key=lambda r: r["unlimited_prefix_token_hit_ratio"])
+    worst = min(rows, key=lambda r: r["unlimited_prefix_token_hit_ratio"])
+    sec.readings.append(
+        f"{len(rows)} workload{'s' if len(rows) > 1 else ''}, "
+        f"{sum(r['requests'] for r in rows):,} requests in all.  The most reusable is "
+        f"{best['workload']}: an unlimited cache would serve {fmt.pct(best['unlimited_prefix_token_hit_ratio'])} "
+        f"of its input tokens from cache"
+        + ("." if best is worst else
+           f"; the least is {worst['workload']} at {fmt.pct(worst['unlimited_prefix_token_hit_ratio'])}."))
+    for r in rows:
+        sec.readings.append(
+            f"{r['workload']}: {r['requests']:,} requests over {fmt.duration(r['window_s'])}; keeping "
+            f"every distinct block would take {fmt.size(r['working_set_bytes'])} of KV for {r['model']}.")
+    sec.assumptions.append("Simulated windows are short (minutes to hours) so the whole report runs "
+                           "in minutes; monthly figures elsewhere extrapolate them.")
+    return sec

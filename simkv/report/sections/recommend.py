@@ -1,0 +1,128 @@
+"""Section 4: the tier recommendation with its reasoning, break-even and growth sensitivity.
+
+The recommendation is ``simkv recommend``'s (simkv.economics.recommend): the smallest
+subscription tier capturing at least 95% of the savings an unlimited bucket would achieve, its
+break-even hit rate and payback, and the choice again if traffic grows 2x or 5x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simkv.report import fmt
+from simkv.report.deps import need
+from simkv.report.figures import new_figure
+from simkv.report.model import Missing, ReportContext, Section, Table
+from simkv.report.sections.bills import books, per_model
+
+KEY = "recommend"
+GROWTH = (2, 5)
+TARGET_SHARE = 0.95
+
+
+def subscription_book(ctx: ReportContext):
+    """The tiers: --tiers FILE, else the first subscription book among the price books."""
+    SubscriptionBook = need("simkv.economics.kinds.subscription", "SubscriptionBook")
+    if ctx.options.tiers_path is not None:
+        load_pricebook = need("simkv.economics.pricebook", "load_pricebook")
+        book = load_pricebook(ctx.options.tiers_path)
+        if not isinstance(book, SubscriptionBook):
+            from simkv.errors import InputError
+
+            raise InputError(f"needs a subscription price book, got kind {book.kind!r}",
+                             source=ctx.options.tiers_path, where="--tiers")
+        return book
+    subs = [b for b in books(ctx) if isinstance(b, SubscriptionBook)]
+    if not subs:
+        raise Missing("no subscription price book among the price books (give --tiers FILE)")
+    return subs[0]
+
+
+def build(ctx: ReportContext) -> Section:
+    sec = Section(KEY, "Which tier to buy")
+    sec.intro = (f"The smallest subscription tier that captures at least {TARGET_SHARE:.0%} of the "
+                 "savings an unlimited bucket would achieve on the same traffic, why, when it pays "
+                 "back, and whether the choice holds if traffic grows.")
+    try:
+        recommend = need("simkv.economics.recommend", "recommend")
+        book = subscription_book(ctx)
+    except Missing as exc:
+        sec.status = "unavailable"
+        sec.mark_missing(f"recommendation: {exc}")
+        return sec
+    recs, tier_rows, growth_rows = [], [], []
+    for w in ctx.workloads:
+        for model, trace in per_model(w):
+            r = recommend(trace, None, book, target_share=TARGET_SHARE, growth=GROWTH,
+                          days_per_month=ctx.options.days_per_month)
+            recs.append((w.name, model, r))
+            for t in r["tiers"]:
+                tier_rows.append({"workload": w.name, "model": model, **t})
+            for g in r["growth"]:
+                growth_rows.append({"workload": w.name, "model": model, "factor": g["factor"],
+                                    "recommended_tier": g["recommended_tier"],
+                                    "achievable_savings_usd": g["achievable_savings_usd"]})
+    summary = pd.DataFrame([{
+        "workload": wl, "model": m, "pricebook": r["pricebook"],
+        "recommended_tier": r["recommended_tier"], "hit_rate": r["hit_rate"],
+        "unlimited_hit_rate": r["unlimited_hit_rate"],
+        "achievable_savings_usd": r["achievable_savings_usd"],
+        "net_savings_usd": r["net_savings_usd"], "break_even_hit_rate": r["break_even_hit_rate"],
+        "payback_days": r["payback_days"], "placeholder": r["placeholder"],
+        "reasoning": " | ".join(r["reasoning"]),
+    } for wl, m, r in recs])
+    data = ctx.write_data("recommendation", summary)
+    sec.tables.append(Table(
+        "Recommendation per workload",
+        ("workload", "model", "tier", "hit rate", "break-even hit rate", "net savings / month",
+         "payback"),
+        tuple((r.workload, r.model, r.recommended_tier or "none", fmt.pct(r.hit_rate),
+               fmt.pct(r.break_even_hit_rate, 2), fmt.usd(r.net_savings_usd),
+               "n/a" if r.payback_days is None or pd.isna(r.payback_days)
+               else f"{r.payback_days:.1f} days")
+              for r in summary.itertuples()),
+        data_file=data))
+    for wl, m, r in recs:
+        sec.readings.append(f"{wl} ({m}): " + " ".join(r["reasoning"]))
+    tiers = pd.DataFrame(tier_rows)
+    tfile = ctx.write_data("recommendation_tiers", tiers)
+    with new_figure(1, 2, figsize=(8.5, 3.4)) as (fig, (ax1, ax2)):
+        for (wl, m), g in tiers.groupby(["workload", "model"], sort=False):
+            x = np.arange(len(g))
+            ax1.plot(x, g["captured_share"] * 100, marker="o", label=f"{wl} ({m})")
+            ax2.plot(x, g["net_savings_usd"], marker="o", label=f"{wl} ({m})")
+        names = list(dict.fromkeys(tiers["tier"]))
+        for ax in (ax1, ax2):
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels(names, fontsize=8)
+            ax.set_xlabel("tier (ascending capacity)")
+        ax1.axhline(TARGET_SHARE * 100, color="black", ls="--", lw=1, label=f"target {TARGET_SHARE:.0%}")
+        ax1.set_ylabel("achievable savings captured (%)")
+        ax2.axhline(0, color="black", lw=0.8)
+        ax2.set_ylabel("net savings ($ / month)")
+        ax1.legend(fontsize=6)
+        sec.figures.append(ctx.figure(
+            KEY, fig, title="Savings captured and net savings by tier",
+            caption=("Left: share of the unlimited bucket's recompute savings each tier captures; "
+                     "right: savings net of the tier's price, per month."
+                     + (" Tier sizes and prices are PLACEHOLDERS." if book.placeholder else "")),
+            data_file=tfile, basis="modelled"))
+    if growth_rows:
+        growth = pd.DataFrame(growth_rows)
+        gfile = ctx.write_data("recommendation_growth", growth)
+        base = summary[["workload", "model", "recommended_tier"]].assign(factor=1)
+        both = pd.concat([base, growth[["workload", "model", "factor", "recommended_tier"]]])
+        sec.tables.append(Table(
+            "Growth sensitivity: recommended tier at 1x, 2x and 5x traffic",
+            ("workload", "model") + tuple(f"{f}x" for f in sorted(both["factor"].unique())),
+            tuple((wl, m) + tuple(str(g[g["factor"] == f]["recommended_tier"].iloc[0] or "none")
+                                  for f in sorted(both["factor"].unique()))
+                  for (wl, m), g in both.groupby(["workload", "model"], sort=False)),
+            data_file=gfile))
+        sec.assumptions.append("Growth is modelled as copies of the sessions with fresh block "
+                               "hashes, interleaved in time (shared system prompts stay shared).")
+    if book.placeholder:
+        sec.assumptions.append("Tier sizes and prices are PLACEHOLDER figures (not published "
+                               "prices): give your own with --tiers tiers.yaml.")
+    return sec

@@ -1,0 +1,183 @@
+"""Section 6: TTFT predicted per cache choice and, where measured results exist, predicted vs
+measured on a real engine (hit rate and TTFT) with errors.
+
+Predictions come from the latency model and SimPy serving simulation (simkv.latency); the
+measured figures from ``simkv-harness validate`` results (a replay on vLLM).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simkv.cache import CacheConfig
+from simkv.report import fmt
+from simkv.report.deps import need
+from simkv.report.figures import new_figure
+from simkv.report.model import Missing, ReportContext, Section, Table
+from simkv.report.sections.common import working_set_bytes
+
+KEY = "ttft"
+GPU = "H100"
+REPLICAS = 1
+#: HBM prefix cache per replica, as a share of the workload's working set
+HBM_SHARE = 0.05
+#: cache choices: (label, tier serving the hits, bucket size as a share of the working set
+#: (None = unlimited), whether an HBM prefix cache sits in front)
+CHOICES = (("no cache", "hbm", 0.0, False),
+           (f"HBM prefix cache ({HBM_SHARE:.0%} of working set)", "hbm", HBM_SHARE, False),
+           ("HBM + CPU DRAM (25% of working set)", "cpu", 0.25, True),
+           ("HBM + remote bucket (unlimited)", "remote", None, True))
+#: keys of ``simkv-harness validate --json`` the report reads
+MEASURED_KEYS = ("predicted_prefix_hit_ratio", "measured_prefix_hit_ratio",
+                 "predicted_ttft_p50_s", "measured_ttft_p50_s")
+HOW_TO_MEASURE = ("run `make report` without QUICK=1 (it replays a small workload on the CPU vLLM "
+                  "through `simkv-harness validate`), or pass `--measured RESULTS.json` from your "
+                  "own `simkv-harness validate --json` run")
+
+
+def _predicted(ctx: ReportContext, sec: Section) -> None:
+    simulate_with_latency = need("simkv.latency.api", "simulate_with_latency")
+    rows, dist = [], []
+    for w in ctx.workloads:
+        ws = working_set_bytes(ctx, w)
+        hbm = CacheConfig(capacity_bytes=int(ws * HBM_SHARE))
+        for label, tier, frac, front in CHOICES:
+            cfg = (CacheConfig() if frac is None else CacheConfig(capacity_bytes=int(ws * frac))
+                   if frac > 0 else CacheConfig(capacity_blocks=0))
+            res = simulate_with_latency(w.trace, cfg, gpu=GPU, tier=tier, replicas=REPLICAS,
+                                        hbm_cache=hbm if front else None)
+            rec = res.records
+            s = res.summary_dict
+            rows.append({"workload": w.name, "choice": label, "tier": tier, "gpu": GPU,
+                         "replicas": REPLICAS, "loaded_tokens": s.get("loaded_tokens"),
+                         "load_beats_recompute_share": s.get("load_beats_recompute_share"),
+                         "queue_p90_s": s.get("queue_p90_s"),
+                         "capacity_bytes": cfg.capacity_bytes,
+                         "prefix_token_hit_ratio": s.get("prefix_token_hit_ratio"),
+                         "ttft_p50_s": s.get("ttft_p50_s"), "ttft_p90_s": s.get("ttft_p90_s"),
+                         "ttft_p99_s": s.get("ttft_p99_s")})
+            q = np.linspace(0, 1, 101)
+            dist.append(pd.DataFrame({"workload": w.name, "choice": label, "quantile": q,
+                                      "ttft_s": np.quantile(rec["ttft_s"].to_numpy(), q)}))
+    frame = pd.DataFrame(rows)
+    data = ctx.write_data("ttft_predicted", frame)
+    dframe = pd.concat(dist, ignore_index=True)
+    dfile = ctx.write_data("ttft_predicted_cdf", dframe)
+    for wl, g in dframe.groupby("workload", sort=False):
+        with new_figure() as (fig, ax):
+            for choice, c in g.groupby("choice", sort=False):
+                ax.plot(c["ttft_s"] * 1000, c["quantile"] * 100, label=str(choice))
+            ax.set_xscale("log")
+            ax.set_xlabel("TTFT (ms, log)")
+            ax.set_ylabel("requests at or below (%)")
+            ax.legend(fontsize=7)
+            sec.figures.append(ctx.figure(
+                KEY, fig, title=f"{wl}: predicted TTFT by cache choice",
+                caption=(f"Distribution of predicted TTFT (queueing included) on {REPLICAS} {GPU} "
+                         "replica(s) for each cache choice; the analytic latency model (not "
+                         "calibrated on this hardware)."),
+                data_file=dfile, basis="modelled"))
+    for wl, g in frame.groupby("workload", sort=False):
+        base = g.iloc[0]
+        best = g.loc[g["ttft_p90_s"].idxmin()]
+        sec.readings.append(
+            f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache vs {fmt.ms(best['ttft_p90_s'])} "
+            f"with {best['choice']} (p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
+    tiers = need("simkv.latency.hardware", "TIERS")
+    sec.assumptions.append(
+        f"Latency: analytic model on {REPLICAS} {GPU} replica(s), one request at a time per "
+        f"engine step budget; HBM prefix cache = {HBM_SHARE:.0%} of each workload's working set. "
+        "KV load bandwidths: " + "; ".join(f"{t}: {tiers.get(t).source}" for t in ("cpu", "remote")) + ".")
+    sec.tables.append(Table("Predicted TTFT percentiles", ("workload", "choice", "hit", "p50", "p90", "p99"),
+                            tuple((r.workload, r.choice, fmt.pct(r.prefix_token_hit_ratio),
+                                   fmt.ms(r.ttft_p50_s), fmt.ms(r.ttft_p90_s), fmt.ms(r.ttft_p99_s))
+                                  for r in frame.itertuples()), data_file=data))
+
+
+def load_measured(path: Path) -> list[dict]:
+    """Validation results: one JSON object or a list of them (``simkv-harness validate --json``)."""
+    obj = json.loads(Path(path).read_text())
+    items = obj if isinstance(obj, list) else [obj]
+    out = []
+    for i, item in enumerate(items):
+        missing = [k for k in MEASURED_KEYS if k not in item]
+        if missing:
+            from simkv.errors import InputError
+
+            raise InputError(f"validation result lacks {', '.join(missing)}", source=path,
+                             where=f"item {i}")
+        out.append(item)
+    return out
+
+
+def _measured(ctx: ReportContext, sec: Section) -> None:
+    path = ctx.options.measured_path
+    if path is None or not Path(path).exists():
+        if ctx.options.quick:
+            why = "the measured section was not run (--quick skips the engine replay)"
+        elif ctx.options.measured_note:
+            why = f"the engine replay did not produce results: {ctx.options.measured_note}"
+        else:
+            why = "no measured results were found" + (f" at {path}" if path else "")
+        sec.readings.append(f"Predicted vs measured: {why}. To fill it, {HOW_TO_MEASURE}.")
+        if sec.status == "ok":
+            sec.status = "partial"
+        sec.missing.append(f"measured results: {why}")
+        return
+    items = load_measured(path)
+    rows = []
+    for it in items:
+        for metric, p, m in (("prefix hit ratio", "predicted_prefix_hit_ratio", "measured_prefix_hit_ratio"),
+                             ("TTFT p50 (s)", "predicted_ttft_p50_s", "measured_ttft_p50_s"),
+                             ("TTFT p90 (s)", "predicted_ttft_p90_s", "measured_ttft_p90_s"),
+                             ("external hit ratio", "predicted_external_hit_ratio",
+                              "measured_external_hit_ratio")):
+            if it.get(p) is None or it.get(m) is None:
+                continue
+            pv, mv = float(it[p]), float(it[m])
+            rows.append({"label": str(it.get("label", it.get("trace", "replay"))), "metric": metric,
+                         "predicted": pv, "measured": mv, "abs_error": pv - mv,
+                         "rel_error": (pv - mv) / mv if mv else None,
+                         "requests": it.get("requests")})
+    frame = pd.DataFrame(rows)
+    data = ctx.write_data("measured_vs_predicted", frame)
+    sec.tables.append(Table("Predicted vs measured on a real engine",
+                            ("replay", "metric", "predicted", "measured", "error"),
+                            tuple((r.label, r.metric, f"{r.predicted:.4g}", f"{r.measured:.4g}",
+                                   f"{r.abs_error:+.4g}" + ("" if r.rel_error is None or pd.isna(r.rel_error)
+                                                          else f" ({100 * r.rel_error:+.1f}%)"))
+                                  for r in frame.itertuples()),
+                            data_file=data, basis="measured and modelled"))
+    with new_figure() as (fig, ax):
+        x = np.arange(len(frame))
+        ax.bar(x - 0.2, frame["predicted"], 0.4, label="predicted (simkv)")
+        ax.bar(x + 0.2, frame["measured"], 0.4, label="measured (engine)")
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{r.label}\n{r.metric}" for r in frame.itertuples()], fontsize=7)
+        ax.legend(fontsize=7)
+        sec.figures.append(ctx.figure(
+            KEY, fig, title="Predicted vs measured",
+            caption=f"simkv's prediction beside the engine's measurement for the same replay ({path.name}).",
+            data_file=data, basis="measured and modelled"))
+    for r in frame.itertuples():
+        sec.readings.append(f"{r.label}: {r.metric} predicted {r.predicted:.4g}, measured {r.measured:.4g} "
+                            f"(error {r.abs_error:+.4g}).")
+
+
+def build(ctx: ReportContext) -> Section:
+    sec = Section(KEY, "Time to first token")
+    sec.intro = ("A hit saves time as well as money when loading the KV beats recomputing it. "
+                 "Predicted TTFT per cache choice, then simkv's predictions beside a real engine's "
+                 "measurements where they exist.")
+    try:
+        _predicted(ctx, sec)
+    except Missing as exc:
+        sec.mark_missing(f"predicted TTFT: {exc}")
+    _measured(ctx, sec)
+    if not sec.figures and not sec.tables:
+        sec.status = "not_run" if ctx.options.quick else "unavailable"
+    return sec
