@@ -1,0 +1,123 @@
+"""The economics commands through the CLI: the brief's figures, bad input, compare, recommend."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+
+def test_cost_case_brief_figures(cli):
+    r = cli("cost", "case", "--prefix-tokens", "32000", "--per-day", "2000", "--usd-per-mtok", "0.15")
+    assert r.exit_code == 0, r.stderr
+    assert "Monthly recompute: $288.00" in r.stdout
+    r = cli("cost", "case", "--prefix-tokens", "24000", "--per-day", "150000", "--usd-per-mtok",
+            "0.15", "--days-per-month", "30", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["monthly_recompute_usd"] == pytest.approx(16_200.0)
+    assert out["kv_bytes"] == 24_000 * 131_072  # llama-3.1-8b by default
+    assert out["recompute_to_storage_ratio"] == pytest.approx(
+        16_200.0 / out["monthly_storage_usd"])
+    r = cli("cost", "case", "--prefix-tokens", "24000", "--per-day", "150000", "--usd-per-mtok",
+            "0.15")
+    assert "$16,200.00" in r.stdout
+
+
+def test_cost_case_placeholder_is_said(cli):
+    r = cli("cost", "case", "--prefix-tokens", "32000", "--per-day", "2000", "--usd-per-mtok",
+            "0.15", "--pricebook", "bucket", "--model", "qwen3-8b")
+    assert r.exit_code == 0, r.stderr
+    assert "PLACEHOLDER" in r.stdout and "bucket:" in r.stdout
+
+
+@pytest.mark.parametrize("text", [
+    "kind: per_token\ninput_usd_per_mtok: -0.5\n",
+    "kind: subscription\nrecompute_usd_per_mtok: 1\ntiers: [{name: a, usd_per_month: 1}]\n",
+    "kind: prepaid\n",
+])
+def test_bad_pricebook_dir_one_line_exit_2(cli, tmp_path, text):
+    (tmp_path / "bad.yaml").write_text(text)
+    r = cli("cost", "case", "--prefix-tokens", "10", "--per-day", "1", "--usd-per-mtok", "1",
+            "--pricebooks", str(tmp_path))
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simkv: error:") and "bad.yaml" in lines[0]
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_missing_model_exit_2(cli, mooncake_path):
+    r = cli("cost", "case", "--prefix-tokens", "10", "--per-day", "1", "--usd-per-mtok", "1",
+            "--model", "no-such-model")
+    assert r.exit_code == 2 and "unknown model" in r.stderr
+    r = cli("compare", "--trace", str(mooncake_path), "--only", "api-no-cache", "--json")
+    assert r.exit_code == 2 and "--model" in r.stderr
+
+
+def test_compare_on_mooncake(cli, mooncake_path):
+    r = cli("compare", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--only",
+            "openai,deepseek,api-no-cache,bucket,self-hosted", "--bootstrap", "30", "--json")
+    assert r.exit_code == 0, r.stderr
+    rows = json.loads(r.stdout)
+    by = {x["provider"]: x for x in rows}
+    assert {"openai:in-memory", "openai:24h", "deepseek", "api-no-cache", "bucket:gold",
+            "self-hosted"} <= set(by)
+    for x in rows:
+        assert {"provider", "total_usd", "savings_usd"} <= set(x)
+        if x.get("available", True):
+            assert x["total_usd"] == pytest.approx(sum(x["components_usd"].values()))
+            lo, hi = x["ci95"]["total_usd"]
+            assert lo <= x["total_usd"] <= hi or x["kind"] == "per_token"
+    assert by["api-no-cache"]["savings_usd"] == 0
+    # Mooncake's synthetic trace reuses prefixes (paper: 66% cache ratio): caching saves money
+    assert by["deepseek"]["savings_usd"] > 0 and by["openai:24h"]["hit_rate"] > 0.5
+    assert by["self-hosted"]["available"] is False or by["self-hosted"]["total_usd"] > 0
+    assert by["bucket:gold"]["placeholder"] is True
+
+
+def test_compare_csv_and_chunk_refusal(cli, mooncake_path):
+    r = cli("compare", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--only",
+            "deepseek", "--bootstrap", "0", "--csv")
+    assert r.exit_code == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows[0]["provider"] == "deepseek" and float(rows[0]["total_usd"]) > 0
+    r = cli("compare", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--reuse", "both")
+    assert r.exit_code == 2 and "content hashes" in r.stderr
+
+
+def _write_mooncake(path, n=40):
+    lines = []
+    for i in range(n):
+        group = i % 3
+        ids = [group * 10 + j for j in range(2)]
+        lines.append(json.dumps({"timestamp": i * 1000, "input_length": 1024, "output_length": 4,
+                                 "hash_ids": ids}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_recommend_on_a_small_trace(cli, tmp_path):
+    trace = tmp_path / "small.jsonl"
+    _write_mooncake(trace)
+    block = 131072 * 512  # 3 prefixes x 2 blocks cycle: 6 blocks; x2 growth 12, x5 growth 30
+    tiers = tmp_path / "tiers.yaml"
+    tiers.write_text(
+        "kind: subscription\nrecompute_usd_per_mtok: 0.15\ntiers:\n"
+        "  - {name: zero, capacity: 0, usd_per_month: 0}\n"
+        f"  - {{name: four, capacity: {4 * block}, usd_per_month: 1}}\n"
+        f"  - {{name: six, capacity: {6 * block}, usd_per_month: 2}}\n"
+        f"  - {{name: many, capacity: {20 * block}, usd_per_month: 3}}\n")
+    r = cli("recommend", "--trace", str(trace), "--model", "llama-3.1-8b", "--tiers", str(tiers),
+            "--growth", "2,5", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["recommended_tier"] == "six"
+    assert [g["recommended_tier"] for g in out["growth"]] == ["many", None]
+    r = cli("recommend", "--trace", str(trace), "--model", "llama-3.1-8b", "--tiers", str(tiers),
+            "--ttft-slo-p90-s", "0.5")
+    assert r.exit_code == 0, r.stderr
+    assert "Smallest tier capturing at least 95%: six" in r.stdout
+    assert "TTFT objective" in r.stdout or "Smallest tier" in r.stdout
+    r = cli("recommend", "--trace", str(trace), "--model", "llama-3.1-8b", "--growth", "1.5")
+    assert r.exit_code == 2 and "whole numbers" in r.stderr
