@@ -1,10 +1,13 @@
 """Lossless Parquet storage of a Trace (schema v1).
 
 One row per request; the block chain, tags and content hashes are list columns whose offsets
-are the Trace's ``block_offsets``, so reading and writing move whole arrays (no per-request
-Python).  File metadata carries ``simkv.schema_version``, ``simkv.block_tokens``, the model
-names and the trace's ``meta`` as JSON.  Writes are deterministic (no timestamps, fixed
-compression) so the same trace gives byte-identical files.
+are the Trace's ``block_offsets``.  File metadata carries ``simkv.schema_version``,
+``simkv.block_tokens``, ``simkv.n_blocks``, the model names and the trace's ``meta`` as JSON.
+
+Row groups hold at most ``ROW_GROUP_BLOCKS`` blocks, and reading decodes one row group at a
+time into arrays preallocated from the metadata, so peak memory stays near the size of the
+final arrays however large the file.  Writes are deterministic (no timestamps, fixed
+compression): the same trace gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -21,112 +24,146 @@ from simkv.trace.formats import TraceFormat, register_format
 from simkv.trace.model import Trace
 
 SCHEMA_VERSION = 1
-_REQUIRED = {
-    "arrival_s": pa.float64(), "session_id": pa.int64(), "tenant_id": pa.int32(),
-    "model_index": pa.int16(), "input_tokens": pa.int64(), "output_tokens": pa.int64(),
-    "hash_ids": pa.list_(pa.uint64()),
+ROW_GROUP_BLOCKS = 1 << 18
+_SCALARS = {
+    "arrival_s": (pa.float64(), np.float64, "arrival_s"),
+    "session_id": (pa.int64(), np.int64, "session_ids"),
+    "tenant_id": (pa.int32(), np.int32, "tenant_ids"),
+    "model_index": (pa.int16(), np.int16, "model_index"),
+    "input_tokens": (pa.int64(), np.int64, "input_tokens"),
+    "output_tokens": (pa.int64(), np.int64, "output_tokens"),
+}
+_LISTS = {  # column -> (value type, numpy dtype, Trace attribute)
+    "hash_ids": (pa.uint64(), np.uint64, "block_hashes"),
+    "block_tags": (pa.int8(), np.int8, "block_tags"),
+    "content_hashes": (pa.uint64(), np.uint64, "content_hashes"),
 }
 
 
-def _list_array(offsets: np.ndarray, values: np.ndarray, value_type: pa.DataType) -> pa.Array:
-    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32) if offsets[-1] < 2**31 else offsets,
-                                             type=pa.int32() if offsets[-1] < 2**31 else pa.int64()),
-                                    pa.array(values, type=value_type))
+def _row_groups(offsets: np.ndarray) -> list[tuple[int, int]]:
+    """Request ranges whose blocks add up to at most ROW_GROUP_BLOCKS (at least one request)."""
+    n = len(offsets) - 1
+    bounds, start = [], 0
+    while start < n:
+        stop = int(np.searchsorted(offsets, offsets[start] + ROW_GROUP_BLOCKS, side="right")) - 1
+        stop = max(stop, start + 1)
+        bounds.append((start, min(stop, n)))
+        start = min(stop, n)
+    return bounds or [(0, 0)]
 
 
 def write_parquet(trace: Trace, path: Path) -> None:
-    off = trace.block_offsets
-    if off[-1] >= 2**31:
-        cols_list = lambda v, t: pa.LargeListArray.from_arrays(pa.array(off, type=pa.int64()),  # noqa: E731
-                                                               pa.array(v, type=t))
-    else:
-        cols_list = lambda v, t: _list_array(off, v, t)  # noqa: E731
-    columns = {
-        "arrival_s": pa.array(trace.arrival_s, type=pa.float64()),
-        "session_id": pa.array(trace.session_ids, type=pa.int64()),
-        "tenant_id": pa.array(trace.tenant_ids, type=pa.int32()),
-        "model_index": pa.array(trace.model_index, type=pa.int16()),
-        "input_tokens": pa.array(trace.input_tokens, type=pa.int64()),
-        "output_tokens": pa.array(trace.output_tokens, type=pa.int64()),
-        "hash_ids": cols_list(trace.block_hashes, pa.uint64()),
-    }
-    if trace.block_tags is not None:
-        columns["block_tags"] = cols_list(trace.block_tags, pa.int8())
-    if trace.content_hashes is not None:
-        columns["content_hashes"] = cols_list(trace.content_hashes, pa.uint64())
+    lists = {c: spec for c, spec in _LISTS.items() if getattr(trace, spec[2]) is not None}
+    fields = [pa.field(c, t) for c, (t, _, _) in _SCALARS.items()]
+    fields += [pa.field(c, pa.list_(t)) for c, (t, _, _) in lists.items()]
     meta = {
         b"simkv.schema_version": str(SCHEMA_VERSION).encode(),
         b"simkv.block_tokens": str(trace.block_tokens).encode(),
+        b"simkv.n_blocks": str(trace.n_block_accesses).encode(),
         b"simkv.models": json.dumps(list(trace.models)).encode(),
         b"simkv.meta": json.dumps(trace.meta, sort_keys=True, default=str).encode(),
     }
-    table = pa.table(columns).replace_schema_metadata(meta)
-    pq.write_table(table, str(path), compression="zstd", write_statistics=False,
-                   store_schema=True)
+    schema = pa.schema(fields, metadata=meta)
+    off = trace.block_offsets
+    with pq.ParquetWriter(str(path), schema, compression="zstd", write_statistics=False) as writer:
+        for a, b in _row_groups(off):
+            cols = [pa.array(getattr(trace, attr)[a:b], type=t) for t, _, attr in _SCALARS.values()]
+            local = (off[a:b + 1] - off[a]).astype(np.int32)
+            for t, _, attr in lists.values():
+                values = getattr(trace, attr)[off[a]:off[b]]
+                cols.append(pa.ListArray.from_arrays(pa.array(local, type=pa.int32()),
+                                                     pa.array(values, type=t)))
+            writer.write_table(pa.Table.from_arrays(cols, schema=schema))
 
 
-def _flat(col: pa.ChunkedArray, dtype) -> tuple[np.ndarray, np.ndarray]:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if arr.null_count:
-        raise ValueError("null lists")
-    offsets = np.asarray(arr.offsets, dtype=np.int64)
-    values = arr.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-    values = values[offsets[0]:offsets[-1]]
-    return offsets - offsets[0], values
+def _check_schema(schema: pa.Schema, path: Path) -> None:
+    for name, (typ, _, _) in _SCALARS.items():
+        if name not in schema.names:
+            raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
+        if schema.field(name).type != typ:
+            raise InputError(f"column {name!r} has type {schema.field(name).type}, expected {typ}",
+                             source=path, where=f"column {name}")
+    for name, (typ, _, _) in _LISTS.items():
+        if name not in schema.names:
+            if name == "hash_ids":
+                raise InputError("missing column 'hash_ids'", source=path, where="column hash_ids")
+            continue
+        ft = schema.field(name).type
+        if not (pa.types.is_list(ft) or pa.types.is_large_list(ft)) or ft.value_type != typ:
+            raise InputError(f"column {name!r} has type {ft}, expected list<{typ}>", source=path,
+                             where=f"column {name}")
 
 
 def read_parquet(path: Path) -> Trace:
     try:
-        pf = pq.ParquetFile(str(path))
+        pf = pq.ParquetFile(str(path), memory_map=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from None
     meta = pf.schema_arrow.metadata or {}
     version = meta.get(b"simkv.schema_version")
     if version is None:
         raise InputError("not a simkv trace (no simkv.schema_version in the file metadata)", source=path)
-    if int(version) != SCHEMA_VERSION:
-        raise InputError(f"trace schema version {int(version)} is not supported (this simkv reads "
+    try:
+        version_no = int(version)
+    except ValueError:
+        raise InputError(f"bad simkv.schema_version {version!r}", source=path) from None
+    if version_no != SCHEMA_VERSION:
+        raise InputError(f"trace schema version {version_no} is not supported (this simkv reads "
                          f"version {SCHEMA_VERSION})", source=path)
-    schema = pf.schema_arrow
-    for name, typ in _REQUIRED.items():
-        if name not in schema.names:
-            raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
-        field_type = schema.field(name).type
-        ok = field_type == typ or (pa.types.is_large_list(field_type) and field_type.value_type == typ.value_type) \
-            if pa.types.is_list(typ) else field_type == typ
-        if not ok:
-            raise InputError(f"column {name!r} has type {field_type}, expected {typ}", source=path,
-                             where=f"column {name}")
+    _check_schema(pf.schema_arrow, path)
     try:
         block_tokens = int(meta[b"simkv.block_tokens"])
+        n_blocks_meta = meta.get(b"simkv.n_blocks")
         models = tuple(json.loads(meta.get(b"simkv.models", b"[]")))
         extra = json.loads(meta.get(b"simkv.meta", b"{}"))
     except (KeyError, ValueError) as exc:
         raise InputError(f"bad simkv metadata ({exc})", source=path) from None
-    table = pf.read()
+    present = [c for c in _LISTS if c in pf.schema_arrow.names]
+    n = pf.metadata.num_rows
     try:
-        offsets, hashes = _flat(table.column("hash_ids"), np.uint64)
-        tags = content = None
-        if "block_tags" in table.column_names:
-            _, tags = _flat(table.column("block_tags"), np.int8)
-        if "content_hashes" in table.column_names:
-            _, content = _flat(table.column("content_hashes"), np.uint64)
-
-        def col(name, dtype):
-            c = table.column(name)
-            if c.null_count:
-                raise ValueError(f"column {name!r} has nulls")
-            return c.to_numpy().astype(dtype, copy=False)
-
+        n_blocks = int(n_blocks_meta) if n_blocks_meta is not None else None
+        scal = {attr: np.empty(n, dtype=dt) for _, dt, attr in _SCALARS.values()}
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        lists: dict[str, np.ndarray] = {}
+        chunks: dict[str, list[np.ndarray]] = {c: [] for c in present}
+        row = 0
+        for g in range(pf.metadata.num_row_groups):
+            tb = pf.read_row_group(g, use_threads=False)
+            m = tb.num_rows
+            for name, (_, dt, attr) in _SCALARS.items():
+                col = tb.column(name)
+                if col.null_count:
+                    raise ValueError(f"column {name!r} has nulls")
+                scal[attr][row:row + m] = col.to_numpy()
+            for name in present:
+                arr = tb.column(name).combine_chunks()
+                if arr.null_count:
+                    raise ValueError(f"column {name!r} has null lists")
+                loc = np.asarray(arr.offsets, dtype=np.int64)
+                vals = arr.values.to_numpy(zero_copy_only=False)[loc[0]:loc[-1]]
+                if name == "hash_ids":
+                    offsets[row + 1:row + m + 1] = offsets[row] + (loc[1:] - loc[0])
+                    if n_blocks is not None:
+                        dest = lists.setdefault(name, np.empty(n_blocks, dtype=np.uint64))
+                        a = offsets[row]
+                        if a + len(vals) > n_blocks:
+                            raise ValueError("more blocks than simkv.n_blocks says")
+                        dest[a:a + len(vals)] = vals
+                        continue
+                chunks[name].append(np.asarray(vals, dtype=_LISTS[name][1]))
+            row += m
+            del tb
+        for name in present:
+            if name in lists:
+                continue
+            dt = _LISTS[name][1]
+            lists[name] = np.concatenate(chunks[name]) if chunks[name] else np.zeros(0, dtype=dt)
         return Trace.from_arrays(
-            block_tokens=block_tokens, arrival_s=col("arrival_s", np.float64),
-            session_ids=col("session_id", np.int64), tenant_ids=col("tenant_id", np.int32),
-            model_index=col("model_index", np.int16), models=models,
-            input_tokens=col("input_tokens", np.int64), output_tokens=col("output_tokens", np.int64),
-            block_offsets=offsets, block_hashes=hashes, block_tags=tags, content_hashes=content,
-            meta=extra,
+            block_tokens=block_tokens, **scal, models=models, block_offsets=offsets,
+            block_hashes=lists["hash_ids"], block_tags=lists.get("block_tags"),
+            content_hashes=lists.get("content_hashes"), meta=extra,
         )
-    except ValueError as exc:
+    except (ValueError, pa.ArrowException) as exc:
         raise InputError(f"inconsistent trace: {exc}", source=path) from None
 
 

@@ -23,6 +23,6 @@ def prefix_stream(seed: int = 0, n_requests: int = 200_000, prefix_blocks: int =
     hashes = hashes * np.uint64(0x9E3779B97F4A7C15) + np.uint64(12345)
     offsets = np.arange(n_requests + 1, dtype=np.int64) * per_req
     return Trace.from_arrays(
-        block_tokens=block_tokens, arrival_s=np.arange(n_requests, dtype=np.float64) * 0.01,
+        block_tokens=block_tokens, arrival_s=np.arange(n_requests, dtype=np.float64) * 10 / 1000,
         input_tokens=np.full(n_requests, per_req * block_tokens), output_tokens=np.ones(n_requests),
         block_offsets=offsets, block_hashes=hashes.ravel())
