@@ -1,8 +1,8 @@
 """The exact block-cache engine (policies, TTL, prefix and chunk reuse)."""
 
+from simkv.cache import vllm_policy  # noqa: F401  (registers the engine-faithful policy)
 from simkv.cache.config import CacheConfig
 from simkv.cache.engine import SimResult, simulate
-from simkv.cache import vllm_policy  # noqa: F401  (registers the engine-faithful policy)
 from simkv.cache.policies import POLICIES, KernelOutput
 
 __all__ = ["CacheConfig", "SimResult", "simulate", "POLICIES", "KernelOutput"]

@@ -130,7 +130,7 @@ def read_parquet(path: Path) -> Trace:
         for g in range(pf.metadata.num_row_groups):
             tb = pf.read_row_group(g, use_threads=False)
             m = tb.num_rows
-            for name, (_, dt, attr) in _SCALARS.items():
+            for name, (_, _dt, attr) in _SCALARS.items():
                 col = tb.column(name)
                 if col.null_count:
                     raise ValueError(f"column {name!r} has nulls")
