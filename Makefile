@@ -13,7 +13,7 @@ export NUMBA_CACHE_DIR
 PYTEST_ARGS ?=
 QUICK ?=
 
-.PHONY: all venv engine test test-fast report bench bench-check lint verify-repro clean
+.PHONY: all venv engine browser test test-fast report bench bench-check lint verify-repro clean
 
 all: test
 
@@ -35,7 +35,13 @@ $(ENGINE_STAMP):
 	-$(ENGINE_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton
 	touch $(ENGINE_STAMP)
 
-test: $(STAMP) $(ENGINE_STAMP)
+# headless Chromium for the report's browser tests (Debian package), installed when missing
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) $(ENGINE_STAMP) browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # unit and integration tests only (no engine, no slow): for quick local iteration
