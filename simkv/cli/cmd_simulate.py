@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from simkv.cache import CacheConfig, simulate
-from simkv.cli.common import check_output_path, print_json, print_table
+from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.errors import InputError
 from simkv.trace import load_trace
 from simkv.units import parse_duration, parse_size
@@ -62,14 +62,16 @@ def simulate_cmd(
         raise InputError("must be >= 1", where="--replicas")
     cfg = build_cache_config(capacity, capacity_blocks, policy, ttl, ttl_mode,
                              reuse, blend_share if reuse == "chunk" else 0.0)
-    trace = load_trace(trace_path, format)
-    if latency:
-        from simkv.latency.api import simulate_with_latency
+    with stage(f"loading {trace_path.name}"):
+        trace = load_trace(trace_path, format)
+    with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
+        if latency:
+            from simkv.latency.api import simulate_with_latency
 
-        result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
-                                       routing=routing, calibration=calibration)
-    else:
-        result = simulate(trace, cfg, model=model)
+            result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
+                                           routing=routing, calibration=calibration)
+        else:
+            result = simulate(trace, cfg, model=model)
     summary = dict(result.summary_dict)
     if model is not None:
         summary["model"] = model

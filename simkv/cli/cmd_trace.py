@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from simkv.cli.common import check_output_path, print_json, print_table
+from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.trace import load_trace, save_trace
 from simkv.trace.stats import trace_stats
 
@@ -20,7 +20,8 @@ def stats_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Requests, duration, tokens, unique blocks, infinite-cache hit ratios, reuse times."""
-    stats = trace_stats(load_trace(path, format))
+    with stage(f"reading {path.name}"):
+        stats = trace_stats(load_trace(path, format))
     if json_out:
         print_json(stats)
     else:
@@ -38,8 +39,9 @@ def convert_cmd(
 ) -> None:
     """Convert between Mooncake JSONL and simkv Parquet (lossless both ways)."""
     check_output_path(dst, force=force, what="DST")
-    trace = load_trace(src, src_format)
-    save_trace(trace, dst, dst_format)
+    with stage(f"converting {src.name}"):
+        trace = load_trace(src, src_format)
+        save_trace(trace, dst, dst_format)
     typer.echo(f"wrote {dst} ({trace.n_requests} requests, {trace.n_block_accesses} blocks)")
 
 

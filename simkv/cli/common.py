@@ -65,3 +65,25 @@ def check_output_path(path: Path, *, force: bool, what: str = "--out") -> Path:
 def progress_enabled() -> bool:
     """Progress bars only on an interactive terminal (never in CI logs or pipes)."""
     return sys.stderr.isatty()
+
+
+class stage:
+    """A spinner on stderr for a step that may take more than a second (TTY only).
+
+    The long steps are single compiled calls, so a spinner with the step's name is the honest
+    progress indicator; multi-step commands use a rich progress bar instead.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self._status = None
+
+    def __enter__(self) -> stage:
+        if progress_enabled():
+            self._status = err_console.status(self.message)
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
