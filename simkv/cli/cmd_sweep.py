@@ -1,0 +1,124 @@
+"""``simkv sweep``: exact LRU hit ratios over a capacity x TTL grid, from one pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from simkv.cli.common import check_output_path, console, print_json
+from simkv.errors import InputError
+from simkv.trace import load_trace
+from simkv.units import parse_duration, parse_list, parse_size
+
+_UNLIMITED = ("inf", "unlimited", "none")
+
+
+def _capacity(parse):
+    def inner(text: str, *, where: str):
+        if str(text).strip().lower() in _UNLIMITED:
+            return None
+        return parse(text, where=where)
+    return inner
+
+
+def _blocks(text: str, *, where: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise InputError(f"not a whole number of blocks: {text!r}", where=where) from None
+    if value < 0:
+        raise InputError(f"must be >= 0: {text!r}", where=where)
+    return value
+
+
+def parse_grid_axes(capacities: str | None, capacities_blocks: str | None, ttls: str):
+    """(capacities_bytes, capacities_blocks, ttls_s) lists from the CLI strings."""
+    if (capacities is None) == (capacities_blocks is None):
+        raise InputError("give --capacities SIZES (with a model) or --capacities-blocks N,... "
+                         "(exactly one)", where="--capacities")
+    cap_bytes = cap_blocks = None
+    if capacities is not None:
+        cap_bytes = parse_list(capacities, _capacity(parse_size), where="--capacities")
+    else:
+        cap_blocks = parse_list(capacities_blocks, _capacity(_blocks), where="--capacities-blocks")
+    ttl_list = parse_list(ttls, parse_duration, where="--ttls")
+    return cap_bytes, cap_blocks, ttl_list
+
+
+def _print_grid(frame, title: str) -> None:
+    col = "capacity_blocks" if "capacity_blocks" in frame else "capacity_bytes"
+    ttls = list(dict.fromkeys(frame["ttl_s"].tolist()))
+    table = Table(title=title + "  (block hit ratio / prefix-token hit ratio)")
+    table.add_column(col)
+    for t in ttls:
+        table.add_column("no TTL" if t is None or t is np.nan or str(t) == "<NA>" else f"TTL {t:g} s",
+                         justify="right")
+    for cap, rows in frame.groupby(col, sort=False, dropna=False):
+        cells = [f"{b:.3f} / {p:.3f}" for b, p in zip(rows.block_hit_ratio, rows.prefix_token_hit_ratio,
+                                                      strict=True)]
+        table.add_row("unlimited" if str(cap) in ("<NA>", "nan") else f"{cap:,}", *cells)
+    console.print(table)
+
+
+def sweep_cmd(
+    trace_path: Path = typer.Option(..., "--trace", help="Trace file."),
+    format: str | None = typer.Option(None, "--format", help="Trace format (default: from suffix)."),
+    model: str | None = typer.Option(None, "--model", help="Model for a trace that names none (needed for byte capacities)."),
+    capacities: str | None = typer.Option(None, "--capacities", help="Capacities in bytes: 1GiB,10GiB,inf (needs a model)."),
+    capacities_blocks: str | None = typer.Option(None, "--capacities-blocks", help="Capacities in blocks: 100,1000,inf."),
+    ttls: str = typer.Option("inf", "--ttls", help="TTLs refreshed on hit: 1m,5m,1h,inf."),
+    sample_rate: float | None = typer.Option(None, "--sample-rate", help="SHARDS spatial sampling rate in (0, 1] for traces too large (estimates)."),
+    shards_error: str | None = typer.Option(None, "--shards-error", help="Instead of the grid, report SHARDS error against exact at these rates: 0.1,0.01."),
+    belady: bool = typer.Option(False, "--belady", help="Add the Belady (optimal) block hit ratio per capacity."),
+    executor: str = typer.Option("local", "--executor", help="local (processes) | ray | inline."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start a local Ray)."),
+    parts: int = typer.Option(1, "--parts", help="Split the TTL axis into this many independent parts (for --executor)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the grid as Parquet."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print the grid points as a JSON list."),
+) -> None:
+    """Exact LRU block and prefix-token hit ratios at every capacity x TTL, in one pass."""
+    from simkv.sizing.grid import lru_grid
+
+    cap_bytes, cap_blocks, ttl_list = parse_grid_axes(capacities, capacities_blocks, ttls)
+    if parts < 1:
+        raise InputError("must be >= 1", where="--parts")
+    if sample_rate is not None and not 0 < sample_rate <= 1:
+        raise InputError("must be within (0, 1]", where="--sample-rate")
+    if out is not None:
+        check_output_path(out, force=force)
+    trace = load_trace(trace_path, format)
+    kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
+    if shards_error is not None:
+        from simkv.sizing.shards import shards_error as measure
+
+        rates = parse_list(shards_error, lambda t, where: float(t), where="--shards-error")
+        if any(not 0 < r <= 1 for r in rates):
+            raise InputError("rates must be within (0, 1]", where="--shards-error")
+        frame = measure(trace, rates, **kw)
+    else:
+        frame = lru_grid(trace, sample_rate=sample_rate, executor=executor, address=address,
+                         ttl_chunks=parts, **kw)
+        if belady:
+            from simkv.sizing.belady import belady_curve
+
+            bel = belady_curve(trace, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
+                               model=model)
+            frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
+                                                        len(ttl_list))
+    if out is not None:
+        frame.to_parquet(out, index=False)
+    if json_out:
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        print_json(records)
+    elif shards_error is not None:
+        console.print(frame.to_string(index=False))
+    else:
+        _print_grid(frame, f"sweep {trace_path.name}" + (f" (SHARDS R={sample_rate:g})" if sample_rate else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep_cmd)
