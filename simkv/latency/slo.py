@@ -1,0 +1,159 @@
+"""Recommendation under a TTFT objective: replicas (GPUs) each cache configuration needs, the GPUs
+caching saves, and the smallest configuration that meets the objective.
+
+Every figure comes from :func:`simkv.latency.api.simulate_with_latency` runs: for a
+configuration, the replica count is searched (doubling, then bisection) for the fewest replicas
+whose TTFT quantile meets the objective, assuming more replicas never make it worse (true for
+the routers shipped: more replicas only spread the same requests).  A GPU count is replicas x
+tensor parallelism.  The no-cache baseline routes prefix-aware deployments by load instead
+(with nothing cached, prefix affinity only concentrates load).  With ``tier="hbm"`` a capacity
+is per replica: keep it within what HBM holds beside the weights.  The economics recommendation (``simkv recommend``) calls these functions.
+
+Usage::
+
+    from simkv.latency.slo import gpus_saved, smallest_config_meeting_slo
+    saving = gpus_saved(trace, cfg, slo_p90_s=2.0, model="llama-3.1-8b", gpu="H100")
+    rec = smallest_config_meeting_slo(trace, "llama-3.1-8b", configs, 2.0, "H100")
+    rec.chosen.config, rec.chosen.gpus, rec.baseline.gpus
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simkv.cache.config import CacheConfig
+from simkv.errors import InputError
+from simkv.latency.api import simulate_with_latency
+from simkv.trace.model import Trace
+
+#: The "no cache" configuration a saving is measured against (nothing is ever admitted).
+NO_CACHE = CacheConfig(capacity_blocks=0)
+
+
+@dataclass(frozen=True)
+class SloPoint:
+    """One configuration at the fewest replicas meeting the objective (None: not within reach)."""
+
+    config: CacheConfig
+    replicas: int | None
+    gpus: int | None
+    ttft_quantile_s: float | None  # at ``replicas`` (or at the largest count tried)
+    meets: bool
+
+
+@dataclass(frozen=True)
+class GpuSavings:
+    baseline: SloPoint
+    cached: SloPoint
+    gpus_saved: int | None  # None when either side cannot meet the objective
+
+
+@dataclass(frozen=True)
+class SloRecommendation:
+    """``chosen``: fewest GPUs, then the smallest cache, among configurations meeting the SLO."""
+
+    chosen: SloPoint | None
+    points: tuple[SloPoint, ...]
+    baseline: SloPoint
+    gpus_saved: int | None
+
+
+def _quantile(trace: Trace, cfg: CacheConfig, replicas: int, q: float, kw: dict) -> float:
+    res = simulate_with_latency(trace, cfg, replicas=replicas, **kw)
+    return float(np.quantile(res.records["ttft_s"].to_numpy(), q))
+
+
+def replicas_needed(trace: Trace, cfg: CacheConfig, slo_s: float, *, quantile: float = 0.9,
+                    max_replicas: int = 64, **kw: Any) -> SloPoint:
+    """Fewest replicas whose TTFT ``quantile`` is <= ``slo_s`` (``kw`` go to the simulation)."""
+    if not slo_s > 0:
+        raise InputError("the TTFT objective must be > 0 seconds", where="slo")
+    if not 0 < quantile < 1:
+        raise InputError("quantile must be within (0, 1)", where="quantile")
+    tp = int(kw.get("tensor_parallel", 1))
+    seen: dict[int, float] = {}
+
+    def value(r: int) -> float:
+        if r not in seen:
+            seen[r] = _quantile(trace, cfg, r, quantile, kw)
+        return seen[r]
+
+    hi = 1
+    while value(hi) > slo_s:
+        if hi >= max_replicas:
+            return SloPoint(cfg, None, None, value(hi), False)
+        hi = min(2 * hi, max_replicas)
+    lo = hi // 2  # value(lo) > slo (or lo == 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if value(mid) <= slo_s:
+            hi = mid
+        else:
+            lo = mid
+    return SloPoint(cfg, hi, hi * tp, value(hi), True)
+
+
+def gpus_saved(trace: Trace, cfg: CacheConfig, slo_p90_s: float, *, model: str | None = None,
+               gpu: str = "H100", baseline: CacheConfig = NO_CACHE, **kw: Any) -> GpuSavings:
+    """GPUs needed without caching (``baseline``) minus GPUs needed with ``cfg``."""
+    kw.update(model=model, gpu=gpu)
+    base = replicas_needed(trace, baseline, slo_p90_s, **_baseline_kw(kw))
+    cached = replicas_needed(trace, cfg, slo_p90_s, **kw)
+    saved = base.gpus - cached.gpus if base.meets and cached.meets else None
+    return GpuSavings(base, cached, saved)
+
+
+def _baseline_kw(kw: dict) -> dict:
+    """Without a cache, prefix-aware routing only concentrates load: route by load instead."""
+    if kw.get("routing") == "prefix_aware":
+        return {**kw, "routing": "least_loaded"}
+    return kw
+
+
+def _size_key(cfg: CacheConfig) -> float:
+    if cfg.capacity_bytes is not None:
+        return float(cfg.capacity_bytes)
+    if cfg.capacity_blocks is not None:
+        return float(cfg.capacity_blocks)
+    return math.inf
+
+
+def smallest_config_meeting_slo(trace: Trace, model: str | None, configs: list[CacheConfig],
+                                slo_p90_s: float, gpu: str = "H100", *,
+                                replicas: int | None = None, **kw: Any) -> SloRecommendation:
+    """The configuration meeting the objective with the fewest GPUs, then the smallest cache.
+
+    With ``replicas`` fixed, the smallest configuration whose TTFT p90 meets the objective at that
+    replica count.  ``kw`` (``quantile``, ``max_replicas``, ``routing``, ``tier``, ...) go to
+    :func:`replicas_needed` / the simulation.
+    """
+    if not configs:
+        raise InputError("no cache configurations to compare", where="configs")
+    kw.update(model=model, gpu=gpu)
+    quantile = kw.pop("quantile", 0.9)
+    max_replicas = kw.pop("max_replicas", 64)
+    tp = int(kw.get("tensor_parallel", 1))
+    ordered = sorted(configs, key=_size_key)
+    if replicas is not None:
+        points = []
+        for cfg in ordered:
+            v = _quantile(trace, cfg, replicas, quantile, kw)
+            points.append(SloPoint(cfg, replicas, replicas * tp, v, v <= slo_p90_s))
+        vb = _quantile(trace, NO_CACHE, replicas, quantile, _baseline_kw(kw))
+        base = SloPoint(NO_CACHE, replicas, replicas * tp, vb, vb <= slo_p90_s)
+        chosen = next((p for p in points if p.meets), None)
+    else:
+        points = [replicas_needed(trace, cfg, slo_p90_s, quantile=quantile,
+                                  max_replicas=max_replicas, **kw) for cfg in ordered]
+        base = replicas_needed(trace, NO_CACHE, slo_p90_s, quantile=quantile,
+                               max_replicas=max_replicas, **_baseline_kw(kw))
+        meeting = [p for p in points if p.meets]
+        chosen = min(meeting, key=lambda p: (p.gpus, _size_key(p.config))) if meeting else None
+    saved = None
+    if chosen is not None and base.meets and replicas is None:
+        saved = base.gpus - chosen.gpus
+    return SloRecommendation(chosen, tuple(points), base, saved)

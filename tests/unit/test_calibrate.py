@@ -1,0 +1,119 @@
+"""Calibration: recovering known coefficients, robustness, YAML round trip, bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simkv.cache import CacheConfig
+from simkv.errors import InputError
+from simkv.latency.calibrate import (
+    Calibration,
+    evaluate_prediction,
+    fit_calibration,
+    load_calibration,
+    nnls_small,
+    predict_ttft,
+    split_tokens,
+)
+from simkv.latency.costs import LinearCoefficients
+from tests.conftest import random_trace
+
+TRUE = LinearCoefficients(0.015, 8e-5, 3e-9, 4e-6)
+
+
+def _measured(n=240, noise=0.0, seed=2, coef=TRUE):
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    prompt = rng.integers(64, 16_000, n)
+    cached = (prompt * rng.uniform(0, 1, n)).astype(np.int64)
+    ttft = predict_ttft(coef, *split_tokens(prompt, cached)) * rng.normal(1, noise, n) if noise \
+        else predict_ttft(coef, *split_tokens(prompt, cached))
+    return pd.DataFrame({"request": np.arange(n), "ttft_s": ttft, "prompt_tokens": prompt,
+                         "cached_tokens": cached, "output_tokens": 8, "error": None})
+
+
+def test_recovers_known_coefficients_exactly_without_noise():
+    c = fit_calibration(_measured(), holdout=0.25, seed=1)
+    np.testing.assert_allclose(c.coefficients().as_array(), TRUE.as_array(), rtol=1e-6)
+    assert c.fit.evaluated_on == "holdout" and c.fit.records_evaluated == 60
+    assert c.fit.mape < 1e-6
+
+
+def test_recovers_coefficients_with_noise_errors_and_outliers():
+    df = _measured(noise=0.03)
+    df.loc[5, "error"] = "timeout"
+    df.loc[6, "ttft_s"] = np.nan
+    df.loc[7, "cached_tokens"] = np.nan
+    df.loc[8, "ttft_s"] *= 20  # a stall: the robust pass drops it
+    c = fit_calibration(df, holdout=0.25, seed=3)
+    np.testing.assert_allclose(c.coefficients().as_array(), TRUE.as_array(), rtol=0.1)
+    assert c.fit.records_fit + c.fit.records_evaluated == len(df) - 3
+    assert 0.0 < c.fit.p50_abs_rel_error < 0.05 and c.fit.p90_abs_rel_error < 0.1
+
+
+def test_coefficients_stay_non_negative():
+    zero_load = LinearCoefficients(0.01, 1e-4, 0.0, 0.0)
+    c = fit_calibration(_measured(noise=0.05, coef=zero_load), holdout=0.0)
+    assert (c.coefficients().as_array() >= 0).all()
+    a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert (nnls_small(a, np.array([1.0, -2.0, -1.0])) >= 0).all()
+
+
+def test_holdout_draw_is_seeded():
+    df = _measured(noise=0.05)
+    assert fit_calibration(df, seed=4) == fit_calibration(df, seed=4)
+    assert fit_calibration(df, seed=4).fit != fit_calibration(df, seed=5).fit
+
+
+def test_yaml_round_trip(tmp_path):
+    c = fit_calibration(_measured(noise=0.02), holdout=0.2, seed=0, source="m.csv")
+    path = tmp_path / "calib.yaml"
+    path.write_text(c.to_yaml())
+    assert load_calibration(path) == c
+
+
+@pytest.mark.parametrize("text, where", [
+    ("intercept_s: 0.1\nper_uncached_token_s: -1\nper_uncached_context_token_s: 0\n"
+     "per_cached_token_s: 0\n", "field per_uncached_token_s"),
+    ("intercept_s: 0.1\nper_uncached_token_s: 1\nper_uncached_context_token_s: 0\n"
+     "per_cached_token_s: 0\nbogus: 1\n", "field bogus"),
+    ("intercept_s: 0.1\n", "field per_uncached_token_s"),
+    ("- 1\n- 2\n", "mapping"),
+    ("intercept_s: [\n", "line"),
+])
+def test_bad_calibration_yaml_names_file_and_field(tmp_path, text, where):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_calibration(path)
+    assert str(path) in str(err.value) and where in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_measured_records_need_their_columns_and_enough_rows():
+    with pytest.raises(InputError, match="missing column"):
+        fit_calibration(_measured().drop(columns=["cached_tokens"]))
+    with pytest.raises(InputError, match="usable record"):
+        fit_calibration(_measured(n=3))
+    with pytest.raises(InputError, match="holdout"):
+        fit_calibration(_measured(), holdout=1.0)
+
+
+def test_evaluate_prediction_against_a_replay():
+    trace = random_trace(9, n_requests=120, block_tokens=16, max_blocks=200,
+                         models=("llama-3.1-8b",))
+    cfg = CacheConfig()
+    calib = Calibration(*TRUE.as_array())
+    from simkv.cache import simulate
+
+    hits = simulate(trace, cfg).records["reused_tokens"].to_numpy()
+    ttft = predict_ttft(TRUE, *split_tokens(trace.input_tokens, hits))
+    measured = pd.DataFrame({"request": np.arange(trace.n_requests), "ttft_s": ttft * 1.1,
+                             "prompt_tokens": trace.input_tokens, "cached_tokens": hits,
+                             "output_tokens": trace.output_tokens, "error": None})
+    out = evaluate_prediction(trace, cfg, measured, calib, skip_first=1)
+    assert out["requests"] == trace.n_requests - 1
+    # predictions are 1/1.1 of what was "measured": a 9.1% error at every quantile
+    assert out["p50_rel_error"] == pytest.approx(1 - 1 / 1.1, rel=1e-3)
+    assert out["p50_rel_error_engine_hits"] == pytest.approx(1 - 1 / 1.1, rel=1e-3)
+    assert out["within_15pct"] is True
+    assert out["simulated_cached_share"] == pytest.approx(out["engine_cached_share"])
