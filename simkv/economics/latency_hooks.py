@@ -4,9 +4,9 @@ Expected interface (from the latency package):
 
 - ``simkv.latency.prefill_tokens_per_s(model: ModelSpec, gpu: str) -> float``: sustained
   prefill throughput of one replica (tokens/s);
-- ``simkv.latency.slo.evaluate(trace, sim, model, *, ttft_p90_slo_s, gpu) -> dict`` with keys
-  ``ttft_p90_s`` (float), ``meets_slo`` (bool) and optionally ``gpus_needed`` /
-  ``gpus_needed_no_cache`` (int): the TTFT of a cache configuration's simulated run.
+- ``simkv.latency.slo.gpus_saved(trace, cfg, slo_p90_s, *, model, gpu, **kw)`` returning an
+  object with ``baseline`` / ``cached`` points (``meets``, ``gpus``, ``ttft_quantile_s``) and
+  ``gpus_saved``: the fewest replicas meeting a p90 TTFT objective with and without a cache.
 
 Anything else (not importable, another signature) is reported as "unavailable", never guessed.
 """
@@ -44,15 +44,22 @@ def prefill_tokens_per_s(spec, gpu: str) -> tuple[float | None, str]:
     return value, f"from the latency model ({gpu})"
 
 
-def slo_evaluate(trace, sim, spec, *, ttft_p90_slo_s: float, gpu: str) -> tuple[dict[str, Any] | None, str]:
-    """The latency model's SLO check of one simulated cache, or (None, why not)."""
-    fn, why = _attr("simkv.latency.slo", "evaluate")
+def slo_evaluate(trace, cfg, spec, *, ttft_p90_slo_s: float, gpu: str) -> tuple[dict[str, Any] | None, str]:
+    """The latency model's TTFT check of one cache configuration, or (None, why not).
+
+    Uses ``simkv.latency.slo.gpus_saved(trace, cfg, slo_p90_s, model=..., gpu=..., specs=...)``
+    (fewest replicas meeting the p90 objective with and without the cache).
+    """
+    fn, why = _attr("simkv.latency.slo", "gpus_saved")
     if fn is None:
         return None, why
     try:
-        out = fn(trace, sim, spec, ttft_p90_slo_s=ttft_p90_slo_s, gpu=gpu)
+        res = fn(trace, cfg, ttft_p90_slo_s, model=None, gpu=gpu, specs={spec.name: spec})
     except TypeError as exc:
-        return None, f"simkv.latency.slo.evaluate has another signature ({exc})"
-    if not isinstance(out, dict) or "meets_slo" not in out:
-        return None, "simkv.latency.slo.evaluate returned no 'meets_slo'"
-    return out, ""
+        return None, f"simkv.latency.slo.gpus_saved has another signature ({exc})"
+    cached, base = getattr(res, "cached", None), getattr(res, "baseline", None)
+    if cached is None or base is None:
+        return None, "simkv.latency.slo.gpus_saved returned no cached/baseline points"
+    return {"meets_slo": bool(cached.meets), "ttft_p90_s": cached.ttft_quantile_s,
+            "gpus_needed": cached.gpus, "gpus_needed_no_cache": base.gpus,
+            "gpus_saved": res.gpus_saved}, ""

@@ -11,7 +11,6 @@ savings that pay for one month of the tier), and the same choice under traffic g
 
 from __future__ import annotations
 
-from simkv.cache import simulate
 from simkv.economics.context import BillContext
 from simkv.economics.growth import grow
 from simkv.economics.kinds.subscription import SubscriptionBook, Tier
@@ -52,11 +51,11 @@ def evaluate_tiers(ctx: BillContext, book: SubscriptionBook, target_share: float
                "warmup_rule": s["warmup_rule"]}
         if ttft_p90_slo_s is not None:
             row["meets_slo"] = None
-            if slo_reason is None:
+            # the (costly) latency check only where the savings target is met, until a choice
+            if slo_reason is None and choice is None and share >= target_share:
                 cfg = (ctx.cache_config(capacity_bytes=tier.capacity, policy=book.policy)
                        if tier.capacity > 0 else ctx.cache_config(capacity_blocks=0))
-                sim = simulate(ctx.trace, cfg, specs={ctx.spec.name: ctx.spec})
-                res, why = slo_evaluate(ctx.trace, sim, ctx.spec, ttft_p90_slo_s=ttft_p90_slo_s,
+                res, why = slo_evaluate(ctx.trace, cfg, ctx.spec, ttft_p90_slo_s=ttft_p90_slo_s,
                                         gpu=gpu)
                 if res is None:
                     slo_reason = why
@@ -148,6 +147,12 @@ def recommend(trace: Trace, model: str | None, book: SubscriptionBook, *,
                          f"{base['slo_unavailable']}.")
         else:
             out["slo"] = {"available": True, "ttft_p90_slo_s": ttft_p90_slo_s}
+            if choice is not None and choice.get("slo"):
+                s = choice["slo"]
+                out["slo"].update(s)
+                lines.append(f"TTFT p90 <= {ttft_p90_slo_s:g} s on {gpu}: {choice['tier']} needs "
+                             f"{s.get('gpus_needed')} GPU(s) vs {s.get('gpus_needed_no_cache')} "
+                             f"without a cache (GPUs saved: {s.get('gpus_saved')}).")
     growth_rows = []
     for g in growth:
         gctx = BillContext(grow(ctx.trace, g), None, **kw)
