@@ -81,8 +81,9 @@ def coarser(trace: Trace, block_tokens: int) -> Trace:
         unit = int(trace.meta.get("content_hash_unit_tokens") or b)
         units = -(-trace.block_token_counts() // unit)
         powers = np.ones(int(units.max(initial=0)) + 1, dtype=np.uint64)
-        for i in range(1, len(powers)):
-            powers[i] = powers[i - 1] * POLY
+        with np.errstate(over="ignore"):  # arithmetic mod 2^64 on purpose
+            for i in range(1, len(powers)):
+                powers[i] = powers[i - 1] * POLY
         content = _compose(first, last, trace.content_hashes, units, powers)
         meta["content_hash_unit_tokens"] = unit
     meta["rechunked_from_block_tokens"] = b

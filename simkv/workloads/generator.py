@@ -331,8 +331,20 @@ def _template_ids(templates: np.ndarray, changes: np.ndarray, lengths: np.ndarra
     return ids.astype(np.uint64), lens.astype(np.int64)
 
 
-def assemble(p: Plan, reqs: Requests) -> Trace:
-    """Lay out and hash every request's prompt; build the Trace."""
+@dataclass(frozen=True)
+class Segments:
+    """Every request's prompt as flat segment lists, with its root salt."""
+
+    offsets: np.ndarray  # per request + 1
+    ids: np.ndarray
+    lengths: np.ndarray
+    tags: np.ndarray
+    input_tokens: np.ndarray  # per request
+    salts: np.ndarray  # per request
+
+
+def segments(p: Plan, reqs: Requests) -> Segments:
+    """Lay out every request's prompt as segments (module docstring) with its salt."""
     spec = p.spec
     s, j, t = reqs.session, reqs.turn, reqs.arrival_s
     q = p.turn_base[s] + j
@@ -355,6 +367,16 @@ def assemble(p: Plan, reqs: Requests) -> Trace:
     model_keys = np.array([key_of("model", name) for name in spec.models], dtype=np.uint64)
     tenant_salt = (tenant + 1).astype(np.uint64) if tn.isolated else np.zeros(len(s), np.uint64)
     salts = combine(model_keys[model], tenant_salt)
+    return Segments(seg_off, seg_ids, seg_lens, seg_tags, tokens, salts)
+
+
+def assemble(p: Plan, reqs: Requests) -> Trace:
+    """Lay out and hash every request's prompt; build the Trace."""
+    spec = p.spec
+    s, j, t = reqs.session, reqs.turn, reqs.arrival_s
+    q = p.turn_base[s] + j
+    seg = segments(p, reqs)
+    tokens = seg.input_tokens
     B = spec.block_tokens
     unit = content_unit_tokens(B)
     offsets = np.zeros(len(s) + 1, dtype=np.int64)
@@ -363,10 +385,10 @@ def assemble(p: Plan, reqs: Requests) -> Trace:
     hashes = np.empty(n_blocks, dtype=np.uint64)
     content = np.empty(n_blocks, dtype=np.uint64)
     tags = np.empty(n_blocks, dtype=np.int8)
-    hash_segments(seg_off, seg_ids, seg_lens, seg_tags, salts, offsets, B, unit,
+    hash_segments(seg.offsets, seg.ids, seg.lengths, seg.tags, seg.salts, offsets, B, unit,
                   hashes, content, tags)
     return Trace.from_arrays(
-        block_tokens=B, arrival_s=t, session_ids=s, tenant_ids=tenant, model_index=model,
+        block_tokens=B, arrival_s=t, session_ids=s, tenant_ids=p.tenant[s], model_index=p.model[s],
         models=spec.models, input_tokens=tokens, output_tokens=p.output_tokens[q],
         block_offsets=offsets, block_hashes=hashes, block_tags=tags, content_hashes=content,
         meta=_meta(p),

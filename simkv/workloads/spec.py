@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from simkv.errors import InputError
 from simkv.units import parse_duration
@@ -129,14 +137,15 @@ class ArrivalsModel(_Strict):
     diurnal: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
     bursts: list[BurstModel] = []
 
-    @model_validator(mode="after")
-    def _diurnal(self) -> ArrivalsModel:
-        if self.diurnal is not None:
-            if len(self.diurnal) != 24:
-                raise ValueError(f"diurnal needs 24 hourly weights, got {len(self.diurnal)}")
-            if sum(self.diurnal) <= 0:
-                raise ValueError("diurnal weights must not all be 0")
-        return self
+    @field_validator("diurnal")
+    @classmethod
+    def _diurnal(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if len(v) != 24:
+                raise ValueError(f"needs 24 hourly weights, got {len(v)}")
+            if sum(v) <= 0:
+                raise ValueError("weights must not all be 0")
+        return v
 
 
 class SessionsModel(_Strict):
@@ -183,14 +192,15 @@ class ModelWeightModel(_Strict):
     name: str
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
 
-    @model_validator(mode="after")
-    def _known(self) -> ModelWeightModel:
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
         from simkv.models import catalogue_names
 
         names = catalogue_names()
-        if self.name not in names:
-            raise ValueError(f"unknown model {self.name!r} (catalogue: {', '.join(names)})")
-        return self
+        if v not in names:
+            raise ValueError(f"unknown model {v!r} (catalogue: {', '.join(names)})")
+        return v
 
 
 class TenantsModel(_Strict):
