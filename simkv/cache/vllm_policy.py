@@ -1,1 +1,269 @@
-"""Placeholder: the engine-faithful ``vllm`` policy is added by the harness issue (#7)."""
+"""The engine-faithful ``vllm`` policy: vLLM v1's prefix cache, block by block.
+
+vLLM's prefix cache is not plain LRU.  Read from vLLM 0.32 (``vllm/v1/core/block_pool.py``,
+``kv_cache_manager.py``, ``single_type_kv_cache_manager.py``), for a full-attention model:
+
+- a fixed pool of physical blocks; free blocks sit in one queue (``FreeKVCacheBlockQueue``);
+  allocation pops from its head, and popping a block that still carries a hash evicts it;
+- lookup: the leading run of cached *full* blocks, capped at ``num_tokens - 1`` tokens (a fully
+  cached prompt still recomputes its last token, and with it a whole block);
+- hit blocks are touched (taken out of the free queue: pinned while the request runs); the rest
+  of the request's blocks are allocated fresh, ``cdiv(prompt + output - 1, block)`` in all, since
+  the last generated token is never fed back;
+- every block that becomes full is cached, including blocks filled by generated tokens (their
+  hashes never match a later prompt, but they take room); a full block whose hash is already
+  cached is cached again (duplicates are allowed; lookups take the first);
+- a finished request frees its blocks in reverse order (tail first); cached blocks are appended
+  to the queue's tail in that order (so the prefix is evicted last), never-cached blocks (the
+  prompt's last partial block) are prepended to its head and reused first.
+
+``VllmBlockPool`` replays those rules one request at a time (requests do not overlap: the target
+is a one-at-a-time replay; with concurrent requests the engine pins more blocks at once and
+schedules chunked prefills, which this does not model).  ``LMCacheLRU`` models LMCache's level
+(multi-process mode): 256-token chunks, prefix-chained, LRU, ``save_unfull_chunk`` off; its
+lookup result supersedes vLLM's own hit by ``max(0, lmcache_hit - local_hit)`` tokens, which
+vLLM counts as external hits.  LMCache evicts in batches past a watermark; this evicts exactly
+one LRU chunk at a time (documented difference).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from simkv.cache.config import CacheConfig
+from simkv.cache.policies import POLICIES, KernelOutput
+from simkv.cache.stream import AccessStream
+from simkv.errors import InputError
+from simkv.trace.model import Trace
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass
+class RequestOutcome:
+    """What one request got: leading hit blocks, fresh blocks allocated, evictions."""
+
+    hit_blocks: int
+    allocated_blocks: int
+    evictions: int
+
+
+class VllmBlockPool:
+    """vLLM v1's block pool and prefix cache for one full-attention KV cache group.
+
+    ``num_blocks`` counts usable blocks (vLLM's ``num_gpu_blocks`` minus its null block);
+    ``None`` is unlimited.  Block keys are any hashable ids of the prompt's chained blocks.
+    """
+
+    def __init__(self, num_blocks: int | None, block_tokens: int) -> None:
+        if block_tokens <= 0:
+            raise ValueError("block_tokens must be > 0")
+        self.block_tokens = block_tokens
+        self.unlimited = num_blocks is None
+        self.free: OrderedDict[int, None] = OrderedDict((b, None) for b in range(num_blocks or 0))
+        self.next_block = num_blocks or 0
+        self.block_key: dict[int, object] = {}            # physical block -> its hash key
+        self.cached: dict[object, list[int]] = {}         # hash key -> physical blocks, oldest first
+        self._unique = 0
+
+    # ------------------------------------------------------------------ primitives
+    def _pop_free(self) -> tuple[int, bool]:
+        """A fresh physical block from the queue head; True when that evicted a cached one."""
+        if not self.free:
+            if not self.unlimited:
+                raise RuntimeError("no free KV block: a request larger than the whole cache")
+            self.next_block += 1
+            return self.next_block - 1, False
+        block, _ = self.free.popitem(last=False)
+        key = self.block_key.pop(block, None)
+        if key is None:
+            return block, False
+        holders = self.cached[key]
+        holders.remove(block)
+        if not holders:
+            del self.cached[key]
+        return block, True
+
+    def _cache(self, block: int, key: object) -> None:
+        self.block_key[block] = key
+        self.cached.setdefault(key, []).append(block)
+
+    def lookup(self, keys, prompt_tokens: int) -> int:
+        """Leading cached full blocks, capped at ``prompt_tokens - 1`` tokens."""
+        limit = max(prompt_tokens - 1, 0) // self.block_tokens
+        n = 0
+        for key in keys[:limit]:
+            if key not in self.cached:
+                break
+            n += 1
+        return n
+
+    # ------------------------------------------------------------------ one request
+    def run_request(self, keys, prompt_tokens: int, output_tokens: int,
+                    computed_tokens: int | None = None) -> RequestOutcome:
+        """Serve one request start to finish; ``keys`` are its prompt's chained block ids.
+
+        ``computed_tokens`` overrides the leading tokens not recomputed (local + external hits);
+        by default the local hit.
+        """
+        bt = self.block_tokens
+        hit = self.lookup(keys, prompt_tokens)
+        blocks = [self.cached[keys[k]][0] for k in range(hit)]
+        for b in blocks:                                   # touch: pin while running
+            self.free.pop(b, None)
+        held_tokens = max(prompt_tokens + max(output_tokens, 1) - 1, prompt_tokens)
+        total = _cdiv(held_tokens, bt)
+        evictions = 0
+        for _ in range(total - hit):
+            b, evicted = self._pop_free()
+            evictions += evicted
+            blocks.append(b)
+        n_full_prompt = prompt_tokens // bt
+        n_full = held_tokens // bt
+        for k in range(hit, n_full):                       # cache blocks as they fill
+            if k < n_full_prompt:
+                self._cache(blocks[k], keys[k])
+            else:                                          # filled by generated tokens
+                self._unique += 1
+                self._cache(blocks[k], ("gen", self._unique))
+        evict_first, evict_last = [], []
+        for b in reversed(blocks):                         # free tail first
+            (evict_last if b in self.block_key else evict_first).append(b)
+        for b in reversed(evict_first):                    # prepend_n keeps list order at head
+            self.free[b] = None
+            self.free.move_to_end(b, last=False)
+        for b in evict_last:
+            self.free[b] = None
+        return RequestOutcome(hit, total - hit, evictions)
+
+
+class LMCacheLRU:
+    """LMCache's store in multi-process mode: full chunks, prefix-chained, LRU by chunk."""
+
+    def __init__(self, capacity_chunks: int | None, chunk_tokens: int = 256) -> None:
+        self.capacity = capacity_chunks
+        self.chunk_tokens = chunk_tokens
+        self.lru: OrderedDict[object, None] = OrderedDict()
+        self.evictions = 0
+
+    def lookup(self, keys, prompt_tokens: int) -> int:
+        """Leading stored chunks of the prompt (touched, as LMCache's lookup locks them)."""
+        n_full = prompt_tokens // self.chunk_tokens
+        n = 0
+        for key in keys[:n_full]:
+            if key not in self.lru:
+                break
+            self.lru.move_to_end(key)
+            n += 1
+        return n
+
+    def store(self, keys, first: int, last: int) -> None:
+        """Store chunks ``first..last-1`` (most recently used)."""
+        for key in keys[first:last]:
+            if key in self.lru:
+                self.lru.move_to_end(key)
+                continue
+            if self.capacity is not None:
+                if self.capacity <= 0:
+                    return
+                while len(self.lru) >= self.capacity:
+                    self.lru.popitem(last=False)
+                    self.evictions += 1
+            self.lru[key] = None
+
+
+@dataclass(frozen=True)
+class TieredPrediction:
+    """Per-request hit tokens by vLLM's rules: local prefix cache and LMCache (external)."""
+
+    prompt_tokens: np.ndarray
+    local_hit_tokens: np.ndarray
+    external_hit_tokens: np.ndarray
+    evictions: np.ndarray
+
+    def summary(self) -> dict:
+        p = int(self.prompt_tokens.sum())
+        local = int(self.local_hit_tokens.sum())
+        ext = int(self.external_hit_tokens.sum())
+        ext_queries = p - local
+        return {"prompt_tokens": p, "local_hit_tokens": local, "external_hit_tokens": ext,
+                "prefix_hit_ratio": local / p if p else 0.0,
+                "external_queries_tokens": ext_queries,
+                "external_hit_ratio": ext / ext_queries if ext_queries else 0.0,
+                "evictions": int(self.evictions.sum())}
+
+
+def simulate_tiers(block_keys: list, prompt_tokens, output_tokens, *, num_blocks: int | None,
+                   block_tokens: int, chunk_keys: list | None = None,
+                   lmcache_chunks: int | None = None, chunk_tokens: int = 256) -> TieredPrediction:
+    """vLLM's prefix cache (and LMCache behind it when ``chunk_keys`` is given), request by
+    request in the given order.
+
+    ``block_keys[i]`` / ``chunk_keys[i]``: request i's chained ids at vLLM's block size and at
+    LMCache's chunk size.
+    """
+    n = len(block_keys)
+    pool = VllmBlockPool(num_blocks, block_tokens)
+    lmc = LMCacheLRU(lmcache_chunks, chunk_tokens) if chunk_keys is not None else None
+    local = np.zeros(n, dtype=np.int64)
+    ext = np.zeros(n, dtype=np.int64)
+    evictions = np.zeros(n, dtype=np.int64)
+    prompt = np.asarray(prompt_tokens, dtype=np.int64)
+    for i in range(n):
+        p, o = int(prompt[i]), int(output_tokens[i])
+        hit_local = pool.lookup(block_keys[i], p) * block_tokens
+        if lmc is not None:
+            lmc_hit = lmc.lookup(chunk_keys[i], p)
+            ext[i] = max(0, lmc_hit * chunk_tokens - hit_local)
+            # the connector stores the full chunks it does not already hold
+            lmc.store(chunk_keys[i], lmc_hit, p // chunk_tokens)
+        out = pool.run_request(block_keys[i], p, o)
+        local[i] = out.hit_blocks * block_tokens
+        evictions[i] = out.evictions
+    return TieredPrediction(prompt, local, ext, evictions)
+
+
+@POLICIES.register("vllm")
+def _vllm(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
+    """vLLM v1's prefix cache (see the module docstring); capacity counts usable blocks."""
+    if cfg.ttl_s is not None:
+        raise InputError("the vllm policy has no TTL (vLLM keeps blocks until evicted)",
+                         where="ttl")
+    if cfg.reuse != "prefix":
+        raise InputError("the vllm policy models prefix reuse only", where="reuse")
+    num_blocks: int | None
+    if capacity < 0:
+        num_blocks = None
+    elif cfg.capacity_bytes is not None:
+        sizes = np.unique(stream.sizes)
+        if len(sizes) > 1:
+            raise InputError("the vllm policy needs one block size in bytes (one model per "
+                             "cache); give the capacity in blocks", where="capacity")
+        num_blocks = int(capacity // int(sizes[0])) if len(sizes) else 0
+    else:
+        num_blocks = int(capacity)
+    pool = VllmBlockPool(num_blocks, trace.block_tokens)
+    n = trace.n_requests
+    hit = np.zeros(len(stream.ids), dtype=np.uint8)
+    evictions = np.zeros(n, dtype=np.int64)
+    hit_tokens = np.zeros(n, dtype=np.int64)
+    offsets = stream.req_offsets
+    ids = stream.ids.tolist()
+    bt = trace.block_tokens
+    for i in range(n):
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        p, o = int(trace.input_tokens[i]), int(trace.output_tokens[i])
+        if p == 0:
+            continue  # nothing sent (a request the harness skipped)
+        if num_blocks is not None and _cdiv(max(p + max(o, 1) - 1, p), bt) > num_blocks:
+            continue  # vLLM refuses a request larger than its whole cache
+        out = pool.run_request(ids[a:b], p, o)
+        hit[a:a + out.hit_blocks] = 1
+        evictions[i] = out.evictions
+        hit_tokens[i] = out.hit_blocks * bt
+    return KernelOutput(hit, evictions, np.zeros(n, dtype=np.int64), prefix_hit_tokens=hit_tokens)

@@ -1,0 +1,135 @@
+"""Prometheus scrapes of vLLM and LMCache, parsed with prometheus_client, and counter deltas.
+
+Hit rates come from counter *deltas* between a scrape before and a scrape after the replay
+(never from a server's own gauge), so earlier traffic on the same server does not count.
+A metric the comparison needs but the server does not export stops the run with a message
+naming it (a different vLLM version, or metrics disabled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+VLLM_REQUIRED = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
+                 "vllm:cache_config_info", "vllm:kv_cache_usage_perc")
+VLLM_CONNECTOR_REQUIRED = ("vllm:external_prefix_cache_queries_total",
+                           "vllm:external_prefix_cache_hits_total")
+LMCACHE_REQUIRED = ("lmcache_mp_lookup_requested_tokens_total",
+                    "lmcache_mp_lookup_hit_tokens_total")
+
+
+class MetricsError(RuntimeError):
+    """An expected metric is missing or a scrape failed."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One scrape: every sample as (name, sorted labels) -> value."""
+
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+        return cls(out)
+
+    def names(self) -> set[str]:
+        return {name for name, _ in self.samples}
+
+    def total(self, name: str, **labels: str) -> float | None:
+        """Sum of the samples named ``name`` whose labels include ``labels`` (None if absent)."""
+        values = [v for (n, lab), v in self.samples.items()
+                  if n == name and all(dict(lab).get(k) == val for k, val in labels.items())]
+        return sum(values) if values else None
+
+    def labels_of(self, name: str) -> dict[str, str] | None:
+        for (n, lab), _ in self.samples.items():
+            if n == name:
+                return dict(lab)
+        return None
+
+    def require(self, names, source: str) -> None:
+        missing = [n for n in names if n not in self.names()]
+        if missing:
+            raise MetricsError(f"{source} does not export {', '.join(missing)}; the comparison "
+                               "needs them (is this a vLLM >= 0.11 / LMCache multi-process "
+                               "server with metrics enabled?)")
+
+
+def delta(before: Snapshot, after: Snapshot, name: str, **labels: str) -> float:
+    """Counter increase of ``name`` between two scrapes (0 when absent in both)."""
+    a = after.total(name, **labels)
+    b = before.total(name, **labels)
+    return (a or 0.0) - (b or 0.0)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """The engine's real cache configuration, from ``vllm:cache_config_info``."""
+
+    block_size: int
+    num_gpu_blocks: int
+    kv_cache_memory_bytes: int | None
+
+    @property
+    def usable_blocks(self) -> int:
+        """Blocks the prefix cache can use: vLLM takes one as its null block."""
+        return self.num_gpu_blocks - 1
+
+
+def cache_info(snap: Snapshot) -> CacheInfo:
+    labels = snap.labels_of("vllm:cache_config_info")
+    if labels is None:
+        raise MetricsError("vllm does not export vllm:cache_config_info")
+
+    def num(key: str) -> int | None:
+        v = labels.get(key)
+        try:
+            return int(float(v)) if v not in (None, "None", "") else None
+        except ValueError:
+            return None
+
+    bs, nb = num("block_size"), num("num_gpu_blocks")
+    if bs is None or nb is None:
+        raise MetricsError("vllm:cache_config_info lacks block_size or num_gpu_blocks")
+    return CacheInfo(bs, nb, num("kv_cache_memory_bytes"))
+
+
+def cache_deltas(before: Snapshot, after: Snapshot, *, connector: bool = False) -> dict:
+    """The prefix-cache counters the comparison uses, as deltas over the replay."""
+    out = {
+        "prefix_cache_queries_tokens": delta(before, after, "vllm:prefix_cache_queries_total"),
+        "prefix_cache_hits_tokens": delta(before, after, "vllm:prefix_cache_hits_total"),
+        "external_prefix_cache_queries_tokens": delta(
+            before, after, "vllm:external_prefix_cache_queries_total"),
+        "external_prefix_cache_hits_tokens": delta(
+            before, after, "vllm:external_prefix_cache_hits_total"),
+        "kv_cache_usage_perc": after.total("vllm:kv_cache_usage_perc"),
+    }
+    for (name, lab), _ in after.samples.items():
+        if name == "vllm:prompt_tokens_cached_by_source_total":
+            src = dict(lab).get("source", "unknown")
+            out[f"cached_by_source_{src}_tokens"] = delta(before, after, name, source=src)
+    q, h = out["prefix_cache_queries_tokens"], out["prefix_cache_hits_tokens"]
+    out["prefix_hit_ratio"] = h / q if q else None
+    eq, eh = out["external_prefix_cache_queries_tokens"], out["external_prefix_cache_hits_tokens"]
+    out["external_hit_ratio"] = (eh / eq if eq else None) if connector else None
+    return out
+
+
+def lmcache_deltas(before: Snapshot, after: Snapshot) -> dict:
+    """Every ``lmcache_mp_*`` counter's increase, and the gauges' final values."""
+    out = {}
+    for (name, _lab), _ in after.samples.items():
+        if not name.startswith("lmcache_mp_") or name in out:
+            continue
+        if name.endswith("_total"):
+            out[name] = delta(before, after, name)
+        elif not name.endswith("_created"):
+            out[name] = after.total(name)
+    return out
