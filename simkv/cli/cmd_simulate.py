@@ -46,7 +46,9 @@ def simulate_cmd(
     latency: bool = typer.Option(False, "--latency", help="Add TTFT from the latency model and serving simulation."),
     gpu: str = typer.Option("H100", "--gpu", help="GPU for --latency."),
     replicas: int = typer.Option(1, "--replicas", help="Serving replicas for --latency."),
-    routing: str = typer.Option("round_robin", "--routing", help="round_robin | prefix (for --latency)."),
+    routing: str = typer.Option("round_robin", "--routing", help="round_robin | least_loaded | prefix_aware (for --latency)."),
+    tier: str = typer.Option("hbm", "--tier", help="Where cached KV lives for --latency: hbm, cpu, nvme, remote, ... (load time)."),
+    tp: int = typer.Option(1, "--tp", help="Tensor-parallel degree per replica for --latency."),
     calibration: Path | None = typer.Option(None, "--calibration", help="calib.yaml from `simkv calibrate`."),
     records_out: Path | None = typer.Option(None, "--records", help="Write per-request records (Parquet)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --records if it exists."),
@@ -69,7 +71,8 @@ def simulate_cmd(
             from simkv.latency.api import simulate_with_latency
 
             result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
-                                           routing=routing, calibration=calibration)
+                                           routing=routing, calibration=calibration, tier=tier,
+                                           tensor_parallel=tp)
         else:
             result = simulate(trace, cfg, model=model)
     summary = dict(result.summary_dict)
