@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress.advance()
             opts = ReportOptions(quick=args.quick, seed=args.seed, pricebooks_dir=args.pricebooks,
                                  measured_path=measured_path, run_engine=not args.quick,
-                                 measured_note=measured_note,
+                                 measured_note=measured_note, offers_replay=True,
                                  command="make report" + (" QUICK=1" if args.quick else ""))
             subtitle = (f"{len(workloads)} example workloads generated from "
                         f"{args.workloads_dir.name}/ (short windows, extrapolated to a month).")

@@ -52,6 +52,7 @@ class ReportOptions:
     measured_path: Path | None = None
     run_engine: bool = False
     measured_note: str = ""   # why the engine replay produced no results, when it did not
+    offers_replay: bool = False  # make report: a full run replays on the CPU engine
     bench_path: Path = Path(".bench/latest.json")
     baseline_path: Path = Path("tests/bench/baseline.json")
     n_boot: int = 100
@@ -84,6 +85,15 @@ class Section:
     assumptions: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     number: int = 0
+    headline: str = ""        # one sentence for the summary at the top (default: first reading)
+
+    @property
+    def summary_line(self) -> str:
+        if self.headline:
+            return self.headline
+        if self.readings:
+            return self.readings[0]
+        return self.missing[0] if self.missing else ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

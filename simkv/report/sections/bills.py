@@ -19,6 +19,8 @@ from simkv.report.sections.common import BLEND_RECOMPUTE_SHARE, unlimited
 from simkv.trace.model import Trace
 
 KEY = "bills"
+#: price-book kinds that are API prompt caches (priced against their own input price)
+API_KINDS = ("anthropic", "openai", "gemini", "deepseek")
 
 
 def per_model(w: WorkloadInput) -> list[tuple[str, Trace]]:
@@ -86,16 +88,14 @@ def _bills_figure(ctx: ReportContext, sec: Section, frame: pd.DataFrame, data: s
             g = g.sort_values("total_usd")
             y = np.arange(len(g))
             colors = ["#C44E52" if p else "#4C72B0" for p in g["placeholder"]]
-            ax.barh(y, g["total_usd"], color=colors)
+            ax.barh(y, g["no_cache_usd"], color="#DDDDDD", label="same book, no caching")
+            ax.barh(y, g["total_usd"], color=colors, height=0.6)
             lo = (g["total_usd"] - g["total_usd_ci_lo"]).clip(lower=0)
             hi = (g["total_usd_ci_hi"] - g["total_usd"]).clip(lower=0)
             if g["total_usd_ci_lo"].notna().any():
                 ax.errorbar(g["total_usd"], y, xerr=[lo.fillna(0), hi.fillna(0)], fmt="none",
                             ecolor="black", lw=0.8)
-            base = float(g["no_cache_usd"].dropna().max()) if g["no_cache_usd"].notna().any() else None
-            if base:
-                ax.axvline(base, color="black", ls="--", lw=1, label="no caching")
-                ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=6, loc="lower right")
             ax.set_yticks(y)
             ax.set_yticklabels(g["provider"], fontsize=7)
             ax.set_title(f"{wl} ({model})", fontsize=9)
@@ -103,8 +103,8 @@ def _bills_figure(ctx: ReportContext, sec: Section, frame: pd.DataFrame, data: s
         sec.figures.append(ctx.figure(
             KEY, fig, title="Monthly bill by price book, per workload",
             caption=("Each book's monthly bill on the workload (window extrapolated to a month after "
-                     "the warm-up), 95% bootstrap interval over sessions; dashed: the bill with no "
-                     "caching. Red bars use PLACEHOLDER prices."),
+                     "the warm-up), 95% bootstrap interval over sessions; grey: the same book's bill "
+                     "with no caching. Red bars use PLACEHOLDER prices."),
             data_file=data, basis="modelled"))
 
 
@@ -182,17 +182,30 @@ def build(ctx: ReportContext) -> Section:
         ctx.cache["bills"] = frame
         _bills_figure(ctx, sec, frame, data)
         ok = frame[frame["available"] & frame["total_usd"].notna()]
+        heads = []
         for (wl, model), g in ok.groupby(["workload", "model"], sort=False):
             best = g.loc[g["total_usd"].idxmin()]
-            base = g["no_cache_usd"].max()
-            sec.readings.append(
-                f"{wl} ({model}): with no caching the input would bill about {fmt.usd(base)} a month; "
-                f"the cheapest option is {best['provider']} at {fmt.usd(best['total_usd'])} "
-                f"(saves {fmt.usd(best['savings_usd'])}, hit rate {fmt.pct(best['hit_rate'])})"
-                + (" - a PLACEHOLDER price." if best["placeholder"] else "."))
+            lo, hi = g.loc[g["no_cache_usd"].idxmin()], g.loc[g["no_cache_usd"].idxmax()]
+            api = g[g["kind"].isin(API_KINDS)]
+            text = (f"{wl} ({model}): without caching these books would bill from "
+                    f"{fmt.usd(lo['no_cache_usd'])} ({lo['provider']}) to {fmt.usd(hi['no_cache_usd'])} "
+                    f"({hi['provider']}) a month, since their input prices differ. The cheapest option "
+                    f"with caching is {best['provider']} at {fmt.usd(best['total_usd'])} "
+                    f"(hit rate {fmt.pct(best['hit_rate'])})"
+                    + (", a PLACEHOLDER price" if best["placeholder"] else ""))
+            if not api.empty:
+                a = api.loc[api["savings_share"].idxmax()]
+                text += (f"; among API prompt caches {a['provider']} saves the largest share of its own "
+                         f"no-cache bill: {fmt.pct(a['savings_share'])} ({fmt.usd(a['savings_usd'])}).")
+            else:
+                text += "."
+            sec.readings.append(text)
+            heads.append(f"{wl}: {best['provider']} {fmt.usd(best['total_usd'])}")
+        sec.headline = "Cheapest way to buy the reuse, per month: " + "; ".join(heads) + "."
         unavailable = frame[~frame["available"]]
-        for r in unavailable.itertuples():
-            sec.readings.append(f"{r.workload}: {r.provider} not billed: {r.notes}")
+        for (provider, notes), g in unavailable.groupby(["provider", "notes"], sort=False):
+            sec.readings.append(f"{provider} was not billed on {', '.join(dict.fromkeys(g['workload']))}: "
+                                f"{notes}")
         if frame["placeholder"].any():
             sec.assumptions.append("Subscription tier sizes and prices (and any book marked "
                                    "placeholder) are PLACEHOLDER figures, not published prices: "

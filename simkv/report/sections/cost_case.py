@@ -110,6 +110,11 @@ def build(ctx: ReportContext) -> Section:
         f"The same prefix costs very different bytes by model: from {fmt.size(small['kv_bytes'])} "
         f"({small['model']}, {small['prefix_tokens']:,} tokens) to {fmt.size(big['kv_bytes'])} "
         f"({big['model']}, {big['prefix_tokens']:,} tokens).")
+    if rows:
+        sec.headline = ("Re-encoding the brief's prefixes costs "
+                        + " and ".join(fmt.usd(r["monthly_recompute_usd"]) for r in rows)
+                        + " a month; their KV is " + fmt.size(small["kv_bytes"]) + " to "
+                        + fmt.size(big["kv_bytes"]) + " depending on the model.")
     if quotes:
         q = pd.DataFrame(quotes)
         q_file = ctx.write_data("cost_case_storage_quotes", q)
@@ -127,7 +132,7 @@ def build(ctx: ReportContext) -> Section:
             + (("recompute / storage",) if rows else ()),
             tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
                    fmt.usd(r.monthly_storage_usd))
-                  + ((fmt.num(r.recompute_over_storage, 3) + "x",) if rows else ())
+                  + ((f"{r.recompute_over_storage:,.0f}x",) if rows else ())
                   for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
             data_file=q_file))
         if any(q["placeholder"]):

@@ -85,6 +85,8 @@ def build(ctx: ReportContext) -> Section:
         data_file=data))
     for wl, m, r in recs:
         sec.readings.append(f"{wl} ({m}): " + " ".join(r["reasoning"]))
+    sec.headline = "Recommended tier: " + "; ".join(
+        f"{wl} ({m}) {r['recommended_tier'] or 'none reaches the target'}" for wl, m, r in recs) + "."
     tiers = pd.DataFrame(tier_rows)
     tfile = ctx.write_data("recommendation_tiers", tiers)
     with new_figure(1, 2, figsize=(8.5, 3.4)) as (fig, (ax1, ax2)):

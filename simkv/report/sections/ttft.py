@@ -117,12 +117,14 @@ def load_measured(path: Path) -> list[dict]:
 def _measured(ctx: ReportContext, sec: Section) -> None:
     path = ctx.options.measured_path
     if path is None or not Path(path).exists():
-        if ctx.options.quick:
+        if path is not None:
+            why = f"the measured results file {path} does not exist"
+        elif ctx.options.quick and ctx.options.offers_replay:
             why = "the measured section was not run (--quick skips the engine replay)"
         elif ctx.options.measured_note:
             why = f"the engine replay did not produce results: {ctx.options.measured_note}"
         else:
-            why = "no measured results were found" + (f" at {path}" if path else "")
+            why = "no measured results were given (--measured RESULTS.json)"
         sec.readings.append(f"Predicted vs measured: {why}. To fill it, {HOW_TO_MEASURE}.")
         if sec.status == "ok":
             sec.status = "partial"

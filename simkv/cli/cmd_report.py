@@ -1,0 +1,75 @@
+"""``simkv report``: the sizing report for a user's own trace (same sections as ``make report``)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from simkv.cli.common import progress_enabled
+from simkv.errors import InputError
+
+#: files a report folder holds; --force replaces only these
+REPORT_FILES = ("index.html", "report.md", "data")
+
+
+def report_cmd(
+    trace_path: Path = typer.Option(..., "--trace", help="Trace file (Mooncake JSONL, Parquet, ...)."),
+    model: str | None = typer.Option(None, "--model", help="Model for a trace that names none (catalogue name or config.json)."),
+    fmt: str | None = typer.Option(None, "--format", help="Trace format (default: from the suffix)."),
+    tiers: Path | None = typer.Option(None, "--tiers", help="Subscription tiers (a subscription price book YAML)."),
+    pricebooks: Path | None = typer.Option(None, "--pricebooks", help="Folder of price book YAMLs (default: the shipped ones)."),
+    out: Path = typer.Option(Path("simkv-report"), "--out", help="Report folder to create."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing report folder's report files."),
+    quick: bool = typer.Option(False, "--quick", help="Smaller grids (faster)."),
+    measured: Path | None = typer.Option(None, "--measured", help="`simkv-harness validate --json` results to show beside the predictions."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals."),
+    days_per_month: float = typer.Option(30.0, "--days-per-month", help="Days in a billing month."),
+) -> None:
+    """Write a sizing report (index.html, report.md, data/) for your trace."""
+    from simkv.report.inputs import user_trace
+    from simkv.report.model import ReportOptions
+    from simkv.report.pipeline import Progress, build_report
+    from simkv.report.sections import SECTIONS
+
+    t0 = time.perf_counter()
+    if days_per_month <= 0:
+        raise InputError("must be > 0", where="--days-per-month")
+    for path, where in ((tiers, "--tiers"), (measured, "--measured")):
+        if path is not None and not path.is_file():
+            raise InputError("file not found", source=path, where=where)
+    if pricebooks is not None and not pricebooks.is_dir():
+        raise InputError("not a directory of price book YAML files", source=pricebooks,
+                         where="--pricebooks")
+    if out.exists():
+        if not out.is_dir():
+            raise InputError("exists and is not a folder", source=out, where="--out")
+        if any(out.iterdir()) and not force:
+            raise InputError("exists and is not empty; refusing to overwrite (give --force to "
+                             "replace its report files)", source=out, where="--out")
+    elif not out.parent.exists():
+        raise InputError("parent directory does not exist", source=out, where="--out")
+    w = user_trace(trace_path, model, fmt)
+    if force and out.exists():
+        for name in REPORT_FILES:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    argv = ["simkv", "report", "--trace", trace_path.name] + (["--model", model] if model else []) \
+        + (["--quick"] if quick else [])
+    opts = ReportOptions(quick=quick, seed=seed, days_per_month=days_per_month,
+                         pricebooks_dir=pricebooks, tiers_path=tiers, measured_path=measured,
+                         title=f"simkv sizing report: {w.name}", command=" ".join(argv))
+    with Progress(len(SECTIONS) + 1, enabled=progress_enabled()) as progress:
+        result = build_report(out, [w], opts, progress=progress, started_s=t0,
+                              subtitle=f"Trace {w.source} ({w.trace.n_requests:,} requests, {w.model}).")
+    sys.stdout.write(f"report: {result.html.resolve()}\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)
