@@ -8,8 +8,9 @@ Three phases, exposed separately so the benchmark can time them:
    intensity of a unit-rate process), per-session turns, model, tenant, system template and
    tool set, per-turn think time, retrieved documents, user and output lengths.  Draws are
    sequential in session/turn order, so a shorter window is a prefix of a longer one.
-2. :func:`run_sessions` runs one SimPy process per session (started at its arrival by a source
-   process; each turn is a request, the next turn follows after the think time).  The event
+2. :func:`run_sessions` runs one SimPy process per multi-turn session (a source process issues
+   every session's first turn at its arrival and starts the process, which issues each later
+   turn after the think time; single-turn sessions need no process).  The event
    loop gives the requests in arrival order; requests at or after the window end are dropped.
 3. :func:`assemble` lays out each request's prompt as segments (system template version,
    tool set version, history, retrieved documents, user message), then hashes every block in
@@ -241,20 +242,24 @@ def run_sessions(p: Plan) -> Requests:
     think = p.think_s.tolist()
 
     def session(s: int):
+        # turn 0 was issued by the source; later turns follow after each think time
         q0, nt = base[s], turns[s]
-        for j in range(nt):
+        for j in range(1, nt):
+            yield env.timeout(think[q0 + j - 1])
             out_s.append(s)
             out_j.append(j)
             out_t.append(env.now)
-            if j + 1 < nt:
-                yield env.timeout(think[q0 + j])
 
     def source():
         for s in range(len(starts)):
             delay = starts[s] - env.now
             if delay > 0:
                 yield env.timeout(delay)
-            env.process(session(s))
+            out_s.append(s)
+            out_j.append(0)
+            out_t.append(env.now)
+            if turns[s] > 1:  # single-turn sessions need no process of their own
+                env.process(session(s))
 
     env.process(source())
     env.run(until=p.window_s)

@@ -240,16 +240,20 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _message(err: dict) -> str:
     t, ctx = err["type"], err.get("ctx") or {}
     if t == "greater_than":
-        return f"must be > {ctx['gt']}"
+        return f"must be > {_num(ctx['gt'])}"
     if t == "greater_than_equal":
-        return f"must be >= {ctx['ge']}"
+        return f"must be >= {_num(ctx['ge'])}"
     if t == "less_than_equal":
-        return f"must be <= {ctx['le']}"
+        return f"must be <= {_num(ctx['le'])}"
     if t == "less_than":
-        return f"must be < {ctx['lt']}"
+        return f"must be < {_num(ctx['lt'])}"
     if t == "extra_forbidden":
         return "unknown key"
     if t == "missing":
