@@ -224,14 +224,16 @@ def simulate_levels(trace: Trace, hierarchy: Hierarchy, *, model: str | None = N
     totals = {"expirations": 0, "evictions": 0}
 
     def snapshot(t: float) -> None:
+        sample = len(timeline) // nl
         for i, lv in enumerate(levels):
             s = state[i]
-            timeline.append({"time_s": t, "level": lv.name, "used_bytes": s.used,
+            timeline.append({"sample": sample, "time_s": t, "level": lv.name, "used_bytes": s.used,
                              "capacity_bytes": s.capacity, "entries": len(s.entries),
                              "utilization": (s.used / s.capacity) if s.capacity else None,
                              "stale_bytes": s.stale})
             for m, b in sorted(s.by_model.items()):
-                by_model.append({"time_s": t, "level": lv.name, "model": trace.models[m],
+                by_model.append({"sample": sample, "time_s": t, "level": lv.name,
+                                 "model": trace.models[m],
                                  "bytes": b})
 
     def place(j: int, key, e: _Entry, r: int, kind: str) -> bool:
@@ -453,7 +455,7 @@ def simulate_levels(trace: Trace, hierarchy: Hierarchy, *, model: str | None = N
         "approximate_levels": [nm for nm, a in zip(names, approx, strict=True) if a],
     }
     return LevelsResult(records=records, timeline=pd.DataFrame(timeline),
-                        bytes_by_model=pd.DataFrame(by_model, columns=["time_s", "level", "model", "bytes"]),
+                        bytes_by_model=pd.DataFrame(by_model, columns=["sample", "time_s", "level", "model", "bytes"]),
                         components=components,
                         events=pd.DataFrame(applied, columns=["time_s", "kind", "applied_at_s", "params"]),
                         summary=summary)
