@@ -82,9 +82,15 @@ def mix_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover -
 
 def combine(a, b) -> np.ndarray:
     """``mix(mix(a) ^ b)`` for uint64 scalars or arrays (broadcast)."""
-    a_arr, b_arr = np.broadcast_arrays(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
-    return mix_array(np.ascontiguousarray(a_arr).ravel(),
-                     np.ascontiguousarray(b_arr).ravel()).reshape(a_arr.shape)
+    a_arr, b_arr = np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
+    shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
+
+    def full(x: np.ndarray) -> np.ndarray:
+        if x.shape == shape and x.flags.c_contiguous and x.flags.writeable:
+            return x.ravel()
+        return np.broadcast_to(x, shape).copy().ravel()
+
+    return mix_array(full(a_arr), full(b_arr)).reshape(shape)
 
 
 @numba.njit(cache=True)
