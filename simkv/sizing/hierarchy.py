@@ -23,6 +23,7 @@ present in a level is touched (recency and TTL), like the single-cache engine.
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -379,13 +380,14 @@ def simulate_levels(trace: Trace, hierarchy: Hierarchy, *, model: str | None = N
         rec["hit_tokens"][r] = served
         rec["missed_tokens"][r] = n - served
 
-        def from_slower(j: int, s0: int, s1: int, segments=segments) -> bool:
-            """Were all of [s0, s1) served from levels slower than j?"""
-            covered = 0
-            for a0, a1, lj, _ in segments:
-                if lj > j:
-                    covered += max(0, min(a1, s1) - max(a0, s0))
-            return covered >= s1 - s0
+        seg_starts = [sg[0] for sg in segments]
+        seg_levels = [sg[2] for sg in segments]
+
+        def from_slower(j: int, s0: int, s1: int, starts=seg_starts, lvls=seg_levels) -> bool:
+            """Were all of [s0, s1) (inside the served prefix) served from levels slower than j?"""
+            lo = bisect_right(starts, s0) - 1
+            hi = bisect_left(starts, s1)
+            return min(lvls[lo:hi]) > j
 
         # write / touch / promote
         if hierarchy.placement == "inclusive":

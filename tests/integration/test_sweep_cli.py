@@ -99,3 +99,68 @@ def test_ray_executor_equals_local(mooncake_trace, cli, mooncake_path):
     finally:
         ray.shutdown()
     assert on_ray.equals(local)
+
+
+# ------------------------------------------------------------------ simkv lifecycle
+
+
+@pytest.fixture
+def small_trace_file(tmp_path, mooncake_trace):
+    from simkv.trace import save_trace
+
+    path = tmp_path / "head.parquet"
+    save_trace(mooncake_trace.head(400), path)
+    return path
+
+
+def test_lifecycle_writes_the_storage_view(cli, small_trace_file, tmp_path):
+    out = tmp_path / "view"
+    args = ("lifecycle", "--trace", str(small_trace_file), "--model", "llama-3.1-8b",
+            "--hbm", "2GiB", "--dram", "8GiB", "--event", "60s:replica_restart",
+            "--event", "90s:reset", "--out-dir", str(out), "--json")
+    res = cli(*args)
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["requests"] == 400 and 0 < summary["token_hit_ratio"] < 1
+    frames = {f: pd.read_parquet(out / f"{f}.parquet") for f in
+              ("records", "timeline", "bytes_by_model", "components", "events")}
+    assert len(frames["records"]) == 400
+    assert set(frames["timeline"].level) == {"hbm", "dram", "bucket"}
+    assert list(frames["events"].kind) == ["replica_restart", "reset"]
+    again = cli(*args)
+    assert again.exit_code == 2 and "refusing to overwrite" in again.stderr
+    assert cli(*args, "--force").exit_code == 0
+
+
+def test_lifecycle_levels_yaml(cli, small_trace_file, tmp_path):
+    spec = tmp_path / "levels.yaml"
+    spec.write_text(
+        "placement: exclusive\n"
+        "levels:\n"
+        "  - {name: hbm, capacity: 1GiB, chunk_tokens: 512, read_bandwidth: 3TB, write_bandwidth: 3TB}\n"
+        "  - {name: bucket, capacity: inf, chunk_tokens: 512, read_bandwidth: 2GB,\n"
+        "     write_bandwidth: 2GB, latency: 5ms, persistent: true, price_usd_per_gib_month: 0.02}\n"
+        "events:\n"
+        "  - {time_s: 60, kind: replica_restart}\n")
+    res = cli("lifecycle", "--trace", str(small_trace_file), "--model", "llama-3.1-8b",
+              "--levels", str(spec), "--json")
+    assert res.exit_code == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert s["placement"] == "exclusive" and s["served_tokens_bucket"] > 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("levels:\n  - {name: hbm, capacity: lots, chunk_tokens: 16, read_bandwidth: 1,"
+                   " write_bandwidth: 1}\n")
+    res = cli("lifecycle", "--trace", str(small_trace_file), "--model", "llama-3.1-8b",
+              "--levels", str(bad))
+    assert res.exit_code == 2
+    assert "bad.yaml" in res.stderr and "levels.0.capacity" in res.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--event", "1h:explode"), "unknown lifecycle event"),
+    (("--placement", "exclusive", "--hbm-chunk", "512", "--chunk", "1024"), "same chunk_tokens"),
+    (("--admission", "maybe"), "admission"),
+])
+def test_lifecycle_bad_input(cli, small_trace_file, args, message):
+    res = cli("lifecycle", "--trace", str(small_trace_file), "--model", "llama-3.1-8b", *args)
+    assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.stderr

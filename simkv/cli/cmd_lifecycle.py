@@ -1,0 +1,90 @@
+"""``simkv lifecycle``: replay a trace through storage levels with lifecycle events and write
+the storage view (per-request records, utilization over time, bytes by model, stale bytes,
+hit rate by prompt component) as Parquet files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from simkv.cli.common import print_json, print_table
+from simkv.errors import InputError
+from simkv.trace import load_trace
+from simkv.units import parse_size
+
+FILES = ("records", "timeline", "bytes_by_model", "components", "events")
+
+
+def _size(text: str | None, where: str) -> int | None:
+    if text is None or text.strip().lower() in ("inf", "unlimited"):
+        return None
+    return parse_size(text, where=where)
+
+
+def lifecycle_cmd(
+    trace_path: Path = typer.Option(..., "--trace", help="Trace file."),
+    format: str | None = typer.Option(None, "--format", help="Trace format (default: from suffix)."),
+    model: str | None = typer.Option(None, "--model", help="Model for a trace that names none."),
+    levels_path: Path | None = typer.Option(None, "--levels", help="Hierarchy YAML (levels, placement, admission, events); see docs/sizing.md."),
+    hbm: str = typer.Option("20GiB", "--hbm", help="HBM prefix cache size (default hierarchy; 0 leaves it out)."),
+    dram: str = typer.Option("5GB", "--dram", help="CPU DRAM level size (default hierarchy)."),
+    nvme: str = typer.Option("0", "--nvme", help="Local NVMe level size (default hierarchy)."),
+    bucket: str = typer.Option("inf", "--bucket", help="Remote persistent bucket size (default hierarchy)."),
+    hbm_chunk: int | None = typer.Option(None, "--hbm-chunk", help="HBM block size in tokens (default: the trace's)."),
+    chunk: int | None = typer.Option(None, "--chunk", help="Chunk size of the levels below HBM (default: the trace's block size)."),
+    placement: str = typer.Option("inclusive", "--placement", help="inclusive | exclusive."),
+    admission: str = typer.Option("all", "--admission", help="all | second_access."),
+    no_promote: bool = typer.Option(False, "--no-promote", help="Do not copy hits up into faster levels."),
+    no_demote: bool = typer.Option(False, "--no-demote", help="Drop evicted entries instead of moving them down."),
+    event: list[str] = typer.Option([], "--event", help="TIME:KIND[:key=value,...], e.g. 1h:replica_restart, 2h:reset, 30m:tier_upgrade:level=bucket,capacity=4TB."),
+    no_trace_events: bool = typer.Option(False, "--no-trace-events", help="Ignore events stored in the trace by the workload generator."),
+    sample_interval: float | None = typer.Option(None, "--sample-interval-s", help="Seconds between storage-view samples (default: 1/200 of the trace)."),
+    out_dir: Path | None = typer.Option(None, "--out-dir", help="Write records/timeline/bytes_by_model/components/events .parquet here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files in --out-dir."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Storage levels + lifecycle events over a trace; the storage view as results files."""
+    from simkv.sizing.config import load_hierarchy
+    from simkv.sizing.hierarchy import simulate_levels
+    from simkv.sizing.levels import Hierarchy, default_levels
+    from simkv.sizing.lifecycle import parse_event
+
+    cli_events = [parse_event(e) for e in event]
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError("is not a directory", source=out_dir, where="--out-dir")
+        clash = [f for f in FILES if (out_dir / f"{f}.parquet").exists()]
+        if clash and not force:
+            raise InputError(f"{clash[0]}.parquet exists; refusing to overwrite (give --force)",
+                             source=out_dir, where="--out-dir")
+        if not out_dir.parent.exists():
+            raise InputError("parent directory does not exist", source=out_dir, where="--out-dir")
+    trace = load_trace(trace_path, format)
+    file_events = []
+    if levels_path is not None:
+        hierarchy, file_events = load_hierarchy(levels_path)
+    else:
+        bt = trace.block_tokens
+        levels = default_levels(hbm_bytes=_size(hbm, "--hbm"), dram_bytes=_size(dram, "--dram"),
+                                nvme_bytes=_size(nvme, "--nvme"), bucket_bytes=_size(bucket, "--bucket"),
+                                hbm_chunk_tokens=hbm_chunk or bt, chunk_tokens=chunk or bt)
+        hierarchy = Hierarchy(levels, placement=placement, promote_on_hit=not no_promote,
+                              demote_on_evict=not no_demote, admission=admission)
+    result = simulate_levels(trace, hierarchy, model=model, events=file_events + cli_events,
+                             use_trace_events=not no_trace_events,
+                             sample_interval_s=sample_interval)
+    if out_dir is not None:
+        out_dir.mkdir(exist_ok=True)
+        for name, frame in result.frames().items():
+            frame.to_parquet(out_dir / f"{name}.parquet", index=False)
+    summary = dict(result.summary)
+    if json_out:
+        print_json(summary)
+    else:
+        print_table(f"lifecycle {trace_path.name}: {', '.join(lv.name for lv in hierarchy.levels)}",
+                    [(k, v) for k, v in summary.items() if not isinstance(v, list)])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lifecycle")(lifecycle_cmd)
