@@ -1,8 +1,10 @@
 """The exact block-cache engine: Trace + CacheConfig -> per-request records and a summary.
 
 Prefix semantics: every block of a request is touched in chain order; a request's prefix hit
-is the leading run of cached blocks (``chunk`` reuse: any cached block whose content matches,
-with a share recomputed for blending).  Hit tokens count a final partial block by its own
+is the leading run of cached blocks.  ``chunk`` reuse keys the cache by content hash: any
+cached block whose content matches is reused; the leading run of such blocks whose chained
+hash was also seen before counts as an exact prefix hit, and the rest is position-independent
+reuse of which ``blend_recompute_share`` is recomputed (CacheBlend-style).  Hit tokens count a final partial block by its own
 tokens.  The clock is each request's arrival time: simulated time only.
 """
 
@@ -16,7 +18,7 @@ import pandas as pd
 from simkv.cache.config import CacheConfig
 from simkv.cache.kernels import prefix_runs
 from simkv.cache.policies import POLICIES, KernelOutput
-from simkv.cache.stream import AccessStream, build_stream
+from simkv.cache.stream import AccessStream, build_stream, dense_block_ids
 from simkv.errors import InputError
 from simkv.models.geometry import ModelSpec, get_model
 from simkv.trace.model import Trace
@@ -60,6 +62,15 @@ class SimResult:
         return pd.DataFrame([self.summary_dict])
 
 
+def seen_before(trace: Trace) -> np.ndarray:
+    """Per block access: 1 if its chained hash occurred in an earlier access, else 0."""
+    ids, _ = dense_block_ids(trace)  # dense ids are numbered in order of first appearance
+    if not len(ids):
+        return np.zeros(0, dtype=np.uint8)
+    prior_max = np.concatenate(([-1], np.maximum.accumulate(ids)[:-1]))
+    return (ids <= prior_max).astype(np.uint8)
+
+
 def capacity_units(trace: Trace, cfg: CacheConfig, specs=None) -> tuple[np.ndarray | None, int]:
     """Per-access weights (None = 1 each) and the capacity in those units (-1 unlimited)."""
     if cfg.capacity_bytes is not None:
@@ -87,7 +98,13 @@ def simulate(trace: Trace, cache: CacheConfig | None = None, *, model: str | Mod
     cache = cache or CacheConfig()
     trace = resolve_trace_models(trace, model)
     stream, out = run_kernel(trace, cache, specs)
-    hits, lead = prefix_runs(out.hit, trace.block_offsets)
+    hits, _ = prefix_runs(out.hit, trace.block_offsets)
+    if cache.reuse == "chunk":
+        # a content hit is a true prefix hit only where the block's whole prefix (its chained
+        # hash) has been seen before; the rest is position-independent reuse that blends
+        _, lead = prefix_runs(out.hit & seen_before(trace), trace.block_offsets)
+    else:
+        lead = _
     n_blocks = np.diff(trace.block_offsets)
     bt = trace.block_tokens
     full_hit = (lead == n_blocks)

@@ -49,3 +49,18 @@ def test_recompute_share_reduces_savings_proportionally(share):
     assert rec["blend_recompute_tokens"].iloc[1] == int(np.floor(nonprefix * share))
     assert rec["reused_tokens"].iloc[1] == nonprefix - int(np.floor(nonprefix * share))
     assert rec["missed_tokens"].iloc[1] == 44 - rec["reused_tokens"].iloc[1]
+
+
+def test_leading_content_hit_without_its_prefix_blends():
+    # request 2 starts with the document that request 1 had after its system prompt: the
+    # content is cached, but the block never appeared at position 0 (new chained hash)
+    r1 = [(1, 100), (2, 200)]
+    r2 = [(7, 200), (8, 300)]
+    rec = simulate(_trace([r1, r2]), CacheConfig(reuse="chunk", blend_recompute_share=0.5)).records
+    assert rec["prefix_hit_tokens"].tolist() == [0, 0]
+    assert rec["chunk_hit_tokens"].tolist() == [0, 4]
+    assert rec["blend_recompute_tokens"].tolist() == [0, 2]
+    # the same prompt again is an exact prefix hit: nothing blends
+    rec = simulate(_trace([r1, r1]), CacheConfig(reuse="chunk", blend_recompute_share=0.5)).records
+    assert rec["prefix_hit_tokens"].tolist() == [0, 8]
+    assert rec["blend_recompute_tokens"].tolist() == [0, 0]
