@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,7 @@ def sweep_cmd(
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)
     elif shards_error is not None:
-        console.print(frame.to_string(index=False))
+        sys.stdout.write(frame.to_string(index=False) + "\n")
     else:
         _print_grid(frame, f"sweep {trace_path.name}" + (f" (SHARDS R={sample_rate:g})" if sample_rate else ""))
 
