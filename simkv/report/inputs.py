@@ -36,9 +36,9 @@ HOUR_S, DAY_S = 3600.0, 86400.0
 #: default windows (quick / full); prompt-evolution needs days to include its template changes
 #: (days 3, 5, 6, 9) and its reset (day 10), so it is thinned instead.
 WINDOWS_QUICK: dict[str, WindowPlan] = {"*": WindowPlan(1 * HOUR_S),
-                                        "prompt-evolution": WindowPlan(11 * DAY_S, 0.05)}
+                                        "prompt-evolution": WindowPlan(11 * DAY_S, 0.02)}
 WINDOWS_FULL: dict[str, WindowPlan] = {"*": WindowPlan(4 * HOUR_S),
-                                       "prompt-evolution": WindowPlan(11 * DAY_S, 0.1)}
+                                       "prompt-evolution": WindowPlan(11 * DAY_S, 0.05)}
 
 
 def plan_for(name: str, quick: bool) -> WindowPlan:

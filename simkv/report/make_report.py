@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quick and measured_path is None:
                 progress.stage("validation replay on the CPU engine")
                 tv = time.perf_counter()
-                measured_path, measured_note = _replay(workloads, out)
+                measured_path, measured_note = _replay(out)
                 timings["validation replay on the CPU engine"] = round(time.perf_counter() - tv, 3)
                 progress.advance()
             opts = ReportOptions(quick=args.quick, seed=args.seed, pricebooks_dir=args.pricebooks,
@@ -78,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                                  command="make report" + (" QUICK=1" if args.quick else ""))
             subtitle = (f"{len(workloads)} example workloads generated from "
                         f"{args.workloads_dir.name}/ (short windows, extrapolated to a month).")
-            from simkv.report.measured import ENGINE_PYTHON
+            from simkv.report.measured import engine_python
 
             result = build_report(out, workloads, opts, progress=progress, subtitle=subtitle,
                                   extra_timings=timings, started_s=t0,
-                                  engine_python=None if args.quick else ENGINE_PYTHON)
+                                  engine_python=None if args.quick else engine_python())
     except InputError as exc:
         sys.stderr.write(f"simkv report: error: {exc}\n")
         return 2
@@ -92,17 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _replay(workloads, out: Path) -> tuple[Path | None, str]:
-    """Run the validation replay on one example workload; (results, reason if none)."""
-    from simkv.report.measured import VALIDATION_WORKLOAD, run_validation
-    from simkv.trace import save_trace
+def _replay(out: Path) -> tuple[Path | None, str]:
+    """Run the validation replay on the CPU engine; (results, reason if none)."""
+    from simkv.report.measured import run_validation
 
-    chosen = next((w for w in workloads if w.name == VALIDATION_WORKLOAD), workloads[0])
-    mdir = out / "measured"
-    mdir.mkdir(parents=True, exist_ok=True)
-    trace_path = mdir / f"{chosen.name}.parquet"
-    save_trace(chosen.trace, trace_path)
-    run = run_validation(trace_path, mdir)
+    run = run_validation(out / "measured")
     return run.results, run.reason
 
 

@@ -1,23 +1,55 @@
 """The measured part of ``make report``: a short validation replay on the CPU engine.
 
-simkv never imports the harness (it may import simkv, not the other way round), so the replay
-runs as a subprocess: ``simkv-harness validate ... --json``, whose JSON result (predicted vs
-measured prefix hit rate and TTFT) the TTFT section reads.  With ``--quick`` nothing runs and
-the report says how to run it.
+simkv never imports the harness (the harness may import simkv, not the other way round), so
+the replay runs as subprocesses: ``simkv-harness serve`` starts vLLM (CPU build, a tiny
+random-weight model, a KV cache small enough to evict) and ``simkv-harness validate --json``
+replays a small generated workload one request at a time and writes predicted vs measured
+prefix hit rate and TTFT, which the TTFT section reads.  With ``--quick`` nothing runs and the
+report says how to run it.  The workload's prompts stay under the engine's 4,096-token limit.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-#: the workload replayed on the engine and how many of its requests (one at a time)
-VALIDATION_WORKLOAD = "support-assistant"
-VALIDATION_REQUESTS = 120
+#: the engine's own virtual environment (``make engine``), relative to the checkout we run in
 ENGINE_PYTHON = Path(".venv-engine/bin/python")
+
+
+def engine_python() -> Path:
+    """The engine interpreter as an absolute path (not resolved: that would leave the venv)."""
+    return ENGINE_PYTHON.absolute()
+ENGINE_MODEL = "tiny-llama-2l"
+ENGINE_KV_CACHE = "8MiB"
+VALIDATION_REQUESTS = 120
+SERVE_READY_TIMEOUT_S = 420.0
+
+#: the replayed workload: shared system prompts (Zipf), multi-turn sessions with a 2-turn
+#: history window, prompts of a few hundred to ~3,000 tokens (a simkv.workloads spec).
+VALIDATION_SPEC = {
+    "name": "engine-validation",
+    "description": "Shared system prompts and short multi-turn sessions, sized for vLLM on a CPU.",
+    "duration": "2h", "seed": 11, "block_tokens": 64,
+    "arrivals": {"rate_per_day": 20000},
+    "sessions": {"turns": {"dist": "geometric", "mean": 3, "max": 6},
+                 "think_time_s": {"dist": "exponential", "mean": 20}},
+    "system": {"templates": 4, "zipf": 1.0,
+               "tokens": {"dist": "choice", "values": [512, 1024, 1536]}},
+    "user": {"tokens": {"dist": "lognormal", "median": 80, "sigma": 0.6, "min": 1, "max": 400}},
+    "output": {"tokens": 4},
+    "history": {"mode": "window", "window_turns": 2},
+    "models": [{"name": ENGINE_MODEL}],
+}
 
 
 @dataclass(frozen=True)
@@ -26,7 +58,6 @@ class MeasuredRun:
 
     results: Path | None
     reason: str = ""
-    log: Path | None = None
 
 
 def harness_executable() -> str | None:
@@ -34,28 +65,85 @@ def harness_executable() -> str | None:
     return str(here) if here.exists() else shutil.which("simkv-harness")
 
 
-def run_validation(trace_path: Path, out_dir: Path, *, timeout_s: float = 900.0) -> MeasuredRun:
-    """Replay ``trace_path`` on a local CPU vLLM through ``simkv-harness validate``."""
+def validation_trace():
+    from simkv.workloads import generate, spec_from_dict
+
+    spec = spec_from_dict(VALIDATION_SPEC, source="simkv.report.measured.VALIDATION_SPEC")
+    return generate(spec).head(VALIDATION_REQUESTS)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as resp:  # noqa: S310 - local server
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(2.0)
+    return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the serve process we started (it stops vLLM itself), SIGKILL its group if stuck."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def run_validation(out_dir: Path, *, timeout_s: float = 900.0) -> MeasuredRun:
+    """Start the CPU engine, replay the validation workload, stop the engine."""
     exe = harness_executable()
     if exe is None:
         return MeasuredRun(None, "simkv-harness is not installed in this environment")
-    if not ENGINE_PYTHON.exists():
+    if not engine_python().exists():
         return MeasuredRun(None, f"the engine environment {ENGINE_PYTHON} does not exist "
                                  "(`make engine` creates it)")
+    from simkv.trace import save_trace
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = out_dir / "validate.json"
-    log = out_dir / "validate.log"
-    cmd = [exe, "validate", "--trace", str(trace_path), "--launch", "--engine-python",
-           str(ENGINE_PYTHON), "--max-requests", str(VALIDATION_REQUESTS), "--concurrency", "1",
-           "--out", str(out_dir / "replay"), "--json"]
-    try:
-        with open(log, "w") as fh:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, text=True,
-                                  timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        return MeasuredRun(None, f"the validation replay took longer than {timeout_s:g} s", log)
-    if proc.returncode != 0:
-        return MeasuredRun(None, f"`simkv-harness validate` exited with status {proc.returncode} "
-                                 f"(see {log})", log)
-    results.write_text(proc.stdout)
-    return MeasuredRun(results, "", log)
+    trace_path = out_dir / "engine-validation.parquet"
+    save_trace(validation_trace(), trace_path)
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(out_dir / "serve.log", "w") as serve_log:
+        proc = subprocess.Popen([exe, "serve", "--model-config", ENGINE_MODEL, "--kv-cache-bytes",
+                                 ENGINE_KV_CACHE, "--port", str(port), "--engine-python",
+                                 str(engine_python())], stdout=serve_log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            if not _wait_ready(f"{endpoint}/v1/models", proc, SERVE_READY_TIMEOUT_S):
+                return MeasuredRun(None, f"the CPU engine did not start (see {out_dir / 'serve.log'})")
+            with open(out_dir / "validate.log", "w") as log:
+                res = subprocess.run([exe, "validate", "--trace", str(trace_path), "--endpoint",
+                                      endpoint, "--concurrency", "1", "--max-requests",
+                                      str(VALIDATION_REQUESTS), "--out", str(out_dir / "replay"),
+                                      "--force", "--json"],
+                                     stdout=subprocess.PIPE, stderr=log, text=True,
+                                     timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            return MeasuredRun(None, f"the validation replay took longer than {timeout_s:g} s")
+        finally:
+            _stop(proc)
+    if res.returncode != 0:
+        return MeasuredRun(None, f"`simkv-harness validate` exited with status {res.returncode} "
+                                 f"(see {out_dir / 'validate.log'})")
+    result = json.loads(res.stdout)
+    result["label"] = f"engine-validation on vLLM CPU ({ENGINE_MODEL}, KV {ENGINE_KV_CACHE})"
+    path = out_dir / "validate.json"
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    return MeasuredRun(path)
