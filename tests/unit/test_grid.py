@@ -76,7 +76,7 @@ def traces(draw, with_models: bool = False, chained: bool = True) -> Trace:
 
 TTLS = [None, 1, 2, 3, 5, 8]
 
-_settings = settings(max_examples=60, deadline=None,
+_settings = settings(max_examples=30, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
