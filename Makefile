@@ -46,7 +46,7 @@ test: $(STAMP) $(ENGINE_STAMP) browser
 
 # unit and integration tests only (no engine, no slow): for quick local iteration
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not engine and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not engine and not slow and not bench" $(PYTEST_ARGS)
 
 report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
 	$(PY) -m simkv.report.make_report $(if $(QUICK),--quick,)
