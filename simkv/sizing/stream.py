@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simkv.cache.engine import block_bytes_per_access, resolve_trace_models
-from simkv.cache.stream import build_stream
+from simkv.cache.stream import dense_block_ids, densify
 from simkv.errors import InputError
 from simkv.trace.model import Trace
 
@@ -67,17 +67,13 @@ def prepare_stream(trace: Trace, *, unit: str = "blocks", model: str | None = No
         raise InputError(f"unknown capacity unit {unit!r} (valid: {', '.join(UNITS)})", where="unit")
     trace = resolve_trace_models(trace, model)
     weights = block_bytes_per_access(trace) if unit == "bytes" else None
-    stream = build_stream(trace, weights)
     tokens = trace.block_token_counts()
-    ids, offsets, n_obj, sizes = stream.ids, trace.block_offsets, stream.n_objects, stream.sizes
-    if unit == "bytes" and n_obj:
-        distinct = np.unique(sizes)
-    else:
-        distinct = np.ones(1 if n_obj else 0, dtype=np.int64)
+    offsets = trace.block_offsets
     rate = 1.0
     if sample_rate is not None and sample_rate < 1.0:
         if not 0.0 < sample_rate <= 1.0:
             raise InputError("sample rate must be within (0, 1]", where="--sample-rate")
+        # sample before densifying: only the kept objects get ids and per-object state
         rate = float(sample_rate)
         keep = spatial_sample_mask(trace.block_hashes, rate, sample_salt)
         per_req = np.add.reduceat(keep.astype(np.int64), offsets[:-1]) if len(keep) else \
@@ -85,7 +81,21 @@ def prepare_stream(trace: Trace, *, unit: str = "blocks", model: str | None = No
         per_req = np.where(np.diff(offsets) > 0, per_req, 0)
         offsets = np.zeros(trace.n_requests + 1, dtype=np.int64)
         np.cumsum(per_req, out=offsets[1:])
-        ids, tokens = ids[keep], tokens[keep]
+        ids, n_obj = densify(trace.block_hashes[keep])
+        tokens = tokens[keep]
+        if weights is not None:
+            weights = weights[keep]
+    else:
+        ids, n_obj = dense_block_ids(trace)
+    if weights is None:
+        sizes = np.ones(n_obj, dtype=np.int64)
+    else:  # an object weighs what its first access weighs, as in simkv.cache.stream
+        sizes = np.zeros(n_obj, dtype=np.int64)
+        sizes[ids[::-1]] = np.asarray(weights, dtype=np.int64)[::-1]
+    if unit == "bytes" and n_obj:
+        distinct = np.unique(sizes)
+    else:
+        distinct = np.ones(1 if n_obj else 0, dtype=np.int64)
     return SizingStream(ids=np.ascontiguousarray(ids), n_objects=int(n_obj),
                         sizes=np.ascontiguousarray(sizes, dtype=np.int64), req_offsets=offsets,
                         req_time_s=np.ascontiguousarray(trace.arrival_s, dtype=np.float64),

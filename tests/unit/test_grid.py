@@ -226,3 +226,17 @@ def test_every_grid_point_combination_is_listed(small_trace):
     grid = lru_grid(small_trace, capacities_blocks=caps, ttls_s=ttls)
     got = [(int(c), _none(t)) for c, t in zip(grid.capacity_blocks, grid.ttl_s, strict=True)]
     assert got == list(itertools.product(caps, ttls))
+
+
+def test_grid_equals_libcachesim_lru(mooncake_trace, tmp_path):
+    pytest.importorskip("libcachesim")
+    from tests.libcachesim_helper import run_lcs, stream_of_trace, write_oracle_general
+
+    ids, times, n_obj = stream_of_trace(mooncake_trace)
+    path = write_oracle_general(tmp_path / "s.oracleGeneral", ids, times)
+    caps = [100, 1000, 10000]
+    grid = lru_grid(mooncake_trace, capacities_blocks=caps, ttls_s=[None])
+    for cap, ratio in zip(caps, grid.block_hit_ratio, strict=True):
+        lcs = run_lcs(path, cap, n_objects=n_obj)
+        assert lcs.n_requests == len(ids)
+        assert ratio == pytest.approx(lcs.hit_ratio, abs=1e-12)
