@@ -352,7 +352,8 @@ def simulate_levels(trace: Trace, hierarchy: Hierarchy, *, model: str | None = N
             cj = counts[j]
             for c in chunks[j]:
                 cj[c[0]] = cj.get(c[0], 0) + 1
-        present = [[c[0] in state[j].entries and c[5] for c in chunks[j]] for j in range(nl)]
+        present = [[c[5] and c[0] in state[j].entries and not state[j].entries[c[0]].stale
+                    for c in chunks[j]] for j in range(nl)]
         # serve the prefix: each position from the fastest level holding it
         x = 0
         segments = []  # (start, end, level, chunk index)

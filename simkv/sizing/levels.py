@@ -10,7 +10,7 @@ simulation is ``simkv.sizing.hierarchy.simulate_levels``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from simkv.errors import InputError
 
@@ -65,7 +65,6 @@ class Hierarchy:
     promote_on_hit: bool = True
     demote_on_evict: bool = True
     admission: str = "all"
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not self.levels:
