@@ -4,8 +4,10 @@ Each distinct block hash of the trace gets ``block_tokens`` token ids: the first
 ids spell the hash's dense index (first-appearance order) in base ``vocab - RESERVED``, the rest
 are pseudo-random fillers drawn from the hash and the run's ``salt``.  Hashes are prefix-chained,
 so two requests share exactly the tokens of their common hash chain: where their chains first
-differ, the markers differ (distinct dense indices), hence their token sequences differ at that
-block's first token and nowhere earlier.  A request's prompt is its blocks' tokens cut to
+differ, the markers differ (distinct dense indices), hence their token sequences differ within
+that block's first ``marker_tokens`` tokens (at its first token when one digit suffices, i.e.
+fewer distinct hashes than ``vocab - 3``) and nowhere earlier; no two distinct hashes ever share
+a block.  A request's prompt is its blocks' tokens cut to
 ``input_tokens``.
 
 The engine hashes prompts at its own block size (vLLM on CPU: 128 tokens; LMCache: 256-token
