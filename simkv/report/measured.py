@@ -65,11 +65,29 @@ def harness_executable() -> str | None:
     return str(here) if here.exists() else shutil.which("simkv-harness")
 
 
-def validation_trace():
+#: seeds of the two replays: the first calibrates the latency model, the second is predicted
+CALIBRATION_SEED, VALIDATION_SEED = 12, 11
+
+
+def validation_trace(seed: int = VALIDATION_SEED):
+    """The replayed workload (the calibration replay uses the same spec with another seed)."""
     from simkv.workloads import generate, spec_from_dict
 
-    spec = spec_from_dict(VALIDATION_SPEC, source="simkv.report.measured.VALIDATION_SPEC")
+    spec = spec_from_dict({**VALIDATION_SPEC, "seed": seed},
+                          source="simkv.report.measured.VALIDATION_SPEC")
     return generate(spec).head(VALIDATION_REQUESTS)
+
+
+def calibrate(records: Path, out: Path) -> dict:
+    """Fit the latency model to the calibration replay's records (``simkv calibrate``)."""
+    from simkv.latency.calibrate import fit_calibration, load_measured
+
+    calib = fit_calibration(load_measured(records), holdout=0.25, seed=0, source=records.name)
+    out.write_text(calib.to_yaml())
+    fit = calib.fit
+    return {"records_fit": fit.records_fit, "records_evaluated": fit.records_evaluated,
+            "mape": fit.mape, "p50_abs_rel_error": fit.p50_abs_rel_error,
+            "p90_abs_rel_error": fit.p90_abs_rel_error}
 
 
 def _free_port() -> int:
@@ -117,7 +135,9 @@ def run_validation(out_dir: Path, *, timeout_s: float = 900.0) -> MeasuredRun:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     trace_path = out_dir / "engine-validation.parquet"
+    cal_path = out_dir / "engine-calibration.parquet"
     save_trace(validation_trace(), trace_path)
+    save_trace(validation_trace(CALIBRATION_SEED), cal_path)
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with open(out_dir / "serve.log", "w") as serve_log:
@@ -128,11 +148,26 @@ def run_validation(out_dir: Path, *, timeout_s: float = 900.0) -> MeasuredRun:
         try:
             if not _wait_ready(f"{endpoint}/v1/models", proc, SERVE_READY_TIMEOUT_S):
                 return MeasuredRun(None, f"the CPU engine did not start (see {out_dir / 'serve.log'})")
+            # 1. calibration replay (its own token salt, so no prompt collides with step 2)
+            with open(out_dir / "calibration.log", "w") as log:
+                cal = subprocess.run([exe, "replay", "--trace", str(cal_path), "--endpoint", endpoint,
+                                      "--concurrency", "1", "--time-scale", "0", "--salt", "1",
+                                      "--out", str(out_dir / "calibration"), "--force"],
+                                     stdout=log, stderr=subprocess.STDOUT, text=True,
+                                     timeout=timeout_s, check=False)
+            calib_args: list[str] = []
+            fit = None
+            if cal.returncode == 0:
+                fit = calibrate(out_dir / "calibration" / "records.parquet",
+                                out_dir / "calibration.yaml")
+                calib_args = ["--calibration", str(out_dir / "calibration.yaml")]
+            # 2. validation replay, predicted with the calibrated latency model
             with open(out_dir / "validate.log", "w") as log:
                 res = subprocess.run([exe, "validate", "--trace", str(trace_path), "--endpoint",
                                       endpoint, "--concurrency", "1", "--max-requests",
-                                      str(VALIDATION_REQUESTS), "--out", str(out_dir / "replay"),
-                                      "--force", "--json"],
+                                      str(VALIDATION_REQUESTS), "--salt", "2",
+                                      "--out", str(out_dir / "replay"), "--force", "--json",
+                                      *calib_args],
                                      stdout=subprocess.PIPE, stderr=log, text=True,
                                      timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
@@ -144,6 +179,11 @@ def run_validation(out_dir: Path, *, timeout_s: float = 900.0) -> MeasuredRun:
                                  f"(see {out_dir / 'validate.log'})")
     result = json.loads(res.stdout)
     result["label"] = f"engine-validation on vLLM CPU ({ENGINE_MODEL}, KV {ENGINE_KV_CACHE})"
+    result["calibration_fit"] = fit
+    result["calibration_note"] = (
+        "TTFT predicted with the latency model calibrated on a separate replay (seed "
+        f"{CALIBRATION_SEED}) on the same engine" if fit else
+        f"calibration replay failed (see {out_dir / 'calibration.log'}): no predicted TTFT")
     path = out_dir / "validate.json"
     path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
     return MeasuredRun(path)

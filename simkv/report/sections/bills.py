@@ -130,7 +130,7 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
         ax.bar(x + 0.2, frame["chunk_token_reuse_ratio"] * 100, 0.4,
                label=f"chunk reuse (net of {BLEND_RECOMPUTE_SHARE:.0%} recompute)")
         ax.set_xticks(x)
-        ax.set_xticklabels(frame["workload"], fontsize=8)
+        ax.set_xticklabels(frame["workload"], fontsize=8, rotation=20, ha="right")
         ax.set_ylabel("input tokens reused (%)")
         ax.legend(fontsize=7)
         sec.figures.append(ctx.figure(

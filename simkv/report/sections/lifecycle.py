@@ -114,14 +114,14 @@ def build(ctx: ReportContext) -> Section:
                                 tuple((r.component, f"{r.input_tokens:,}", f"{r.hit_tokens:,}",
                                        fmt.pct(r.hit_ratio)) for r in comp.itertuples()),
                                 data_file=cfile))
-        _readings(sec, w, res, tl)
+        _readings(sec, w, res, tl, h.levels)
     sec.assumptions.append(f"Storage levels (defaults of simkv.sizing.levels): {levels_text}; "
                            "inclusive placement, promotion on hit, demotion on eviction; every level "
                            "holds whole 256-token chunks (vLLM's HBM uses 16-token blocks).")
     return sec
 
 
-def _readings(sec: Section, w: WorkloadInput, res, tl: pd.DataFrame) -> None:
+def _readings(sec: Section, w: WorkloadInput, res, tl: pd.DataFrame, levels) -> None:
     s = res.summary
     peak = tl.loc[tl["stale_bytes"].idxmax()] if len(tl) else None
     text = f"{w.name}: the levels together serve {fmt.pct(s['token_hit_ratio'])} of input tokens."
@@ -132,21 +132,26 @@ def _readings(sec: Section, w: WorkloadInput, res, tl: pd.DataFrame) -> None:
     sec.readings.append(text)
     ev = res.events
     rec = res.records
+    persistent = [lv.name for lv in levels if lv.persistent] or [levels[-1].name]
     for e in ev[ev["kind"].str.contains("reset")].itertuples():
         t = float(e.applied_at_s)
-        before = tl[(tl["time_s"] < t)]
-        after = tl[(tl["time_s"] >= t)]
-        stale_before = before.groupby("level")["stale_bytes"].last().sum() if len(before) else 0
-        stale_after = after.groupby("level")["stale_bytes"].first().sum() if len(after) else 0
+        params = e.params if isinstance(e.params, dict) else {}
+        level = params.get("level") or persistent[-1]
+        lt = tl[tl["level"] == level]
+        before, after = lt[lt["time_s"] < t], lt[lt["time_s"] >= t]
+        if before.empty or after.empty:
+            continue
+        b, a = before.iloc[-1], after.iloc[0]
         pre = rec[(rec["arrival_s"] >= t - RESET_WINDOW_S) & (rec["arrival_s"] < t)]
         post = rec[(rec["arrival_s"] >= t) & (rec["arrival_s"] < t + RESET_WINDOW_S)]
         hr = [float(x["hit_tokens"].sum() / x["input_tokens"].sum()) if len(x) else np.nan
               for x in (pre, post)]
         sec.readings.append(
-            f"{w.name}: the reset at {fmt.duration(t)} frees the stale bytes ({fmt.size(stale_before)} "
-            f"just before, {fmt.size(stale_after)} just after) at a price: the token hit rate is "
-            f"{fmt.pct(hr[0])} in the {fmt.duration(RESET_WINDOW_S)} before it and {fmt.pct(hr[1])} in "
-            f"the {fmt.duration(RESET_WINDOW_S)} after, while the cache refills.")
+            f"{w.name}: the reset of the {level} at {fmt.duration(t)} empties it ({fmt.size(b['used_bytes'])} "
+            f"in use, {fmt.size(b['stale_bytes'])} of it stale, just before; {fmt.size(a['used_bytes'])} "
+            f"just after); the token hit rate is {fmt.pct(hr[0])} in the {fmt.duration(RESET_WINDOW_S)} "
+            f"before it and {fmt.pct(hr[1])} in the {fmt.duration(RESET_WINDOW_S)} after, while the "
+            "cache refills (faster levels still hold the hot prefixes).")
 
 
 def _slug(name: str) -> str:

@@ -144,7 +144,7 @@ def _measured(ctx: ReportContext, sec: Section) -> None:
             rows.append({"label": str(it.get("label", it.get("trace", "replay"))), "metric": metric,
                          "predicted": pv, "measured": mv, "abs_error": pv - mv,
                          "rel_error": (pv - mv) / mv if mv else None,
-                         "requests": it.get("requests")})
+                         "requests": it.get("requests_sent", it.get("requests"))})
     frame = pd.DataFrame(rows)
     data = ctx.write_data("measured_vs_predicted", frame)
     sec.tables.append(Table("Predicted vs measured on a real engine",
@@ -166,8 +166,22 @@ def _measured(ctx: ReportContext, sec: Section) -> None:
             caption=f"simkv's prediction beside the engine's measurement for the same replay ({path.name}).",
             data_file=data, basis="measured and modelled"))
     for r in frame.itertuples():
+        rel = "" if r.rel_error is None or pd.isna(r.rel_error) else f", {100 * r.rel_error:+.1f}%"
         sec.readings.append(f"{r.label}: {r.metric} predicted {r.predicted:.4g}, measured {r.measured:.4g} "
-                            f"(error {r.abs_error:+.4g}).")
+                            f"(error {r.abs_error:+.4g}{rel}) over {r.requests} requests sent one at a time.")
+    for it in items:
+        fit = it.get("calibration_fit")
+        if it.get("calibration_note"):
+            text = str(it["calibration_note"])
+            if fit:
+                text += (f"; the fit's error on its own held-back records: MAPE {fmt.pct(fit.get('mape'))}, "
+                         f"p90 {fmt.pct(fit.get('p90_abs_rel_error'))}")
+            sec.readings.append(text + ".")
+        elif it.get("ttft_note"):
+            sec.readings.append(f"TTFT: {it['ttft_note']}.")
+    sec.assumptions.append("Measured figures come from one replay on vLLM's CPU build with a tiny "
+                           "random-weight model: they check simkv's cache and latency modelling, "
+                           "not production speed. Measured TTFTs are wall-clock and vary run to run.")
 
 
 def build(ctx: ReportContext) -> Section:
