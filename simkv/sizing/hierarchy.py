@@ -90,7 +90,7 @@ class _Level:
     def insert(self, key, e: _Entry) -> list[tuple[tuple[int, int], _Entry]]:
         """Add ``e`` (caller checked ``fits``); returns the entries evicted to make room."""
         out = []
-        q = self.quotas.get(e.model)
+        q = self.quotas.get(e.model) if self.quotas else None
         if q is not None:
             while self.by_model.get(e.model, 0) + e.size > q:
                 victim = next(k for k, v in self.entries.items() if v.model == e.model)
@@ -331,27 +331,32 @@ def simulate_levels(trace: Trace, hierarchy: Hierarchy, *, model: str | None = N
                 pos = int(hit[0])
             salt_starts.append((pos, _mix(zlib.crc32(f"{comp}:{v}".encode()) + (v << 32))))
         # chunks per level: (key, start token, end token, size bytes, mask, storable)
+        if salt_starts:
+            salt_f = np.zeros(fb - fa, dtype=np.uint64)
+            for pos, sv in salt_starts:
+                salt_f[pos:] ^= np.uint64(sv)
+        mask_list = mask_f.tolist()
         chunks = []
         for j, lv in enumerate(levels):
             off, hashes = chains[j]
             a, b = int(off[r]), int(off[r + 1])
             B = lv.chunk_tokens
-            lst = []
-            for k in range(b - a):
-                s0, s1 = k * B, min((k + 1) * B, n)
-                f = (s1 - 1) // bt
-                salt = 0
-                for pos, sv in salt_starts:
-                    if pos <= f:
-                        salt ^= sv
-                key = (m, hashes[a + k] ^ salt)
-                storable = lv.store_partial or (s1 - s0) == B
-                lst.append((key, s0, s1, chunk_bytes[j][m], int(mask_f[f]), storable))
+            size = chunk_bytes[j][m]
+            ends = [min((k + 1) * B, n) for k in range(b - a)]
+            fine = [(e - 1) // bt for e in ends]
+            if salt_starts:
+                salts = salt_f[fine].tolist()
+                keys = [(m, h ^ sl) for h, sl in zip(hashes[a:b], salts, strict=True)]
+            else:
+                keys = [(m, h) for h in hashes[a:b]]
+            lst = [(key, k * B, e, size, mask_list[f], lv.store_partial or e - k * B == B)
+                   for k, (key, e, f) in enumerate(zip(keys, ends, fine, strict=True))]
             chunks.append(lst)
-        for j in range(nl):
-            cj = counts[j]
-            for c in chunks[j]:
-                cj[c[0]] = cj.get(c[0], 0) + 1
+        if hierarchy.admission != "all":
+            for j in range(nl):
+                cj = counts[j]
+                for c in chunks[j]:
+                    cj[c[0]] = cj.get(c[0], 0) + 1
         present = [[c[5] and c[0] in state[j].entries and not state[j].entries[c[0]].stale
                     for c in chunks[j]] for j in range(nl)]
         # serve the prefix: each position from the fastest level holding it
