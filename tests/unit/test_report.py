@@ -165,3 +165,38 @@ def test_report_cli_bad_inputs_exit_2(cli, tmp_path, mooncake_path):
               "--out", str(tmp_path / "r3"))
     assert res.exit_code == 2
     assert not (tmp_path / "r").exists() and not (tmp_path / "r3").exists()
+
+
+def test_measured_results_become_errors_table_and_figure(tmp_path):
+    from simkv.report.model import Section
+    from simkv.report.sections import ttft
+
+    p = tmp_path / "validate.json"
+    p.write_text(json.dumps({
+        "label": "cpu replay", "requests_sent": 120,
+        "predicted_prefix_hit_ratio": 0.80, "measured_prefix_hit_ratio": 0.75,
+        "predicted_ttft_p50_s": 0.055, "measured_ttft_p50_s": 0.050,
+        "predicted_ttft_p90_s": None, "measured_ttft_p90_s": 0.12,
+        "calibration_fit": {"mape": 0.1, "p90_abs_rel_error": 0.2},
+        "calibration_note": "calibrated on another replay"}))
+    ctx = ReportContext(tmp_path / "out", [], ReportOptions(measured_path=p))
+    sec = Section("ttft", "t")
+    ttft._measured(ctx, sec)
+    frame = pd.read_csv(tmp_path / "out" / "data" / "measured_vs_predicted.csv")
+    assert frame["metric"].tolist() == ["prefix hit ratio", "TTFT p50 (s)"]  # p90 has no prediction
+    assert frame["abs_error"].round(6).tolist() == [0.05, 0.005]
+    assert frame["rel_error"].round(6).tolist() == [round(0.05 / 0.75, 6), 0.1]
+    assert sec.figures[0].basis == "measured and modelled"
+    assert any("MAPE 10.0%" in r for r in sec.readings)
+
+
+def test_measured_absent_says_how_to_run_it(tmp_path):
+    from simkv.report.model import Section
+    from simkv.report.sections import ttft
+
+    for opts, phrase in ((ReportOptions(quick=True, offers_replay=True), "--quick skips"),
+                         (ReportOptions(), "--measured RESULTS.json")):
+        sec = Section("ttft", "t")
+        ttft._measured(ReportContext(tmp_path, [], opts), sec)
+        assert phrase in sec.readings[-1] and "make report" in sec.readings[-1]
+        assert not sec.figures
