@@ -148,3 +148,63 @@ def test_bad_hierarchies():
         simulate_levels(random_trace(0), Hierarchy((level("a", 1),)))
     with pytest.raises(InputError, match="multiple nor a divisor"):
         simulate_levels(random_trace(0).with_model(MODEL), Hierarchy((level("a", 1, chunk=24),)))
+
+
+# ------------------------------------------------------------------ invariants, random configs
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from simkv.sizing.lifecycle import Event  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), caps=st.lists(st.one_of(st.none(), st.integers(0, 30)),
+                                                   min_size=1, max_size=3),
+       chunk_mult=st.lists(st.sampled_from([1, 2, 4]), min_size=3, max_size=3),
+       exclusive=st.booleans(), promote=st.booleans(), demote=st.booleans(),
+       second=st.booleans(), ttl=st.one_of(st.none(), st.sampled_from([20.0, 100.0])),
+       quota=st.one_of(st.none(), st.integers(0, 10)),
+       events=st.lists(st.tuples(st.floats(0, 600), st.sampled_from(
+           ["replica_restart", "reset", "template_change", "tier_upgrade", "model_upgrade"])),
+           max_size=4))
+def test_hierarchy_invariants(seed, caps, chunk_mult, exclusive, promote, demote, second, ttl,
+                              quota, events):
+    models = (MODEL, "qwen3-8b")
+    trace = random_trace(seed, n_requests=60, models=models)
+    chunks = [16] * len(caps) if exclusive else [16 * c for c in chunk_mult[:len(caps)]]
+    levels = []
+    for i, (c, ch) in enumerate(zip(caps, chunks, strict=True)):
+        q = () if quota is None or i != len(caps) - 1 else ((MODEL, quota * get_model(MODEL).block_bytes(ch)),)
+        levels.append(StorageLevel(f"l{i}", None if c is None else c * get_model(MODEL).block_bytes(ch),
+                                   ch, 1e10, 1e10, ttl_s=ttl if i == 0 else None,
+                                   persistent=i == len(caps) - 1, quotas_bytes=q))
+    h = Hierarchy(tuple(levels), placement="exclusive" if exclusive else "inclusive",
+                  promote_on_hit=promote, demote_on_evict=demote,
+                  admission="second_access" if second else "all")
+    evs = []
+    for t, kind in events:
+        params = {"tier_upgrade": {"capacity_bytes": 5 * 2**30}, "model_upgrade": {"model": MODEL},
+                  "template_change": {}}.get(kind, {})
+        evs.append(Event(t, kind, params))
+    res = simulate_levels(trace, h, events=evs, sample_interval_s=10.0)
+    r = res.records
+    served = sum(r[f"served_tokens_l{i}"] for i in range(len(caps)))
+    assert (served == r.hit_tokens).all()
+    assert (r.hit_tokens + r.missed_tokens == r.input_tokens).all()
+    assert (r.hit_tokens >= 0).all()
+    tl = res.timeline
+    bounded = tl[tl.capacity_bytes.notna()]
+    assert (bounded.used_bytes <= bounded.capacity_bytes).all()
+    assert (tl.stale_bytes <= tl.used_bytes).all() and (tl.stale_bytes >= 0).all()
+    by = res.bytes_by_model.groupby(["sample", "level"]).bytes.sum()
+    for row in tl.itertuples():
+        assert by.get((row.sample, row.level), 0) == row.used_bytes
+    if quota is not None:
+        last = f"l{len(caps) - 1}"
+        qb = res.bytes_by_model[(res.bytes_by_model.level == last) & (res.bytes_by_model.model == MODEL)]
+        assert (qb.bytes <= quota * get_model(MODEL).block_bytes(chunks[-1])).all()
+    # a hierarchy can never beat an unlimited cache of the same chunks
+    unlimited = simulate_levels(trace, Hierarchy((StorageLevel("all", None, 16, 1e10, 1e10),)),
+                                events=[e for e in evs if e.kind in ("template_change", "model_upgrade")])
+    assert (r.hit_tokens <= unlimited.records.hit_tokens).all()
