@@ -57,9 +57,14 @@ def _print_grid(frame, title: str) -> None:
     for t in ttls:
         table.add_column("no TTL" if t is None or t is np.nan or str(t) == "<NA>" else f"TTL {t:g} s",
                          justify="right")
+    belady = "belady_block_hit_ratio" in frame
+    if belady:
+        table.add_column("Belady (blocks)", justify="right")
     for cap, rows in frame.groupby(col, sort=False, dropna=False):
         cells = [f"{b:.3f} / {p:.3f}" for b, p in zip(rows.block_hit_ratio, rows.prefix_token_hit_ratio,
                                                       strict=True)]
+        if belady:
+            cells.append(f"{rows.belady_block_hit_ratio.iloc[0]:.3f}")
         table.add_row("unlimited" if str(cap) in ("<NA>", "nan") else f"{cap:,}", *cells)
     console.print(table)
 
