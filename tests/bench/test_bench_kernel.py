@@ -12,7 +12,7 @@ import pytest
 
 from simkv.cache import CacheConfig, simulate
 from simkv.cache.stream import dense_block_ids
-from tests.bench.lcs import run_lru, write_oracle
+from tests.libcachesim_helper import run_lcs, stream_of_trace, write_oracle_general
 from tests.bench.streams import prefix_stream
 
 pytestmark = pytest.mark.bench
@@ -22,11 +22,11 @@ pytestmark = pytest.mark.bench
 def stream(tmp_path_factory):
     trace = prefix_stream()
     t0 = time.perf_counter()
-    ids, n_obj = dense_block_ids(trace)
+    dense_block_ids(trace)
     densify_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    per_access_t = trace.arrival_s.repeat(50)
-    path = write_oracle(ids, per_access_t, tmp_path_factory.mktemp("lcs") / "s.oracleGeneral")
+    ids, times, n_obj = stream_of_trace(trace)
+    path = write_oracle_general(tmp_path_factory.mktemp("lcs") / "s.oracleGeneral", ids, times)
     write_s = time.perf_counter() - t0
     return trace, path, n_obj, densify_s, write_s
 
@@ -36,9 +36,9 @@ def test_lru_kernel_vs_libcachesim(benchmark, stream):
     capacity = n_obj // 10
     cfg = CacheConfig(capacity_blocks=capacity)
     simulate(trace, cfg)  # compile / load the numba cache outside the timing
-    lcs_runs = [run_lru(path, capacity, n_obj) for _ in range(3)]
-    lcs_hit = lcs_runs[0][0]
-    lcs_s = statistics.median(r[1] for r in lcs_runs)
+    lcs_runs = [run_lcs(path, capacity, n_objects=n_obj) for _ in range(3)]
+    lcs_hit = lcs_runs[0].hit_ratio
+    lcs_s = statistics.median(r.elapsed_s for r in lcs_runs)
     result = benchmark.pedantic(simulate, args=(trace, cfg), rounds=5, iterations=1)
     ours_s = benchmark.stats.stats.median
     n = trace.n_block_accesses
