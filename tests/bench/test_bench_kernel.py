@@ -12,8 +12,8 @@ import pytest
 
 from simkv.cache import CacheConfig, simulate
 from simkv.cache.stream import dense_block_ids
-from tests.libcachesim_helper import run_lcs, stream_of_trace, write_oracle_general
 from tests.bench.streams import prefix_stream
+from tests.libcachesim_helper import run_lcs, stream_of_trace, write_oracle_general
 
 pytestmark = pytest.mark.bench
 
