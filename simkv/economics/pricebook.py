@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from simkv.errors import InputError
 from simkv.registry import Registry
+from simkv.yamlio import read_yaml, validation_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from simkv.economics.bill import Bill
@@ -88,10 +89,6 @@ class Kind:
 PRICEBOOK_KINDS: Registry[Kind] = Registry("price book kind")
 
 
-def _format_loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc) if loc else "(top level)"
-
-
 def book_from_dict(data: Any, *, source: str | Path, default_name: str) -> PriceBook:
     """Validate one price book mapping; errors name ``source`` and the field path."""
     import simkv.economics.kinds  # noqa: F401  (registers the shipped kinds)
@@ -108,11 +105,7 @@ def book_from_dict(data: Any, *, source: str | Path, default_name: str) -> Price
     try:
         parsed = kind.schema.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(f"{msg}{more}", source=source,
-                         where=f"field {_format_loc(tuple(err.get('loc', ())))}") from None
+        raise validation_error(exc, source) from None
     except InputError as exc:
         raise InputError(exc.detail, source=source, where=exc.where) from None
     name = parsed.name or default_name
@@ -122,17 +115,7 @@ def book_from_dict(data: Any, *, source: str | Path, default_name: str) -> Price
 def load_pricebook(path: str | Path) -> PriceBook:
     """One price book from a YAML file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read price book: {exc.strerror}", source=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", source=path,
-                         where=where) from None
+    data = read_yaml(path, "price book")
     return book_from_dict(data, source=path, default_name=path.stem)
 
 

@@ -31,6 +31,7 @@ from simkv.cache.config import CacheConfig
 from simkv.errors import InputError
 from simkv.latency.costs import LinearCoefficients, design_matrix
 from simkv.trace.model import Trace
+from simkv.yamlio import read_yaml, validation_error
 
 MEASURED_COLUMNS = ("request", "ttft_s", "prompt_tokens", "cached_tokens", "output_tokens", "error")
 COEFFICIENT_NAMES = ("intercept_s", "per_uncached_token_s", "per_uncached_context_token_s",
@@ -101,17 +102,12 @@ class Calibration:
         return yaml.safe_dump(data, sort_keys=False)
 
 
-def _field_path(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
 def parse_calibration(data: Any, *, source: str | Path) -> Calibration:
     """Validate a calibration mapping; errors name the file and the field path."""
     try:
         m = _CalibrationModel.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(err["msg"], source=source, where=f"field {_field_path(err['loc'])}") from None
+        raise validation_error(exc, source) from None
     fit = FitReport(**m.fit.model_dump()) if m.fit is not None else None
     return Calibration(m.intercept_s, m.per_uncached_token_s, m.per_uncached_context_token_s,
                        m.per_cached_token_s, fit)
@@ -119,17 +115,7 @@ def parse_calibration(data: Any, *, source: str | Path) -> Calibration:
 
 def load_calibration(path: Path) -> Calibration:
     """Read and validate a calibration YAML written by ``simkv calibrate``."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read calibration: {exc.strerror}", source=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        raise InputError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", source=path,
-                         where=where) from None
+    data = read_yaml(path, "calibration")
     if not isinstance(data, dict):
         raise InputError("a calibration is a mapping of coefficient names to numbers", source=path)
     return parse_calibration(data, source=path)

@@ -24,13 +24,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from simkv.errors import InputError
 from simkv.sizing.levels import Hierarchy, StorageLevel
 from simkv.sizing.lifecycle import Event, event_from_dict
 from simkv.units import parse_duration, parse_size
+from simkv.yamlio import read_yaml, validation_error
 
 
 class _LevelModel(BaseModel):
@@ -66,9 +66,7 @@ def hierarchy_from_dict(data: Any, *, source: str = "levels") -> tuple[Hierarchy
     try:
         m = _HierarchyModel.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"])
-        raise InputError(err["msg"], source=source, where=f"field {field}") from None
+        raise validation_error(exc, source) from None
     levels = []
     for i, lv in enumerate(m.levels):
         w = f"field levels.{i}"
@@ -98,12 +96,5 @@ def hierarchy_from_dict(data: Any, *, source: str = "levels") -> tuple[Hierarchy
 
 def load_hierarchy(path: Path) -> tuple[Hierarchy, list[Event]]:
     """Hierarchy and events from a YAML file (errors name the file and field)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", source=path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=path, where=where) from None
+    data = read_yaml(path, "levels file")
     return hierarchy_from_dict(data, source=str(path))

@@ -18,7 +18,6 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -32,6 +31,7 @@ from pydantic import (
 from simkv.errors import InputError
 from simkv.units import parse_duration
 from simkv.workloads import model as m
+from simkv.yamlio import read_yaml, validation_error
 
 DAY_S = 86400.0
 
@@ -229,51 +229,6 @@ class WorkloadModel(_Strict):
     resets: list[Duration] = []
 
 
-# --------------------------------------------------------------------------- errors
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _num(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _message(err: dict) -> str:
-    t, ctx = err["type"], err.get("ctx") or {}
-    if t == "greater_than":
-        return f"must be > {_num(ctx['gt'])}"
-    if t == "greater_than_equal":
-        return f"must be >= {_num(ctx['ge'])}"
-    if t == "less_than_equal":
-        return f"must be <= {_num(ctx['le'])}"
-    if t == "less_than":
-        return f"must be < {_num(ctx['lt'])}"
-    if t == "extra_forbidden":
-        return "unknown key"
-    if t == "missing":
-        return "required key is missing"
-    if t == "too_short":
-        return "must not be empty"
-    if t == "finite_number":
-        return "must be a finite number"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
-
-
-def _validation_error(exc: ValidationError, source: str) -> InputError:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
-        if len(errors) > 1 else ""
-    return InputError(f"{_message(first)}{more}", source=source, where=f"field {_loc(first['loc'])}")
-
-
 # --------------------------------------------------------------------------- conversion
 def _templates(t: TemplatesModel | None) -> m.Templates | None:
     if t is None:
@@ -315,7 +270,7 @@ def spec_from_dict(data: Any, *, source: str = "<spec>", default_name: str = "wo
     try:
         w = WorkloadModel.model_validate(data)
     except ValidationError as exc:
-        raise _validation_error(exc, source) from None
+        raise validation_error(exc, source) from None
     canonical = json.dumps(w.model_dump(mode="json"), sort_keys=True, allow_nan=False)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     return _convert(w, w.name or default_name, source, digest)
@@ -324,19 +279,7 @@ def spec_from_dict(data: Any, *, source: str = "<spec>", default_name: str = "wo
 def load_spec(path: str | Path) -> m.WorkloadSpec:
     """Read and validate a workload YAML file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("workload spec not found", source=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read workload spec ({exc})", source=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"malformed YAML ({problem})", source=path, where=where) from None
+    data = read_yaml(path, "workload spec")
     return spec_from_dict(data, source=str(path), default_name=path.stem)
 
 
