@@ -210,10 +210,19 @@ def build(ctx: ReportContext) -> Section:
             sec.assumptions.append("Subscription tier sizes and prices (and any book marked "
                                    "placeholder) are PLACEHOLDER figures, not published prices: "
                                    "replace them in a price book YAML (--pricebooks DIR).")
-        rules = sorted({str(x) for x in frame["warmup_rule"].dropna()})
-        if rules:
-            sec.assumptions.append("Warm-up discarded before extrapolating to a month: "
-                                   + "; ".join(rules) + f". A month is {ctx.options.days_per_month:g} days.")
+        if frame.groupby("workload")["model"].nunique().max() > 1:
+            sec.assumptions.append("A workload that mixes models is billed per model: each model's "
+                                   "requests form their own trace (provider caches are per model).")
+        rules = frame["warmup_rule"].dropna().astype(str)
+        if len(rules):
+            WarmupSpec = need("simkv.economics.window", "WarmupSpec")
+            filling = int(rules.str.contains("still filling").sum())
+            sec.assumptions.append(
+                f"Warm-up discarded before extrapolating to a month: {WarmupSpec().describe()}; each "
+                f"bill's rule and length are in {data} (warmup_rule)"
+                + (f"; {filling} of {len(rules)} bills discarded half the window because the cache "
+                   "was still filling there" if filling else "")
+                + f". A month is {ctx.options.days_per_month:g} days.")
     _chunk_part(ctx, sec)
     if not rows and not sec.figures:
         sec.status = "unavailable"

@@ -40,9 +40,9 @@ def build(ctx: ReportContext) -> Section:
     frame = pd.DataFrame(rows)
     data = ctx.write_data("workloads_summary", frame)
     sec.tables.append(Table(
-        "Workloads", ("workload", "model", "requests", "window", "input tokens", "working set",
-                      "unlimited prefix hit"),
-        tuple((r["workload"], r["model"], f"{r['requests']:,}", fmt.duration(r["window_s"]),
+        "Workloads", ("workload", "source", "model", "requests", "window", "input tokens",
+                      "working set", "unlimited prefix hit"),
+        tuple((r["workload"], r["source"], r["model"], f"{r['requests']:,}", fmt.duration(r["window_s"]),
                f"{r['input_tokens']:,}", fmt.size(r["working_set_bytes"]),
                fmt.pct(r["unlimited_prefix_token_hit_ratio"])) for r in rows),
         data_file=data))
