@@ -40,7 +40,9 @@ def render(out_dir: Path, *, sections: list[Section], provenance: dict, title: s
            subtitle: str, mode: str) -> tuple[Path, Path]:
     """Write index.html and report.md into ``out_dir``; returns both paths."""
     env = environment()
-    for i, s in enumerate(sections, start=1):
+    # the workloads overview is section 0, so the numbered sections match the issue's list
+    first = 0 if sections and sections[0].key == "workloads" else 1
+    for i, s in enumerate(sections, start=first):
         s.number = i
     ctx = {"sections": sections, "provenance": provenance, "title": title, "subtitle": subtitle,
            "mode": mode, "status_text": STATUS_TEXT}

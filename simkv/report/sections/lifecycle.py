@@ -70,22 +70,30 @@ def build(ctx: ReportContext) -> Section:
         efile = ctx.write_data(f"lifecycle_events_{slug}", ev)
         span = float(tl["time_s"].max() - tl["time_s"].min()) if len(tl) else 0.0
         unit, scale = ("days", 86400.0) if span > 2 * 86400 else ("hours", 3600.0)
-        with new_figure(1, 2, figsize=(8.5, 3.4)) as (fig, (ax1, ax2)):
+        has_stale = bool((tl["stale_bytes"] > 0).any())
+        with new_figure(1, 2 if has_stale else 1, figsize=(8.5 if has_stale else 6.0, 3.4),
+                        squeeze=False) as (fig, axes):
+            ax1 = axes[0, 0]
             for lv, g in tl.groupby("level", sort=False):
                 ax1.plot(g["time_s"] / scale, g["utilization"] * 100, label=str(lv))
-                ax2.plot(g["time_s"] / scale, g["stale_bytes"] / 2**30, label=str(lv))
-            for ax in (ax1, ax2):
+                if has_stale:
+                    axes[0, 1].plot(g["time_s"] / scale, g["stale_bytes"] / 2**30, label=str(lv))
+            for ax in axes[0]:
                 _event_lines(ax, res.events, scale)
                 ax.set_xlabel(f"time ({unit})")
             ax1.set_ylabel("utilization (%)")
-            ax2.set_ylabel("stale bytes (GiB)")
             ax1.legend(fontsize=7)
+            if has_stale:
+                axes[0, 1].set_ylabel("stale bytes (GiB)")
+            caption = ("Share of each level's capacity in use"
+                       + (" (left) and bytes held by entries no request can hit any more after a "
+                          "prompt change (right)" if has_stale else " (no prompt change in this "
+                          "window, so no stale bytes)")
+                       + (f"; dashed grey: template changes, dashed red: resets (events in {efile})."
+                          if not res.events.empty else "."))
             sec.figures.append(ctx.figure(
-                KEY, fig, title=f"{w.name}: utilization and stale bytes per storage level",
-                caption=("Share of each level's capacity in use (left) and bytes held by entries "
-                         "no request can hit any more after a prompt change (right); dashed grey: "
-                         f"template changes, dashed red: resets (events in {efile})."),
-                data_file=tfile, basis="modelled"))
+                KEY, fig, title=f"{w.name}: utilization" + (" and stale bytes" if has_stale else "")
+                + " per storage level", caption=caption, data_file=tfile, basis="modelled"))
         if len(set(w.trace.models)) > 1:
             bm = res.bytes_by_model.copy()
             bm.insert(0, "workload", w.name)
@@ -138,7 +146,8 @@ def _readings(sec: Section, w: WorkloadInput, res, tl: pd.DataFrame, levels) -> 
         params = e.params if isinstance(e.params, dict) else {}
         level = params.get("level") or persistent[-1]
         lt = tl[tl["level"] == level]
-        before, after = lt[lt["time_s"] < t], lt[lt["time_s"] >= t]
+        t_nominal = float(e.time_s)  # the storage view samples the state at the event's time
+        before, after = lt[lt["time_s"] < t_nominal], lt[lt["time_s"] >= t_nominal]
         if before.empty or after.empty:
             continue
         b, a = before.iloc[-1], after.iloc[0]

@@ -84,7 +84,9 @@ def build(ctx: ReportContext) -> Section:
               for r in summary.itertuples()),
         data_file=data))
     for wl, m, r in recs:
-        sec.readings.append(f"{wl} ({m}): " + " ".join(r["reasoning"]))
+        # the warm-up and placeholder lines repeat for every workload: stated once below
+        lines = [x for x in r["reasoning"] if not x.startswith(("Warm-up:", "Tier sizes and prices"))]
+        sec.readings.append(f"{wl} ({m}): " + " ".join(lines))
     sec.headline = "Recommended tier: " + "; ".join(
         f"{wl} ({m}) {r['recommended_tier'] or 'none reaches the target'}" for wl, m, r in recs) + "."
     tiers = pd.DataFrame(tier_rows)
@@ -124,6 +126,8 @@ def build(ctx: ReportContext) -> Section:
             data_file=gfile))
         sec.assumptions.append("Growth is modelled as copies of the sessions with fresh block "
                                "hashes, interleaved in time (shared system prompts stay shared).")
+    sec.assumptions.append("Warm-up and month as in the bills (section on provider bills); each "
+                           f"recommendation's own warm-up rule is in {data} (reasoning).")
     if book.placeholder:
         sec.assumptions.append("Tier sizes and prices are PLACEHOLDER figures (not published "
                                "prices): give your own with --tiers tiers.yaml.")
