@@ -52,6 +52,7 @@ report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
 	$(PY) -m simkv.report.make_report $(if $(QUICK),--quick,)
 
 bench: $(STAMP)
+	mkdir -p .bench
 	$(PY) -m pytest -q -m bench --benchmark-enable tests/bench --benchmark-json=.bench/latest.json $(PYTEST_ARGS)
 
 bench-check: $(STAMP)
