@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,22 +54,54 @@ def report_cmd(
     elif not out.parent.exists():
         raise InputError("parent directory does not exist", source=out, where="--out")
     w = user_trace(trace_path, model, fmt)
-    if force and out.exists():
+    _check_inputs(tiers, pricebooks, measured)
+    argv = ["simkv", "report", "--trace", trace_path.name] + (["--model", model] if model else []) \
+        + (["--quick"] if quick else [])
+    opts = ReportOptions(quick=quick, seed=seed, days_per_month=days_per_month,
+                         pricebooks_dir=pricebooks, tiers_path=tiers, measured_path=measured,
+                         title=f"simkv sizing report: {w.name}", command=" ".join(argv))
+    # build in a scratch folder next to --out, then move the files in: bad input found midway
+    # leaves nothing behind and never touches an existing report
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with Progress(len(SECTIONS) + 1, enabled=progress_enabled()) as progress:
+            build_report(stage, [w], opts, progress=progress, started_s=t0,
+                         subtitle=f"Trace {w.source} ({w.trace.n_requests:,} requests, {w.model}).")
+        out.mkdir(exist_ok=True)
         for name in REPORT_FILES:
             p = out / name
             if p.is_dir():
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    argv = ["simkv", "report", "--trace", trace_path.name] + (["--model", model] if model else []) \
-        + (["--quick"] if quick else [])
-    opts = ReportOptions(quick=quick, seed=seed, days_per_month=days_per_month,
-                         pricebooks_dir=pricebooks, tiers_path=tiers, measured_path=measured,
-                         title=f"simkv sizing report: {w.name}", command=" ".join(argv))
-    with Progress(len(SECTIONS) + 1, enabled=progress_enabled()) as progress:
-        result = build_report(out, [w], opts, progress=progress, started_s=t0,
-                              subtitle=f"Trace {w.source} ({w.trace.n_requests:,} requests, {w.model}).")
-    sys.stdout.write(f"report: {result.html.resolve()}\n")
+            if (stage / name).exists():
+                shutil.move(str(stage / name), str(p))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    sys.stdout.write(f"report: {(out / 'index.html').resolve()}\n")
+
+
+def _check_inputs(tiers: Path | None, pricebooks: Path | None, measured: Path | None) -> None:
+    """Validate the small inputs before any simulation runs (one clear line on error)."""
+    from simkv.economics.kinds.subscription import SubscriptionBook
+    from simkv.economics.pricebook import load_pricebook, load_pricebooks
+    from simkv.report.sections.ttft import load_measured
+
+    if tiers is not None:
+        book = load_pricebook(tiers)
+        if not isinstance(book, SubscriptionBook):
+            raise InputError(f"needs a subscription price book, got kind {book.kind!r}",
+                             source=tiers, where="--tiers")
+    if pricebooks is not None:
+        load_pricebooks(pricebooks)
+    if measured is not None:
+        try:
+            load_measured(measured)
+        except ValueError as exc:  # JSON syntax (InputError is a ValueError too)
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"not JSON from `simkv-harness validate --json` ({exc})",
+                             source=measured, where="--measured") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -164,7 +164,15 @@ def test_report_cli_bad_inputs_exit_2(cli, tmp_path, mooncake_path):
     res = cli("report", "--trace", str(mooncake_path), "--model", "no-such-model",
               "--out", str(tmp_path / "r3"))
     assert res.exit_code == 2
-    assert not (tmp_path / "r").exists() and not (tmp_path / "r3").exists()
+    res = cli("report", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--tiers",
+              str(ROOT / "simkv" / "data" / "pricebooks" / "openai.yaml"), "--out", str(tmp_path / "r4"))
+    assert res.exit_code == 2 and "subscription" in res.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    res = cli("report", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--measured",
+              str(bad), "--out", str(tmp_path / "r5"))
+    assert res.exit_code == 2 and "--measured" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]  # nothing written
 
 
 def test_measured_results_become_errors_table_and_figure(tmp_path):
