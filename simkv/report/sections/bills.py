@@ -21,6 +21,8 @@ from simkv.trace.model import Trace
 KEY = "bills"
 #: price-book kinds that are API prompt caches (priced against their own input price)
 API_KINDS = ("anthropic", "openai", "gemini", "deepseek")
+#: where prefix vs chunk TTFT is predicted: a shared bucket on the remote tier, one GPU
+TTFT_GPU, TTFT_TIER = "H100", "remote"
 
 
 def per_model(w: WorkloadInput) -> list[tuple[str, Trace]]:
@@ -122,8 +124,31 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
     if not rows:
         sec.mark_missing("prefix vs chunk reuse: no workload carries per-block content hashes")
         return
+    try:
+        simulate_with_latency = need("simkv.latency.api", "simulate_with_latency")
+        from simkv.cache import CacheConfig
+
+        for r in rows:
+            w = next(x for x in ctx.workloads if x.name == r["workload"])
+            for mode in ("prefix", "chunk"):
+                cfg = CacheConfig(reuse=mode, blend_recompute_share=BLEND_RECOMPUTE_SHARE
+                                  if mode == "chunk" else 0.0)
+                s = simulate_with_latency(w.trace, cfg, gpu=TTFT_GPU, tier=TTFT_TIER).summary_dict
+                r[f"{mode}_ttft_p50_s"], r[f"{mode}_ttft_p90_s"] = s["ttft_p50_s"], s["ttft_p90_s"]
+    except Missing as exc:
+        sec.missing.append(f"prefix vs chunk TTFT: {exc}")
     frame = pd.DataFrame(rows)
     data = ctx.write_data("reuse_prefix_vs_chunk", frame)
+    if "chunk_ttft_p50_s" in frame:
+        sec.tables.append(Table(
+            f"Prefix vs chunk reuse, unlimited bucket on a {TTFT_TIER} tier, one {TTFT_GPU} "
+            "(modelled only)",
+            ("workload", "prefix reuse", "chunk reuse", "TTFT p50 prefix", "TTFT p50 chunk",
+             "TTFT p90 prefix", "TTFT p90 chunk"),
+            tuple((r.workload, fmt.pct(r.prefix_token_hit_ratio), fmt.pct(r.chunk_token_reuse_ratio),
+                   fmt.ms(r.prefix_ttft_p50_s), fmt.ms(r.chunk_ttft_p50_s), fmt.ms(r.prefix_ttft_p90_s),
+                   fmt.ms(r.chunk_ttft_p90_s)) for r in frame.itertuples()),
+            data_file=data))
     with new_figure() as (fig, ax):
         x = np.arange(len(frame))
         ax.bar(x - 0.2, frame["prefix_token_hit_ratio"] * 100, 0.4, label="prefix reuse")
