@@ -45,8 +45,13 @@ def duration(seconds: float | None) -> str:
 
 
 def ms(seconds: float | None) -> str:
+    """Milliseconds below a minute; longer waits in minutes, hours or days."""
     if seconds is None or (isinstance(seconds, float) and not math.isfinite(seconds)):
         return "n/a"
+    if seconds >= 60.0:
+        for unit, div in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+            if seconds >= div:
+                return f"{seconds / div:.3g} {unit}"
     return f"{1000.0 * seconds:,.1f} ms"
 
 

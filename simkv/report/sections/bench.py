@@ -83,8 +83,10 @@ def build(ctx: ReportContext) -> Section:
         ax.set_xlabel("ratio (log scale)")
         ax.legend(fontsize=7)
         sec.figures.append(ctx.figure(
-            KEY, fig, title="Benchmark ratios against the committed baseline",
-            caption="Bars: ratios from the last `make bench`; ticks: tests/bench/baseline.json.",
+            KEY, fig, title="Benchmark ratios" + (" against the committed baseline" if baseline else ""),
+            caption="Bars: ratios from the last `make bench`"
+                    + (f"; ticks: the baseline in {opts.baseline_path}." if baseline else
+                       f" (no baseline at {opts.baseline_path})."),
             data_file=data, basis="measured"))
     for r in frame.itertuples():
         text = f"{r.benchmark}: {r.ratio} = {r.value:.3g}"

@@ -58,14 +58,23 @@ def build(ctx: ReportContext) -> Section:
                                     "requests_per_min": counts * 60.0 / width}))
     arr = pd.concat(series, ignore_index=True)
     arr_file = ctx.write_data("workloads_arrivals", arr)
-    with new_figure() as (fig, ax):
-        for name, g in arr.groupby("workload", sort=False):
-            ax.step(g["t_start_s"] / 60.0, g["requests_per_min"], where="post", label=str(name))
-        ax.set_xlabel("time since first request (min)")
-        ax.set_ylabel("requests per minute")
-        ax.legend(fontsize=7)
+    groups = list(arr.groupby("workload", sort=False))
+    ncols = min(3, len(groups))
+    nrows = -(-len(groups) // ncols)
+    with new_figure(nrows, ncols, figsize=(8.5, 2.2 * nrows + 0.4), squeeze=False) as (fig, axes):
+        for ax, (name, g) in zip(axes.flat, groups, strict=False):
+            span = float(g["t_start_s"].max())
+            unit, div = ("days", 86400.0) if span > 2 * 86400 else ("hours", 3600.0)
+            ax.step(g["t_start_s"] / div, g["requests_per_min"], where="post", lw=1)
+            ax.set_title(str(name), fontsize=8)
+            ax.set_xlabel(f"time ({unit})", fontsize=7)
+            ax.set_ylabel("requests / min", fontsize=7)
+            ax.tick_params(labelsize=7)
+        for ax in list(axes.flat)[len(groups):]:
+            ax.set_visible(False)
         sec.figures.append(ctx.figure(KEY, fig, title="Arrival rate over each trace's window",
-                                      caption="Requests per minute, binned.", data_file=arr_file,
+                                      caption="Requests per minute, binned (each panel on its own "
+                                              "time scale).", data_file=arr_file,
                                       basis="modelled"))
     best = max(rows, key=lambda r: r["unlimited_prefix_token_hit_ratio"])
     worst = min(rows, key=lambda r: r["unlimited_prefix_token_hit_ratio"])
