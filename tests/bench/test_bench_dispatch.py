@@ -60,4 +60,5 @@ def test_dispatch_lateness_at_100_rps(benchmark, tmp_path):
     p99_ms = float(np.percentile(late, 99) * 1e3)
     benchmark.extra_info["dispatch_lateness_p50_ms"] = float(np.percentile(late, 50) * 1e3)
     benchmark.extra_info["dispatch_lateness_p99_ms"] = p99_ms
-    assert p99_ms <= 2.0
+    # the goal is p99 <= 2 ms; as a ratio it is gated by `make bench-check`, not here
+    benchmark.extra_info["dispatch_p99_over_2ms_ratio"] = p99_ms / 2.0
