@@ -89,6 +89,7 @@ def build(ctx: ReportContext) -> Section:
         sec.readings.append(
             f"{r['workload']}: {r['requests']:,} requests over {fmt.duration(r['window_s'])}; keeping "
             f"every distinct block would take {fmt.size(r['working_set_bytes'])} of KV for {r['model']}.")
-    sec.assumptions.append("Simulated windows are short (minutes to hours) so the whole report runs "
-                           "in minutes; monthly figures elsewhere extrapolate them.")
+    sec.assumptions.append("Each trace covers a short window of its workload (or a thinned longer one "
+                           "where lifecycle events need days: see the source column) so the whole "
+                           "report runs in minutes; monthly figures elsewhere extrapolate them.")
     return sec
