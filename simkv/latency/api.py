@@ -219,3 +219,17 @@ def simulate_with_latency(trace: Trace, cfg: CacheConfig, *, model: str | None =
         "engine_steps": served.steps,
     })
     return SimResult(config=cfg, records=rec, summary_dict=summary, hit=result.hit)
+
+
+def prefill_tokens_per_s(spec: ModelSpec, gpu: str, *, context_tokens: int = 8192,
+                         tensor_parallel: int = 1, efficiency: float = DEFAULT_EFFICIENCY) -> float:
+    """Sustained prefill throughput of one replica (tokens/s): a ``context_tokens``-long prompt
+    prefilled from scratch, compute- or memory-bound as the roofline says.
+
+    The self-hosted price book uses it to price recomputation in GPU time when the user gives
+    no measured throughput.
+    """
+    lat = build_latency_model(gpu=gpu, tensor_parallel=tensor_parallel, efficiency=efficiency)
+    new, cached = np.array([float(context_tokens)]), np.array([0.0])
+    seconds = float(np.maximum(lat.work_s(spec, new, cached), lat.floor_s(spec, new, cached))[0])
+    return context_tokens / seconds

@@ -205,6 +205,19 @@ def test_self_hosted_gpu_time_and_unavailable():
              gpus_per_replica=2)
     (bill,) = b.bills(ctx_for(tr))
     assert bill.request_usd["gpu_recompute_usd"] == pytest.approx([10 * 2 / 1e6, 0])
+    # without a measured throughput, the latency model's roofline estimate prices GPU time
+    from simkv.latency import prefill_tokens_per_s
+
+    (est,) = book(kind="self_hosted", name="h", usd_per_gpu_hour=3600.0).bills(ctx_for(tr))
+    tps = prefill_tokens_per_s(ctx_for(tr).spec, "H100")
+    assert est.request_usd["gpu_recompute_usd"] == pytest.approx([10 / tps, 0])
+
+
+def test_self_hosted_unavailable_without_any_throughput(monkeypatch):
+    import simkv.latency
+
+    monkeypatch.setattr(simkv.latency, "prefill_tokens_per_s", lambda spec, gpu: 0.0)
+    tr = make_trace([0.0, 1.0], [[1], [1]], [10, 10], block_tokens=16)
     (na,) = book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0).bills(ctx_for(tr))
     assert isinstance(na, Unavailable) and "prefill" in na.reason
 

@@ -133,3 +133,14 @@ def test_tensor_parallel_divides_compute():
     two = build_latency_model(tensor_parallel=2)
     assert two.work_s(spec, [8000], [0])[0] == pytest.approx(one.work_s(spec, [8000], [0])[0] / 2)
     assert two.floor_s(spec, [8000], [0])[0] < one.floor_s(spec, [8000], [0])[0]
+
+
+def test_prefill_tokens_per_s_prices_self_hosted_recompute():
+    from simkv.latency import prefill_tokens_per_s
+    from simkv.models import get_model
+
+    small, big = get_model("llama-3.1-8b"), get_model("llama-3.1-70b")
+    h100, a100 = prefill_tokens_per_s(small, "H100"), prefill_tokens_per_s(small, "A100")
+    # compute-bound at 8k tokens: throughput follows the GPU's FLOP/s and the model's size
+    assert h100 / a100 == pytest.approx(989 / 312, rel=0.05)
+    assert prefill_tokens_per_s(big, "H100") < h100 / 5
