@@ -3,8 +3,8 @@ identical results.
 
 Every file the pipeline writes is compared byte for byte, except for wall-clock values: the
 keys named in ``simkv.report.provenance.WALL_CLOCK_FIELDS`` (the one place they are listed)
-are read from each run's ``data/provenance.json`` and masked wherever they appear (JSON keys
-are dropped, their values blanked in text files).  Exit status 1 on any difference.
+are dropped from JSON files before comparing.  The report writes wall-clock values nowhere
+else, so any other difference, in any file, fails the check.  Exit status 1 on a difference.
 """
 
 from __future__ import annotations
@@ -16,34 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-TEXT_SUFFIXES = {".json", ".md", ".html", ".csv", ".txt", ".yaml"}
-
 
 def wall_clock_fields() -> tuple[str, ...]:
     from simkv.report.provenance import WALL_CLOCK_FIELDS
 
     return tuple(WALL_CLOCK_FIELDS)
-
-
-def _volatile_values(run_dir: Path, fields: tuple[str, ...]) -> list[str]:
-    prov = run_dir / "data" / "provenance.json"
-    if not prov.exists():
-        return []
-    values: list[str] = []
-
-    def walk(obj):
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                if k in fields and v not in (None, ""):
-                    values.append(str(v))
-                else:
-                    walk(v)
-        elif isinstance(obj, list):
-            for v in obj:
-                walk(v)
-
-    walk(json.loads(prov.read_text()))
-    return sorted(set(values), key=len, reverse=True)
 
 
 def _strip_json(obj, fields):
@@ -54,19 +31,14 @@ def _strip_json(obj, fields):
     return obj
 
 
-def normalised(path: Path, volatile: list[str], fields: tuple[str, ...]) -> bytes:
-    """File content with wall-clock values masked."""
+def normalised(path: Path, fields: tuple[str, ...]) -> bytes:
+    """File content with the wall-clock keys of JSON files dropped."""
     data = path.read_bytes()
     if path.suffix == ".json":
         try:
             return json.dumps(_strip_json(json.loads(data), fields), sort_keys=True).encode()
         except ValueError:
             pass
-    if path.suffix in TEXT_SUFFIXES:
-        text = data.decode("utf-8", errors="replace")
-        for v in volatile:
-            text = text.replace(v, "<wall-clock>")
-        return text.encode()
     return data
 
 
@@ -76,9 +48,8 @@ def compare_runs(a: Path, b: Path, fields: tuple[str, ...]) -> list[str]:
     files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
     problems = [f"only in first run: {p}" for p in sorted(files_a - files_b)]
     problems += [f"only in second run: {p}" for p in sorted(files_b - files_a)]
-    va, vb = _volatile_values(a, fields), _volatile_values(b, fields)
     for rel in sorted(files_a & files_b):
-        if normalised(a / rel, va, fields) != normalised(b / rel, vb, fields):
+        if normalised(a / rel, fields) != normalised(b / rel, fields):
             problems.append(f"differs: {rel}")
     return problems
 
