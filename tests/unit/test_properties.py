@@ -24,7 +24,7 @@ PROPS = settings(max_examples=40, deadline=None)
        ttl=st.one_of(st.none(), st.floats(5.0, 500.0)))
 def test_lru_hits_never_fall_as_capacity_grows(seed, caps, ttl):
     trace = random_trace(seed, n_requests=150, duration_s=1200)
-    prev_hit = None
+    prev_hit, prev_tokens = None, -1
     for cap in sorted(caps):
         res = simulate(trace, CacheConfig(capacity_blocks=cap, ttl_s=ttl))
         if prev_hit is not None:
@@ -39,7 +39,7 @@ def test_lru_hits_never_fall_as_capacity_grows(seed, caps, ttl):
        cap=st.one_of(st.none(), st.integers(1, 80)))
 def test_hits_never_fall_as_ttl_grows(seed, ttls, cap):
     trace = random_trace(seed, n_requests=150, duration_s=3000)
-    prev = None
+    prev, prev_tokens = None, -1
     for ttl in sorted(ttls):
         res = simulate(trace, CacheConfig(capacity_blocks=cap, ttl_s=ttl, policy="lru"))
         if prev is not None:
