@@ -38,53 +38,13 @@ import numpy as np
 
 from simkv.errors import InputError
 from simkv.trace.formats import TraceFormat, register_format
+from simkv.trace.jsonl import extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import TAG_CODES, Trace
 
 ALIBABA_BLOCK_TOKENS = 16
 LOG_BLOCK_TOKENS = 16
 #: Token ids of role markers (above any vocabulary id), e.g. ``<|user|>``.
 _SPECIAL_BASE = 1 << 40
-
-
-def _open_lines(path: Path):
-    try:
-        fh = path.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read trace: {exc.strerror}", source=path) from None
-    with fh:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(fh, start=1):  # noqa: B007
-                if line.strip():
-                    yield lineno, line
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", source=path, where=f"line {lineno + 1}") from None
-
-
-def _json_object(line: str, path: Path, lineno: int) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg})", source=path, where=f"line {lineno}") from None
-    if not isinstance(obj, dict):
-        raise InputError("each line must be a JSON object", source=path, where=f"line {lineno}")
-    return obj
-
-
-def _int(obj: dict, key: str, path: Path, lineno: int, *, default: int | None = None,
-         minimum: int | None = 0) -> int:
-    if key not in obj:
-        if default is not None:
-            return default
-        raise InputError(f"missing field {key!r}", source=path, where=f"line {lineno}")
-    v = obj[key]
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InputError(f"field {key!r} must be an integer, got {v!r}", source=path,
-                         where=f"line {lineno}")
-    if minimum is not None and v < minimum:
-        raise InputError(f"field {key!r} must be >= {minimum}, got {v}", source=path,
-                         where=f"line {lineno}")
-    return v
 
 
 def _seconds(v: Any, path: Path, lineno: int) -> float:
@@ -117,33 +77,15 @@ def read_alibaba(path: Path, block_tokens: int = ALIBABA_BLOCK_TOKENS) -> Trace:
     session_of: dict[int, int] = {}
     types: Counter = Counter()
     n_sessions = 0
-    for lineno, line in _open_lines(path):
-        obj = _json_object(line, path, lineno)
-        chat = _int(obj, "chat_id", path, lineno, minimum=None)
-        parent = _int(obj, "parent_chat_id", path, lineno, default=-1, minimum=None)
-        if "timestamp" not in obj:
-            raise InputError("missing field 'timestamp'", source=path, where=f"line {lineno}")
-        t = obj["timestamp"]
-        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
-            raise InputError(f"field 'timestamp' must be a number of seconds >= 0, got {t!r}",
-                             source=path, where=f"line {lineno}")
-        n_in = _int(obj, "input_length", path, lineno)
-        n_out = _int(obj, "output_length", path, lineno)
-        ids = obj.get("hash_ids")
-        if not isinstance(ids, list):
-            raise InputError("field 'hash_ids' must be a list of integers", source=path,
-                             where=f"line {lineno}")
-        expected = -(-n_in // block_tokens)
-        if len(ids) != expected:
-            raise InputError(f"hash_ids has {len(ids)} entries, expected ceil(input_length / "
-                             f"{block_tokens}) = {expected}", source=path, where=f"line {lineno}")
+    for lineno, obj in json_lines(path):
+        chat = int_field(obj, "chat_id", path, lineno, minimum=None)
+        parent = int_field(obj, "parent_chat_id", path, lineno, default=-1, minimum=None)
+        t = time_field(obj, "timestamp", path, lineno, "seconds")
+        n_in = int_field(obj, "input_length", path, lineno)
+        n_out = int_field(obj, "output_length", path, lineno)
+        extend_hash_ids(hashes, obj, n_in, block_tokens, path, lineno)
         if chat in session_of:
             raise InputError(f"chat_id {chat} appears twice", source=path, where=f"line {lineno}")
-        try:
-            hashes.extend(ids)
-        except (TypeError, OverflowError):
-            raise InputError("hash_ids must hold integers in [0, 2^64)", source=path,
-                             where=f"line {lineno}") from None
         s = session_of.get(parent) if parent != -1 else None
         if s is None:
             s = n_sessions
@@ -339,10 +281,10 @@ def _prompt_tokens(obj: dict, tok: Tokenizer, path: Path, lineno: int
 def _output_tokens(obj: dict, path: Path, lineno: int) -> int:
     usage = obj.get("usage")
     if isinstance(usage, dict) and "completion_tokens" in usage:
-        return _int(usage, "completion_tokens", path, lineno)
+        return int_field(usage, "completion_tokens", path, lineno)
     for key in ("output_tokens", "max_tokens"):
         if key in obj:
-            return _int(obj, key, path, lineno)
+            return int_field(obj, key, path, lineno)
     return 0
 
 
@@ -360,8 +302,7 @@ def read_openai_log(path: Path, block_tokens: int = LOG_BLOCK_TOKENS,
     models: dict[str, int] = {}
     sessions: dict[str, int] = {}
     tenants: dict[str, int] = {}
-    for lineno, line in _open_lines(path):
-        obj = _json_object(line, path, lineno)
+    for lineno, obj in json_lines(path):
         if "timestamp" not in obj:
             raise InputError("missing field 'timestamp'", source=path, where=f"line {lineno}")
         t = _seconds(obj["timestamp"], path, lineno)

@@ -17,23 +17,10 @@ import numpy as np
 
 from simkv.errors import InputError
 from simkv.trace.formats import TraceFormat, register_format
+from simkv.trace.jsonl import extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import Trace
 
 MOONCAKE_BLOCK_TOKENS = 512
-
-
-def _int_field(obj: dict, key: str, path: Path, lineno: int) -> int:
-    if key not in obj:
-        raise InputError(f"missing field {key!r}", source=path, where=f"line {lineno}")
-    v = obj[key]
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InputError(f"field {key!r} must be an integer, got {v!r}", source=path,
-                         where=f"line {lineno}")
-    if v < 0:
-        raise InputError(f"field {key!r} must be >= 0, got {v}", source=path, where=f"line {lineno}")
-    if v >= 2**62:
-        raise InputError(f"field {key!r} is implausibly large ({v})", source=path, where=f"line {lineno}")
-    return v
 
 
 def read_mooncake(path: Path, block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> Trace:
@@ -41,51 +28,19 @@ def read_mooncake(path: Path, block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> Trac
     offsets = array("q", [0])
     hashes = array("Q")
     last_ts = -np.inf
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read trace: {exc.strerror}", source=path) from None
-    with fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON ({exc.msg})", source=path, where=f"line {lineno}") from None
-            except ValueError:  # UnicodeDecodeError and friends
-                raise InputError("not UTF-8 JSON text", source=path, where=f"line {lineno}") from None
-            if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object", source=path, where=f"line {lineno}")
-            if "timestamp" not in obj:
-                raise InputError("missing field 'timestamp'", source=path, where=f"line {lineno}")
-            t = obj["timestamp"]
-            if isinstance(t, bool) or not isinstance(t, int | float) or not np.isfinite(t) or t < 0:
-                raise InputError(f"field 'timestamp' must be a number of ms >= 0, got {t!r}",
-                                 source=path, where=f"line {lineno}")
-            if t < last_ts:
-                raise InputError(f"timestamps must not decrease ({t} after {last_ts})", source=path,
-                                 where=f"line {lineno}")
-            last_ts = t
-            n_in = _int_field(obj, "input_length", path, lineno)
-            n_out = _int_field(obj, "output_length", path, lineno)
-            ids = obj.get("hash_ids")
-            if not isinstance(ids, list):
-                raise InputError("field 'hash_ids' must be a list of integers", source=path,
-                                 where=f"line {lineno}")
-            expected = -(-n_in // block_tokens)
-            if len(ids) != expected:
-                raise InputError(f"hash_ids has {len(ids)} entries, expected ceil(input_length / "
-                                 f"{block_tokens}) = {expected}", source=path, where=f"line {lineno}")
-            try:
-                hashes.extend(ids)
-            except (TypeError, OverflowError):
-                raise InputError("hash_ids must hold integers in [0, 2^64)", source=path,
-                                 where=f"line {lineno}") from None
-            ts.append(t / 1000.0)
-            inp.append(n_in)
-            out.append(n_out)
-            offsets.append(len(hashes))
+    for lineno, obj in json_lines(path):
+        t = time_field(obj, "timestamp", path, lineno, "ms")
+        if t < last_ts:
+            raise InputError(f"timestamps must not decrease ({t} after {last_ts})", source=path,
+                             where=f"line {lineno}")
+        last_ts = t
+        n_in = int_field(obj, "input_length", path, lineno)
+        n_out = int_field(obj, "output_length", path, lineno)
+        extend_hash_ids(hashes, obj, n_in, block_tokens, path, lineno)
+        ts.append(t / 1000.0)
+        inp.append(n_in)
+        out.append(n_out)
+        offsets.append(len(hashes))
     if not ts:
         raise InputError("trace has no requests", source=path)
     # zero-copy views of the typed buffers (each array keeps its buffer alive): no second copy
