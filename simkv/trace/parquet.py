@@ -24,7 +24,7 @@ from simkv.trace.formats import TraceFormat, register_format
 from simkv.trace.model import Trace
 
 SCHEMA_VERSION = 1
-ROW_GROUP_BLOCKS = 1 << 18
+ROW_GROUP_BLOCKS = 1 << 16
 _SCALARS = {
     "arrival_s": (pa.float64(), np.float64, "arrival_s"),
     "session_id": (pa.int64(), np.int64, "session_ids"),
