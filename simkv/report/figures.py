@@ -56,9 +56,14 @@ class Figure:
 
 
 def _pyplot():
+    """pyplot, on the non-interactive Agg backend unless the caller (a notebook) already chose
+    one: figures are only saved to PNG, so any backend will do and the user's is left alone."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
