@@ -5,7 +5,7 @@ pins torch, numpy and protobuf; the harness only starts its interpreter and talk
 server runs in its own process group with ``TMPDIR`` pointing at a private run directory, so
 stopping means: SIGTERM to the group, SIGKILL after a timeout, then removing the run directory
 (with any socket files the servers left).  Flags follow what worked on a CPU-only machine
-(``/work/shared/ENGINE.md``): eager mode, ``--load-format dummy``, an explicit KV cache size.
+(``docs/engine-on-cpu.md``): eager mode, ``--load-format dummy``, an explicit KV cache size.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class KvTier:
 GPUS: Registry[GpuSpec] = Registry("GPU")
 TIERS: Registry[KvTier] = Registry("KV tier")
 
-_FACTS = "../shared/FACTS.md hardware table (vendor datasheets)"
+_FACTS = "docs/facts.md hardware table (vendor datasheets)"
 
 for _gpu in (
     GpuSpec("H100", 989 * TB, 80 * GB, 3.35 * TB, f"H100 SXM; {_FACTS}"),

@@ -103,7 +103,7 @@ def default_levels(*, hbm_bytes: int | None = 20 * GIB, dram_bytes: int | None =
                    hbm_chunk_tokens: int = 16, chunk_tokens: int = 256) -> tuple[StorageLevel, ...]:
     """vLLM HBM prefix cache over LMCache local CPU, local disk and a remote bucket.
 
-    Bandwidths from docs' facts (FACTS.md): H100 HBM 3.35 TB/s, PCIe Gen5 x16 ~64 GB/s to host
+    Bandwidths from docs/facts.md: H100 HBM 3.35 TB/s, PCIe Gen5 x16 ~64 GB/s to host
     DRAM, NVMe Gen4 ~7 GB/s, a remote tier ~2 GB/s; sizes from LMCache defaults (5 GB local
     CPU).  Latencies are round figures (assumed, editable); prices are 0 until the user sets
     them (the economics price books carry real ones).  A level with capacity 0 is left out.

@@ -16,7 +16,7 @@ from simkv.report.model import Missing, ReportContext, Section, Table
 
 KEY = "cost-case"
 
-#: The two examples of the product brief (../shared/FACTS.md).
+#: The two examples of the product brief (docs/facts.md).
 BRIEF_CASES = (
     {"case": "32k-token system prefix, 2,000 requests a day", "prefix_tokens": 32_000,
      "per_day": 2_000, "usd_per_mtok": 0.15},
