@@ -12,7 +12,7 @@ from rich.table import Table
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.errors import InputError
 from simkv.trace import load_trace
-from simkv.units import parse_duration, parse_list, parse_size
+from simkv.units import format_bytes, parse_duration, parse_list, parse_size
 
 _UNLIMITED = ("inf", "unlimited", "none")
 
@@ -53,7 +53,7 @@ def _print_grid(frame, title: str) -> None:
     col = "capacity_blocks" if "capacity_blocks" in frame else "capacity_bytes"
     ttls = list(dict.fromkeys(frame["ttl_s"].tolist()))
     table = Table(title=title + "  (block hit ratio / prefix-token hit ratio)")
-    table.add_column(col)
+    table.add_column("capacity (blocks)" if col == "capacity_blocks" else "capacity", no_wrap=True)
     for t in ttls:
         table.add_column("no TTL" if t is None or t is np.nan or str(t) == "<NA>" else f"TTL {t:g} s",
                          justify="right")
@@ -65,7 +65,11 @@ def _print_grid(frame, title: str) -> None:
                                                       strict=True)]
         if belady:
             cells.append(f"{rows.belady_block_hit_ratio.iloc[0]:.3f}")
-        table.add_row("unlimited" if str(cap) in ("<NA>", "nan") else f"{cap:,}", *cells)
+        if str(cap) in ("<NA>", "nan"):
+            label = "unlimited"
+        else:
+            label = f"{cap:,}" if col == "capacity_blocks" else format_bytes(cap)
+        table.add_row(label, *cells)
     console.print(table)
 
 
