@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -137,6 +138,39 @@ def _warm_and_reset(endpoint: str, model: str, salt: int, key: str | None) -> bo
         return False
 
 
+class _DuringScraper:
+    """Scrapes every endpoint's /metrics every ``interval_s`` while the replay runs (a thread:
+    the replay's event loop stays undisturbed), keeping the key samples with their time."""
+
+    def __init__(self, endpoints: tuple[str, ...], key: str | None, interval_s: float = 5.0) -> None:
+        self.endpoints, self.key, self.interval_s = endpoints, key, interval_s
+        self.rows: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="metrics-scraper", daemon=True)
+        self._t0 = time.perf_counter()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for e in self.endpoints:
+                row = {"endpoint": e, "when": "during",
+                       "t_s": round(time.perf_counter() - self._t0, 3)}
+                try:
+                    row["samples"] = _key_samples(_scrape(f"{e}/metrics", self.key))
+                except MetricsError as exc:  # a dying server is the replay's to report
+                    row["error"] = str(exc)
+                self.rows.append(row)
+
+    def __enter__(self) -> _DuringScraper:
+        if self.interval_s > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval_s + 30)
+
+
 def _run_replay(plan: list[PlannedRequest], out_dir: Path, copts: ClientOptions,
                 resume: bool) -> ReplayResult:
     records_path = out_dir / "records.jsonl"
@@ -239,7 +273,8 @@ def _replay_and_measure(trace_path, endpoints, time_scale, concurrency, max_requ
     copts = ClientOptions(model=model, timeout_s=timeout_s, concurrency=concurrency, api_key=key)
     t = time.perf_counter()
     _say(f"replaying {len(plan)} requests on {len(endpoints)} endpoint(s)")
-    _run_replay(plan, out, copts, resume)
+    with _DuringScraper(endpoints, key) as during:
+        _run_replay(plan, out, copts, resume)
     wall = time.perf_counter() - t
     after = {e: _scrape(f"{e}/metrics", key) for e in endpoints}
     lm_after = {u: _scrape(u) for u in lmcache_metrics}
@@ -253,6 +288,9 @@ def _replay_and_measure(trace_path, endpoints, time_scale, concurrency, max_requ
     with open(out / "metrics.jsonl", "a") as fh:
         for e in endpoints:
             fh.write(json.dumps({"endpoint": e, "when": "before", "samples": _key_samples(before[e])}) + "\n")
+        for row in during.rows:
+            fh.write(json.dumps(row) + "\n")
+        for e in endpoints:
             fh.write(json.dumps({"endpoint": e, "when": "after", "samples": _key_samples(after[e])}) + "\n")
     return {"trace": tr, "plan": plan, "records": records, "summary": summary, "deltas": deltas,
             "lmcache": lm, "after": after, "df": df}

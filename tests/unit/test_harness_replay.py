@@ -124,3 +124,39 @@ def test_server_death_stops_then_resume_completes_without_duplicates(tmp_path):
 
 def test_api_key_never_in_repr():
     assert "sekret" not in repr(ClientOptions(api_key="sekret"))
+
+
+def test_metrics_are_scraped_during_the_replay_too():
+    """The during-replay scraper samples /metrics on its interval and records failures."""
+    import http.server
+    import threading
+    import time
+
+    from harness.cli import _DuringScraper
+
+    body = (b"# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total 7.0\n"
+            b"# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc 0.5\n")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    ok = f"http://127.0.0.1:{srv.server_address[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
+    try:
+        with _DuringScraper((ok, dead), None, interval_s=0.05) as during:
+            time.sleep(0.4)
+    finally:
+        srv.shutdown()
+    good = [r for r in during.rows if r["endpoint"] == ok]
+    bad = [r for r in during.rows if r["endpoint"] == dead]
+    assert len(good) >= 2 and all(r["when"] == "during" and r["samples"] for r in good)
+    assert bad and all("error" in r for r in bad)
+    assert [r["t_s"] for r in good] == sorted(r["t_s"] for r in good)
