@@ -41,7 +41,7 @@ from harness.replay import (
     replay_async,
     summarize,
 )
-from simkv.cli.common import print_json, print_table
+from simkv.cli.common import err_console, print_json, print_table, progress_enabled
 from simkv.errors import InputError
 from simkv.trace import load_trace
 from simkv.units import parse_size
@@ -177,17 +177,31 @@ def _run_replay(plan: list[PlannedRequest], out_dir: Path, copts: ClientOptions,
     total = len(plan)
     done0 = len(read_records(records_path)) if resume else 0
     counter = {"n": done0}
+    bar = None
+    if progress_enabled():  # a live bar on a terminal; a line every 5% in logs
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        bar = Progress("replay", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       console=err_console, transient=True)
+        task = bar.add_task("replay", total=total, completed=done0)
 
     def progress(_rec: dict) -> None:
         counter["n"] += 1
-        if counter["n"] % max(1, total // 20) == 0 or counter["n"] == total:
+        if bar is not None:
+            bar.update(task, completed=counter["n"])
+        elif counter["n"] % max(1, total // 20) == 0 or counter["n"] == total:
             _say(f"  {counter['n']}/{total} requests")
 
     try:
+        if bar is not None:
+            bar.start()
         return asyncio.run(replay_async(plan, records_path, copts, resume=resume,
                                         on_record=progress))
     except ServerDied as exc:
         raise InputError(f"replay stopped: {exc}") from None
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 def _write_parquet(out_dir: Path) -> pd.DataFrame:
