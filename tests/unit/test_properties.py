@@ -19,19 +19,23 @@ from tests.conftest import random_trace
 PROPS = settings(max_examples=40, deadline=None)
 
 
+def _assert_hits_nest(trace, configs) -> None:
+    """Each config's hit set contains the previous one's, and prefix hit tokens never fall."""
+    prev_hit, prev_tokens = None, -1
+    for cfg in configs:
+        res = simulate(trace, cfg)
+        if prev_hit is not None:
+            assert np.all(res.hit >= prev_hit)
+            assert res.summary_dict["prefix_hit_tokens"] >= prev_tokens
+        prev_hit, prev_tokens = res.hit, res.summary_dict["prefix_hit_tokens"]
+
+
 @PROPS
 @given(seed=st.integers(0, 10**6), caps=st.lists(st.integers(0, 80), min_size=2, max_size=5),
        ttl=st.one_of(st.none(), st.floats(5.0, 500.0)))
 def test_lru_hits_never_fall_as_capacity_grows(seed, caps, ttl):
     trace = random_trace(seed, n_requests=150, duration_s=1200)
-    prev_hit, prev_tokens = None, -1
-    for cap in sorted(caps):
-        res = simulate(trace, CacheConfig(capacity_blocks=cap, ttl_s=ttl))
-        if prev_hit is not None:
-            assert np.all(res.hit >= prev_hit)  # hit sets nest (stack property)
-            assert res.summary_dict["prefix_hit_tokens"] >= prev_tokens
-        prev_hit = res.hit
-        prev_tokens = res.summary_dict["prefix_hit_tokens"]
+    _assert_hits_nest(trace, [CacheConfig(capacity_blocks=c, ttl_s=ttl) for c in sorted(caps)])
 
 
 @PROPS
@@ -39,11 +43,4 @@ def test_lru_hits_never_fall_as_capacity_grows(seed, caps, ttl):
        cap=st.one_of(st.none(), st.integers(1, 80)))
 def test_hits_never_fall_as_ttl_grows(seed, ttls, cap):
     trace = random_trace(seed, n_requests=150, duration_s=3000)
-    prev, prev_tokens = None, -1
-    for ttl in sorted(ttls):
-        res = simulate(trace, CacheConfig(capacity_blocks=cap, ttl_s=ttl, policy="lru"))
-        if prev is not None:
-            assert np.all(res.hit >= prev)
-            assert res.summary_dict["prefix_hit_tokens"] >= prev_tokens
-        prev = res.hit
-        prev_tokens = res.summary_dict["prefix_hit_tokens"]
+    _assert_hits_nest(trace, [CacheConfig(capacity_blocks=cap, ttl_s=t) for t in sorted(ttls)])
