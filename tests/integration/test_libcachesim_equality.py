@@ -6,10 +6,8 @@ blocks.  libCacheSim reads the same access stream from its oracleGeneral binary 
 
 import pytest
 
-libcachesim = pytest.importorskip("libcachesim")
-
-from simkv.cache import CacheConfig, simulate  # noqa: E402
-from tests.libcachesim_helper import run_lcs, stream_of_trace, write_oracle_general  # noqa: E402
+from simkv.cache import CacheConfig, simulate
+from tests.libcachesim_helper import run_lcs, stream_of_trace, write_oracle_general
 
 
 @pytest.fixture(scope="module")

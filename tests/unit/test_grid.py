@@ -229,7 +229,6 @@ def test_every_grid_point_combination_is_listed(small_trace):
 
 
 def test_grid_equals_libcachesim_lru(mooncake_trace, tmp_path):
-    pytest.importorskip("libcachesim")
     from tests.libcachesim_helper import run_lcs, stream_of_trace, write_oracle_general
 
     ids, times, n_obj = stream_of_trace(mooncake_trace)
