@@ -32,6 +32,7 @@ def report_cmd(
 ) -> None:
     """Write a sizing report (index.html, report.md, data/) for your trace."""
     from simkv.report.inputs import user_trace
+    from simkv.report.make_report import clear_owned
     from simkv.report.model import ReportOptions
     from simkv.report.pipeline import Progress, build_report
     from simkv.report.sections import SECTIONS
@@ -68,14 +69,10 @@ def report_cmd(
             build_report(stage, [w], opts, progress=progress, started_s=t0,
                          subtitle=f"Trace {w.source} ({w.trace.n_requests:,} requests, {w.model}).")
         out.mkdir(exist_ok=True)
+        clear_owned(out, REPORT_FILES)
         for name in REPORT_FILES:
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
             if (stage / name).exists():
-                shutil.move(str(stage / name), str(p))
+                shutil.move(str(stage / name), str(out / name))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     sys.stdout.write(f"report: {(out / 'index.html').resolve()}\n")

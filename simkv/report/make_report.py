@@ -36,9 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def clear_owned(out: Path) -> None:
+def clear_owned(out: Path, names: tuple[str, ...] = OWNED) -> None:
     """Remove what a previous run of this pipeline wrote in ``out`` (and nothing else)."""
-    for name in OWNED:
+    for name in names:
         path = out / name
         if path.is_dir():
             shutil.rmtree(path)
