@@ -98,13 +98,11 @@ def simulate(trace: Trace, cache: CacheConfig | None = None, *, model: str | Mod
     cache = cache or CacheConfig()
     trace = resolve_trace_models(trace, model)
     stream, out = run_kernel(trace, cache, specs)
-    hits, _ = prefix_runs(out.hit, trace.block_offsets)
+    hits, lead = prefix_runs(out.hit, trace.block_offsets)
     if cache.reuse == "chunk":
         # a content hit is a true prefix hit only where the block's whole prefix (its chained
         # hash) has been seen before; the rest is position-independent reuse that blends
         _, lead = prefix_runs(out.hit & seen_before(trace), trace.block_offsets)
-    else:
-        lead = _
     n_blocks = np.diff(trace.block_offsets)
     bt = trace.block_tokens
     full_hit = (lead == n_blocks)
