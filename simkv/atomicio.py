@@ -1,0 +1,139 @@
+"""One atomic file writer and one manifest format for every file simkv writes.
+
+Why: a write that fails half-way (a full disk, a crash, Ctrl-C) must leave the user's old
+file intact, and ``--force`` may only replace files simkv itself wrote.  Every output goes
+through :func:`atomic_writer`: the bytes land in a temporary file in the *same* folder (so
+the final ``os.replace`` is a rename on one filesystem, atomic on POSIX), are flushed and
+fsynced, and only then replace the target.  On any failure the temporary file is removed
+and the target is untouched.
+
+Manifests (``*.manifest.json`` or a folder's ``manifest.json``) share one shape, written by
+:func:`write_manifest`: ``{"schema_version", "kind", "simkv_version", "files": {relpath:
+sha256}, ...}`` plus whatever the caller adds.  A folder's manifest says which files simkv
+owns there; :func:`owned_files` reads it back so a ``--force`` rerun deletes nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from simkv.errors import InputError
+
+MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Yield a file object whose contents replace ``path`` only if the block succeeds.
+
+    ``mode`` is ``"wb"`` or ``"w"`` (text, UTF-8).  The parent folder must exist.  A target
+    that is an existing directory is refused with :class:`InputError` before anything is
+    written; an ``OSError`` while writing (ENOSPC, EIO) becomes an :class:`InputError`
+    naming the path, and the old file stays as it was.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_writer mode must be 'wb' or 'w', not {mode!r}")
+    target = Path(path)
+    if target.is_dir():
+        raise InputError("is a directory, not a file", source=target)
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"folder {parent} does not exist", source=target)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", source=target) from None
+    tmp = Path(tmp_name)
+    try:
+        encoding = None if mode == "wb" else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"write failed: {exc.strerror or exc}", source=target) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_writer(path, "w") as fh:
+        fh.write(text)
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (bounded memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_bytes):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_dict(kind: str, files: Mapping[str, str], **extra: Any) -> dict[str, Any]:
+    """The one manifest shape: schema version, kind, simkv version, owned files and extras."""
+    from simkv import __version__
+
+    body: dict[str, Any] = {"schema_version": MANIFEST_SCHEMA_VERSION, "kind": kind,
+                            "simkv_version": __version__, "files": dict(sorted(files.items()))}
+    for key, value in extra.items():
+        if key in body:
+            raise ValueError(f"manifest field {key!r} is reserved")
+        body[key] = value
+    return body
+
+
+def write_manifest(path: str | Path, kind: str, files: Mapping[str, str], **extra: Any) -> dict[str, Any]:
+    """Write a manifest atomically as sorted, indented JSON (byte-stable) and return it."""
+    body = manifest_dict(kind, files, **extra)
+    atomic_write_text(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return body
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read a manifest written by :func:`write_manifest`; a damaged one is an InputError."""
+    p = Path(path)
+    try:
+        body = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputError(f"not a readable simkv manifest ({type(exc).__name__})", source=p) from None
+    if not isinstance(body, dict) or not isinstance(body.get("files"), dict) \
+            or not isinstance(body.get("schema_version"), int) or isinstance(body.get("schema_version"), bool):
+        raise InputError("not a simkv manifest (needs integer schema_version and a files map)", source=p)
+    if body["schema_version"] > MANIFEST_SCHEMA_VERSION:
+        raise InputError(f"manifest schema_version {body['schema_version']} is newer than this "
+                         f"simkv reads ({MANIFEST_SCHEMA_VERSION})", source=p)
+    return body
+
+
+def owned_files(folder: str | Path, manifest_name: str = MANIFEST_NAME) -> list[Path]:
+    """The files a folder's manifest says simkv wrote there (only those inside the folder)."""
+    root = Path(folder)
+    mpath = root / manifest_name
+    if not mpath.exists():
+        return []
+    owned = []
+    base = root.resolve()
+    for rel in read_manifest(mpath)["files"]:
+        p = (root / rel).resolve()
+        if p.is_relative_to(base) and p != base:
+            owned.append(root / rel)
+    return owned
