@@ -183,7 +183,7 @@ def _mentions_bool(annotation: Any) -> bool:
 class UserModel(BaseModel):
     """Base of every user-facing pydantic schema: no NaN/inf, no bool read as a number."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from simkv.errors import InputError
 
-
 MAX_DEPTH = 100
 MAX_ALIASES = 1000
 MAX_NODES = 1_000_000

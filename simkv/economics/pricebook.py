@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from simkv.errors import InputError
 from simkv.registry import Registry
+from simkv.validate import UserModel
 from simkv.yamlio import read_yaml, validation_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,7 +33,7 @@ PLACEHOLDER_NOTE = ("PLACEHOLDER figures (not published prices): replace them wi
                     "in a price book YAML")
 
 
-class BookSchema(BaseModel):
+class BookSchema(UserModel):
     """Fields every price book has; kinds extend it.  Unknown fields are errors (typos)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -25,12 +25,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from simkv.cache.config import CacheConfig
 from simkv.errors import InputError
 from simkv.latency.costs import LinearCoefficients, design_matrix
 from simkv.trace.model import Trace
+from simkv.validate import UserModel
 from simkv.yamlio import read_yaml, validation_error
 
 MEASURED_COLUMNS = ("request", "ttft_s", "prompt_tokens", "cached_tokens", "output_tokens", "error")
@@ -40,7 +41,7 @@ MIN_RECORDS = len(COEFFICIENT_NAMES)
 
 
 # ------------------------------------------------------------------ YAML schema (the boundary)
-class _FitModel(BaseModel):
+class _FitModel(UserModel):
     model_config = ConfigDict(extra="forbid")
     records_fit: int = Field(ge=0)
     records_evaluated: int = Field(ge=0)
@@ -54,7 +55,7 @@ class _FitModel(BaseModel):
     measured: str = ""
 
 
-class _CalibrationModel(BaseModel):
+class _CalibrationModel(UserModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["linear_ttft"] = "linear_ttft"
     intercept_s: float = Field(ge=0, allow_inf_nan=False)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -30,6 +29,7 @@ from pydantic import (
 
 from simkv.errors import InputError
 from simkv.units import parse_duration
+from simkv.validate import UserModel
 from simkv.workloads import model as m
 from simkv.yamlio import read_yaml, validation_error
 
@@ -59,7 +59,7 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 ZipfExponent = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-class _Strict(BaseModel):
+class _Strict(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from simkv.economics.bill import Bill, usd
 from simkv.economics.context import BillContext
@@ -29,11 +29,12 @@ from simkv.economics.pricebook import (
     StorageQuote,
 )
 from simkv.units import format_bytes
+from simkv.validate import UserModel
 
 GIB = float(1 << 30)
 
 
-class Medium(BaseModel):
+class Medium(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     usd_per_gib_month: Price
     usd_per_1k_put: Price = 0.0
