@@ -45,6 +45,9 @@ from simkv.cli.common import err_console, print_json, print_table, progress_enab
 from simkv.errors import InputError
 from simkv.trace import load_trace
 from simkv.units import parse_size
+from simkv.validate import input_file
+
+MAX_KEY_CHARS = 4096
 
 app = typer.Typer(name="simkv-harness", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -91,10 +94,13 @@ def serve(model_config: str = typer.Option(..., help="catalogue name (tiny-llama
 # ------------------------------------------------------------------ shared replay machinery
 def _api_key(env: str | None, file: Path | None) -> str | None:
     if file is not None:
+        input_file(file, "API key file", where="--api-key-file")
         try:
-            return file.read_text().strip() or None
+            return file.read_text(encoding="utf-8")[:MAX_KEY_CHARS + 1].strip() or None
         except OSError as exc:
             raise InputError(f"cannot read API key file: {exc.strerror}", source=file) from None
+        except UnicodeDecodeError:
+            raise InputError("API key file is not UTF-8 text", source=file) from None
     return os.environ.get(env) if env else None
 
 

@@ -195,3 +195,33 @@ class UserModel(BaseModel):
         if any(isinstance(v, bool) for v in items):
             raise ValueError("must be a number or text, not true/false")
         return value
+
+
+def input_file(path: Any, what: str, *, where: str | None = None) -> Any:
+    """``path`` if it names a readable regular file; else InputError naming it.
+
+    Why: an input that is a directory, a missing path, a name too long for the filesystem or
+    a device (``/dev/full``, ``/dev/zero`` read forever) must be one clear line, not a
+    traceback or a read that never ends.
+    """
+    import stat
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", source=p, where=where) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} ({exc.strerror or exc})", source=_cut(p),
+                         where=where) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"is a directory, not a {what}", source=p, where=where)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"not a regular file (a {what} must be a file)", source=p, where=where)
+    return p
+
+
+def _cut(path: Any) -> str:
+    s = str(path)
+    return s if len(s) <= 200 else s[:197] + "..."

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from simkv.errors import InputError
+from simkv.validate import input_file
 
 MAX_DEPTH = 100
 MAX_ALIASES = 1000
@@ -95,7 +96,7 @@ def _load(text: str) -> Any:
 
 def read_yaml(path: str | Path, what: str) -> Any:
     """The parsed document; ``what`` names the kind of file in errors ("price book", ...)."""
-    path = Path(path)
+    path = input_file(path, what)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

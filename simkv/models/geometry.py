@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from simkv.errors import InputError
-from simkv.validate import check_number, count
+from simkv.validate import check_number, count, input_file
 
 #: Any config dimension beyond this is corrupt (products of them must stay within int64).
 MAX_DIM = 2**31
@@ -208,6 +208,7 @@ def catalogue_names() -> list[str]:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
+    path = input_file(path, "model config")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

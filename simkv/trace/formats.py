@@ -13,6 +13,7 @@ from pathlib import Path
 from simkv.errors import InputError
 from simkv.registry import Registry
 from simkv.trace.model import Trace
+from simkv.validate import input_file
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,7 @@ def guess_format(path: Path) -> str:
 def load_trace(path: str | Path, format: str | None = None, **kwargs) -> Trace:
     """Read a trace file; the format is guessed from the suffix unless given."""
     _ensure_loaded()
-    path = Path(path)
-    if not path.exists():
-        raise InputError("trace file not found", source=path)
-    if path.is_dir():
-        raise InputError("is a directory, not a trace file", source=path)
+    path = input_file(path, "trace file")
     fmt = FORMATS.get(format or guess_format(path), where="--format")
     return fmt.read(path, **kwargs)
 
