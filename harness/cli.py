@@ -13,7 +13,6 @@ import os
 import signal
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +28,9 @@ from harness.metrics import (
     cache_deltas,
     cache_info,
     lmcache_deltas,
+    served_model,
 )
+from harness.netio import EndpointError, request_text
 from harness.plan import PlannedRequest, PlanOptions, build_plan
 from harness.predict import EngineCacheSpec, combine, predict
 from harness.prompts import PromptBuilder
@@ -105,26 +106,16 @@ def _api_key(env: str | None, file: Path | None) -> str | None:
 
 
 def _http(url: str, *, method: str = "GET", key: str | None = None, timeout_s: float = 10.0) -> str:
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
-        return resp.read().decode("utf-8", "replace")
+    return request_text(url, method=method, data=b"" if method == "POST" else None, key=key,
+                        timeout_s=timeout_s)
 
 
 def _scrape(url: str, key: str | None = None) -> Snapshot:
-    try:
-        return Snapshot.parse(_http(url, key=key))
-    except OSError as exc:
-        raise MetricsError(f"cannot scrape {url}: {exc}") from None
+    return Snapshot.parse(_http(url, key=key), source=url)
 
 
 def _served(endpoint: str, key: str | None) -> tuple[str, int | None]:
-    try:
-        data = json.loads(_http(f"{endpoint}/v1/models", key=key))["data"][0]
-    except (OSError, KeyError, IndexError, ValueError) as exc:
-        raise InputError(f"no model list at {endpoint}/v1/models ({exc})", where="--endpoint") from None
-    return str(data["id"]), data.get("max_model_len")
+    return served_model(f"{endpoint}/v1/models", _http(f"{endpoint}/v1/models", key=key))
 
 
 def _warm_and_reset(endpoint: str, model: str, salt: int, key: str | None) -> bool:
@@ -132,15 +123,12 @@ def _warm_and_reset(endpoint: str, model: str, salt: int, key: str | None) -> bo
     (vLLM dev mode); returns whether the reset happened."""
     body = json.dumps({"model": model, "prompt": [3 + (salt * 7919 + k) % 4000 for k in range(300)],
                        "max_tokens": 2, "ignore_eos": True}).encode()
-    req = urllib.request.Request(f"{endpoint}/v1/completions", data=body,
-                                 headers={"Content-Type": "application/json"})
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    urllib.request.urlopen(req, timeout=600).read()  # noqa: S310
+    request_text(f"{endpoint}/v1/completions", method="POST", data=body, key=key,
+                 timeout_s=600.0, headers={"Content-Type": "application/json"})
     try:
         _http(f"{endpoint}/reset_prefix_cache?reset_external=true", method="POST", key=key)
         return True
-    except OSError:
+    except EndpointError:
         return False
 
 
@@ -162,7 +150,7 @@ class _DuringScraper:
                        "t_s": round(time.perf_counter() - self._t0, 3)}
                 try:
                     row["samples"] = _key_samples(_scrape(f"{e}/metrics", self.key))
-                except MetricsError as exc:  # a dying server is the replay's to report
+                except (MetricsError, EndpointError) as exc:  # a dying server is the replay's to report
                     row["error"] = str(exc)
                 self.rows.append(row)
 
@@ -219,12 +207,30 @@ def _write_parquet(out_dir: Path) -> pd.DataFrame:
     return df
 
 
-def _prepare_out(out: Path, resume: bool, force: bool) -> Path:
+def _check_out(out: Path, resume: bool, force: bool) -> Path:
+    """Refuse a bad --out before any work; touches nothing (see _prepare_out)."""
     rec = out / "records.jsonl"
-    if rec.exists() and not (resume or force):
+    try:
+        exists = rec.exists()
+        if out.exists() and not out.is_dir():
+            raise InputError("exists and is not a directory", source=out, where="--out")
+    except OSError as exc:  # a name too long, a path through a file, ...
+        raise InputError(f"cannot use this folder ({exc.strerror or exc})", where="--out") from None
+    if exists and not (resume or force):
         raise InputError("holds records of an earlier run; give --resume to continue it or "
                          "--force to start over", source=out, where="--out")
-    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _prepare_out(out: Path, resume: bool, force: bool) -> Path:
+    """Create --out and, with --force, drop earlier records: only once the endpoints answered."""
+    _check_out(out, resume, force)
+    rec = out / "records.jsonl"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder ({exc.strerror or exc})", source=out,
+                         where="--out") from None
     if force and not resume and rec.exists():
         rec.unlink()
     return out
@@ -269,7 +275,7 @@ def _replay_and_measure(trace_path, endpoints, time_scale, concurrency, max_requ
                         output_scale, routing, out, resume, force, vocab, salt, warmup, key,
                         timeout_s, *, lmcache_metrics: list[str], require_metrics: bool) -> dict:
     tr = load_trace(trace_path)
-    out = _prepare_out(out, resume, force)
+    _check_out(out, resume, force)
     endpoints = tuple(e.rstrip("/") for e in endpoints)
     served = [_served(e, key) for e in endpoints]
     model = served[0][0]
@@ -290,6 +296,7 @@ def _replay_and_measure(trace_path, endpoints, time_scale, concurrency, max_requ
             snap.require(VLLM_REQUIRED + (VLLM_CONNECTOR_REQUIRED if lmcache_metrics else ()), e)
         for u, snap in lm_before.items():
             snap.require(LMCACHE_REQUIRED, u)
+    out = _prepare_out(out, resume, force)  # every endpoint answered: now touch earlier records
     copts = ClientOptions(model=model, timeout_s=timeout_s, concurrency=concurrency, api_key=key)
     t = time.perf_counter()
     _say(f"replaying {len(plan)} requests on {len(endpoints)} endpoint(s)")

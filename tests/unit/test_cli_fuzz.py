@@ -254,6 +254,7 @@ def test_every_option_is_fuzzed():
 def test_cli_fuzz(case: Case, fixtures, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SIMKV_API_KEY", raising=False)
+    monkeypatch.setenv("SIMKV_MAX_MEMORY", "2GiB")
     if case.command == "simkv-harness serve":
         _stub_engine(monkeypatch)
     argv = build_argv(case, {**fixtures, "tmp": str(tmp_path)})
