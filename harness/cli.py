@@ -42,6 +42,7 @@ from harness.replay import (
     replay_async,
     summarize,
 )
+from simkv.atomicio import atomic_path, atomic_write_text
 from simkv.cli.common import err_console, print_json, print_table, progress_enabled
 from simkv.errors import InputError
 from simkv.trace import load_trace
@@ -203,7 +204,8 @@ def _write_parquet(out_dir: Path) -> pd.DataFrame:
     df = pd.DataFrame(recs)
     if len(df):
         df = df.sort_values("request", kind="stable").reset_index(drop=True)
-        df.to_parquet(out_dir / "records.parquet", index=False)
+        with atomic_path(out_dir / "records.parquet") as tmp:
+            df.to_parquet(tmp, index=False)
     return df
 
 
@@ -264,7 +266,7 @@ def replay(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
                                  _api_key(api_key_env, api_key_file), timeout_s, lmcache_metrics=[],
                                  require_metrics=False)
     summary = result["summary"]
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     if json_out:
         print_json(summary)
     else:
@@ -352,9 +354,10 @@ def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
                               timeout_s, lmcache_metrics=list(lmcache_metrics), require_metrics=True)
     result = compare(res, lmcache=bool(lmcache_metrics), lmcache_chunks=lmcache_chunks,
                      lmcache_chunk_tokens=lmcache_chunk_tokens, calibration=calibration)
-    (out / "validate.json").write_text(json.dumps(result, indent=2, default=str))
-    pd.DataFrame([{k: v for k, v in result.items() if not isinstance(v, dict | list)}]).to_parquet(
-        out / "validate.parquet", index=False)
+    atomic_write_text(out / "validate.json", json.dumps(result, indent=2, default=str))
+    with atomic_path(out / "validate.parquet") as tmp:
+        pd.DataFrame([{k: v for k, v in result.items()
+                       if not isinstance(v, dict | list)}]).to_parquet(tmp, index=False)
     if json_out:
         print_json(result)
     else:

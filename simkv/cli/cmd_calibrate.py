@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from simkv.atomicio import atomic_write_text
 from simkv.cli.common import check_output_path, print_json, print_table
 
 
@@ -28,7 +29,7 @@ def calibrate_cmd(
     df = load_measured(measured)
     calib = fit_calibration(df, holdout=holdout, seed=seed, source=str(measured))
     if out is not None:
-        out.write_text(calib.to_yaml())
+        atomic_write_text(out, calib.to_yaml())
     fit = calib.fit
     summary = {
         "intercept_s": calib.intercept_s,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from simkv.atomicio import atomic_path
 from simkv.cache import CacheConfig, simulate
 from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.errors import InputError
@@ -79,7 +80,8 @@ def simulate_cmd(
     if model is not None:
         summary["model"] = model
     if records_out is not None:
-        result.records.to_parquet(records_out, index=False)
+        with atomic_path(records_out) as tmp:
+            result.records.to_parquet(tmp, index=False)
     if json_out:
         print_json(summary)
     else:

@@ -9,10 +9,12 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.errors import InputError
 from simkv.trace import load_trace
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
+from simkv.validate import check_number, real
 
 _UNLIMITED = ("inf", "unlimited", "none")
 
@@ -23,6 +25,15 @@ def _capacity(parse):
             return None
         return parse(text, where=where)
     return inner
+
+
+def _rate(text: str, *, where: str) -> float:
+    """A SHARDS sampling rate in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"not a number: {text[:60]!r}", where=where) from None
+    return float(check_number(value, real(0.0, 1.0, lo_open=True), where))
 
 
 def _blocks(text: str, *, where: str) -> int:
@@ -105,9 +116,7 @@ def sweep_cmd(
     if shards_error is not None:
         from simkv.sizing.shards import shards_error as measure
 
-        rates = parse_list(shards_error, lambda t, where: float(t), where="--shards-error")
-        if any(not 0 < r <= 1 for r in rates):
-            raise InputError("rates must be within (0, 1]", where="--shards-error")
+        rates = parse_list(shards_error, _rate, where="--shards-error")
         frame = measure(trace, rates, **kw)
     else:
         frame = lru_grid(trace, sample_rate=sample_rate, executor=executor, address=address,
@@ -120,7 +129,8 @@ def sweep_cmd(
             frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                         len(ttl_list))
     if out is not None:
-        frame.to_parquet(out, index=False)
+        with atomic_path(out) as tmp:
+            frame.to_parquet(tmp, index=False)
     if json_out:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)

@@ -38,7 +38,7 @@ def convert_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
 ) -> None:
     """Convert between Mooncake JSONL and simkv Parquet (lossless both ways)."""
-    check_output_path(dst, force=force, what="DST")
+    check_output_path(dst, force=force, what="DST", inputs=(src,))
     with stage(f"converting {src.name}"):
         trace = load_trace(src, src_format)
         save_trace(trace, dst, dst_format)

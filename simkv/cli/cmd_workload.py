@@ -7,8 +7,6 @@ interrupted run never leaves a partial file or clobbers an existing one without 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import typer
@@ -44,14 +42,7 @@ def _window_s(days: float | None, hours: float | None, duration: str | None) -> 
 def _write_atomically(trace, out: Path, format: str | None) -> None:
     from simkv.trace import save_trace
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    try:
-        save_trace(trace, Path(tmp), format)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_trace(trace, out, format)  # atomic: a temporary file renamed into place
 
 
 @workload_app.command("generate")
@@ -130,7 +121,7 @@ def import_cmd(
     from simkv.trace import load_trace
     from simkv.trace.formats import FORMATS, guess_format
 
-    check_output_path(dst, force=force, what="DST")
+    check_output_path(dst, force=force, what="DST", inputs=(src,))
     out_fmt = guess_format(dst)
     if FORMATS.get(out_fmt).write is None:
         raise InputError(f"format {out_fmt!r} can be read but not written", source=dst)

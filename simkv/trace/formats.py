@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from simkv.atomicio import atomic_path
 from simkv.errors import InputError
 from simkv.registry import Registry
 from simkv.trace.model import Trace
@@ -67,4 +68,5 @@ def save_trace(trace: Trace, path: str | Path, format: str | None = None) -> Non
     fmt = FORMATS.get(format or guess_format(path), where="--format")
     if fmt.write is None:
         raise InputError(f"format {fmt.name!r} can be read but not written", where="--format")
-    fmt.write(trace, path)
+    with atomic_path(path) as tmp:  # a failed write leaves an existing file as it was
+        fmt.write(trace, tmp)
