@@ -14,6 +14,7 @@ The bound defaults to 80% of the machine's available memory (``MemAvailable`` in
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -58,6 +59,16 @@ def limit(max_bytes: int | None) -> Iterator[None]:
         _LIMIT_BYTES.reset(token)
 
 
+#: Bytes one request and one block access of a Trace take in memory (its columns).
+TRACE_BYTES_PER_REQUEST = 64
+TRACE_BYTES_PER_BLOCK = 24
+
+
+def trace_bytes(n_requests: int, n_blocks: int) -> float:
+    """Memory of a trace's columns, the unit most estimates are multiples of."""
+    return float(n_requests) * TRACE_BYTES_PER_REQUEST + float(n_blocks) * TRACE_BYTES_PER_BLOCK
+
+
 def check(estimated_bytes: float, what: str) -> None:
     """Refuse work whose estimated memory is over the bound, naming it and the estimate.
 
@@ -67,8 +78,8 @@ def check(estimated_bytes: float, what: str) -> None:
     """
     bound = limit_bytes()
     if not estimated_bytes <= bound:  # also refuses NaN
-        est = "an unbounded amount" if estimated_bytes != estimated_bytes else (
-            f"about {format_bytes(float(estimated_bytes))}")
+        est = (f"about {format_bytes(float(estimated_bytes))}"
+               if math.isfinite(estimated_bytes) else "an unbounded amount")
         raise ResourceLimitError(
             f"{what} needs {est} of memory, over the --max-memory bound of "
             f"{format_bytes(bound)} (raise --max-memory or make the input smaller)",

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import typer
 
+from simkv import guard
 from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_dir, print_json, print_table
 from simkv.trace import load_trace
 from simkv.units import parse_size
 
 FILES = ("records", "timeline", "bytes_by_model", "components", "events")
+
+#: Bytes of one storage-view sample (a row per level and per model in the timeline frames).
+BYTES_PER_SAMPLE = 512
 
 
 def _size(text: str | None, where: str) -> int | None:
@@ -55,6 +59,10 @@ def lifecycle_cmd(
         check_output_dir(out_dir, [f"{f}.parquet" for f in FILES], force=force,
                          what="--out-dir")
     trace = load_trace(trace_path, format)
+    if sample_interval is not None:
+        samples = trace.duration_s / sample_interval + 1
+        guard.check(samples * BYTES_PER_SAMPLE,
+                    f"--sample-interval-s {sample_interval:g} ({samples:.3g} samples)")
     file_events = []
     if levels_path is not None:
         hierarchy, file_events = load_hierarchy(levels_path)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from simkv import guard
 from simkv.atomicio import atomic_path
 from simkv.cache import CacheConfig, simulate
 from simkv.cli.common import check_output_path, print_json, print_table, stage
@@ -67,6 +68,9 @@ def simulate_cmd(
                              reuse, blend_share if reuse == "chunk" else 0.0)
     with stage(f"loading {trace_path.name}"):
         trace = load_trace(trace_path, format)
+    if latency:
+        guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
+                    f"--replicas {replicas} over {trace.n_requests:,} requests")
     with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
         if latency:
             from simkv.latency.api import simulate_with_latency

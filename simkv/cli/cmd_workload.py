@@ -14,6 +14,7 @@ import typer
 from simkv.cli.common import check_output_path, print_json, print_table
 from simkv.errors import InputError
 from simkv.units import parse_duration
+from simkv.workloads.budget import check_generation
 
 workload_app = typer.Typer(help="Generate traces from workload specs (YAML).",
                            no_args_is_help=True)
@@ -69,6 +70,7 @@ def generate_cmd(
         raise InputError(f"format {fmt_name!r} can be read but not written", where="--format")
     wl = with_overrides(load_spec(find_workload(spec)), seed=seed, duration_s=window_s,
                         block_tokens=block_tokens)
+    check_generation(wl, wl.duration_s)
     trace = generate(wl)
     if trace.n_requests == 0:
         raise InputError("the window holds no requests (raise --days/--hours or the rate)",
