@@ -49,8 +49,10 @@ class Bound:
 
 
 def _fmt(v: float) -> str:
+    if v == 2**62 or v == 2**63 - 1:
+        return "2^62" if v == 2**62 else "2^63 - 1"
     if isinstance(v, int) or float(v).is_integer() and abs(v) < 1e16:
-        return f"{int(v):,}".replace(",", "_") if abs(v) >= 10**6 else str(int(v))
+        return f"{int(v):,}" if abs(v) >= 10**6 else str(int(v))
     return f"{v:g}"
 
 
@@ -121,11 +123,16 @@ def check_number(value: Any, bound: Bound, where: str, *, source: Any = None) ->
         raise InputError(f"must be a finite number, got {value}", source=source, where=where)
     if bound.integral and not (isinstance(value, int) or value.is_integer()):
         raise InputError(f"must be a whole number, got {value}", source=source, where=where)
-    lo_bad = value <= bound.lo if bound.lo_open else value < bound.lo
-    hi_bad = value >= bound.hi if bound.hi_open else value > bound.hi
-    if lo_bad or hi_bad:
-        shown = f"{value:.4g}" if isinstance(value, float) or abs(value) > 10**12 else str(value)
-        raise InputError(f"must be {bound.describe()}, got {shown}", source=source, where=where)
+    shown = f"{value:.4g}" if isinstance(value, float) or abs(value) > 10**12 else str(value)
+    if value <= bound.lo if bound.lo_open else value < bound.lo:
+        op, lo = (">" if bound.lo_open else ">="), bound.lo
+        if bound.integral and lo == 1 and not bound.lo_open:  # "a positive integer"
+            op, lo = ">", 0
+        raise InputError(f"must be {op} {_fmt(lo)}, got {shown}", source=source, where=where)
+    if value >= bound.hi if bound.hi_open else value > bound.hi:
+        op = "<" if bound.hi_open else "<="
+        raise InputError(f"must be {op} {_fmt(bound.hi)}, got {shown}", source=source,
+                         where=where)
     return int(value) if bound.integral else value
 
 
