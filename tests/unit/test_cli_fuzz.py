@@ -265,3 +265,31 @@ def test_cli_fuzz(case: Case, fixtures, tmp_path, monkeypatch, capsys):
     assert "Traceback" not in err
     if rc == 2:
         assert len(lines) == 1, err[-2000:]
+
+
+def _prog(command: str) -> str:
+    return command.split()[0]
+
+
+#: Baselines that must fail, and the words their one line must hold (a closed port).
+FAILING_BASELINES = {"simkv-harness replay": "http://127.0.0.1:9",
+                     "simkv-harness validate": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize("command", sorted(BASELINES))
+def test_baseline_runs(command, fixtures, tmp_path, monkeypatch, capsys):
+    """Each baseline works as given (exit 0), so in a fuzz case the hostile value is the only
+    change; the harness baselines point at a closed port and fail in one line naming it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIMKV_MAX_MEMORY", "2GiB")
+    if command == "simkv-harness serve":
+        _stub_engine(monkeypatch)
+    argv = command.split()[1:] + [_fill(a, {**fixtures, "tmp": str(tmp_path)})
+                                  for a in BASELINES[command]]
+    rc = invoke(_prog(command), argv)
+    _, err = capsys.readouterr()
+    if command in FAILING_BASELINES:
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert FAILING_BASELINES[command] in err, err
+    else:
+        assert rc == 0, err
