@@ -30,7 +30,7 @@ from harness.metrics import (
     lmcache_deltas,
     served_model,
 )
-from harness.netio import EndpointError, request_text
+from harness.netio import EndpointError, check_url, request_text
 from harness.plan import PlannedRequest, PlanOptions, build_plan
 from harness.predict import EngineCacheSpec, combine, predict
 from harness.prompts import PromptBuilder
@@ -278,7 +278,9 @@ def _replay_and_measure(trace_path, endpoints, time_scale, concurrency, max_requ
                         timeout_s, *, lmcache_metrics: list[str], require_metrics: bool) -> dict:
     tr = load_trace(trace_path)
     _check_out(out, resume, force)
-    endpoints = tuple(e.rstrip("/") for e in endpoints)
+    endpoints = tuple(check_url(e.rstrip("/")) for e in endpoints)
+    for u in lmcache_metrics:
+        check_url(u, where="--lmcache-metrics")
     served = [_served(e, key) for e in endpoints]
     model = served[0][0]
     lens = [m for _, m in served if m]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from simkv.errors import InputError
@@ -40,6 +41,7 @@ def request_text(url: str, *, method: str = "GET", data: bytes | None = None,
                  key: str | None = None, timeout_s: float = 10.0,
                  headers: dict[str, str] | None = None) -> str:
     """The response body as text; any fault raises :class:`EndpointError` naming the URL."""
+    check_url(url)
     req = urllib.request.Request(url, method=method, data=data)
     for name, value in (headers or {}).items():
         req.add_header(name, value)
@@ -68,6 +70,19 @@ def request_text(url: str, *, method: str = "GET", data: bytes | None = None,
         return body.decode("utf-8")
     except UnicodeDecodeError:
         raise EndpointError(f"{url} answered with bytes that are not UTF-8 text") from None
+
+
+def check_url(url: str, where: str = "--endpoint") -> str:
+    """``url`` if it is an http(s) URL with a host; else one line saying what it is not."""
+    parts = urllib.parse.urlsplit(url) if len(url) <= 2048 else None
+    try:
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is not a number or beyond 65535
+        port_ok = False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise EndpointError(f"not an http(s) URL with a host and port: {url[:100]!r} "
+                            "(example: http://127.0.0.1:8000)", where=where)
+    return url
 
 
 def _reason(reason: object) -> str:

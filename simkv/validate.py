@@ -174,13 +174,64 @@ def numeric_params(command: Any) -> list[tuple[str, Any, Any]]:
 
 
 def harden(command: Any) -> Any:
-    """Attach the bound check to every int/float parameter of a click command tree."""
+    """Attach the checks to a click command tree: bounds on every int/float parameter, a
+    length check on every path (a name too long for the filesystem is one line, not an
+    ``OSError`` from whichever ``exists()`` meets it first)."""
     for _, name, param in numeric_params(command):
         if getattr(param.callback, "simkv_checked", False):
             continue
         ann = param.type_descriptor.annotation
         param.callback = _option_check(name, bound_for(name, ann), param.callback)
+    for _, name, param in path_params(command):
+        if not getattr(param.callback, "simkv_checked", False):
+            param.callback = _path_check(name, param.callback)
     return command
+
+
+def path_params(command: Any) -> list[tuple[str, Any, Any]]:
+    """(command path, option name, parameter) for every Path parameter in the tree."""
+    from pathlib import Path
+
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(cmd: Any, path: str) -> None:
+        for p in cmd.params:
+            ann = getattr(getattr(p, "type_descriptor", None), "annotation", None)
+            if ann is Path:
+                out.append((path, max(p.opts, key=len) if p.opts else p.name.upper(), p))
+        for sub_name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {sub_name}")
+
+    walk(command, command.name or "")
+    return out
+
+
+#: POSIX limits of Linux filesystems: a whole path and one name in it.
+PATH_MAX_CHARS = 4096
+NAME_MAX_BYTES = 255
+
+
+def check_path_text(text: Any, where: str) -> None:
+    """A path the filesystem can take at all (else ``exists()`` raises ENAMETOOLONG)."""
+    s = str(text)
+    if "\x00" in s:
+        raise InputError("a path cannot contain a NUL character", where=where)
+    long_part = max((len(part.encode("utf-8", "surrogateescape")) for part in s.split("/")),
+                    default=0)
+    if len(s) > PATH_MAX_CHARS or long_part > NAME_MAX_BYTES:
+        raise InputError(f"path too long for the filesystem ({len(s):,} characters; a name may "
+                         f"have {NAME_MAX_BYTES} bytes)", where=where)
+
+
+def _path_check(where: str, original: Callable | None) -> Callable:
+    def callback(ctx: Any, param: Any, value: Any) -> Any:
+        if value is not None:
+            for v in value if isinstance(value, list | tuple) else [value]:
+                check_path_text(v, where)
+        return original(ctx, param, value) if original is not None else value
+
+    callback.simkv_checked = True  # type: ignore[attr-defined]
+    return callback
 
 
 def _mentions_bool(annotation: Any) -> bool:

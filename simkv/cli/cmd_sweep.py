@@ -14,7 +14,7 @@ from simkv.cli.common import check_output_path, console, print_json
 from simkv.errors import InputError
 from simkv.trace import load_trace
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
-from simkv.validate import check_number, real
+from simkv.validate import check_number, count, real
 
 _UNLIMITED = ("inf", "unlimited", "none")
 
@@ -43,7 +43,7 @@ def _blocks(text: str, *, where: str) -> int:
         raise InputError(f"not a whole number of blocks: {text!r}", where=where) from None
     if value < 0:
         raise InputError(f"must be >= 0: {text!r}", where=where)
-    return value
+    return int(check_number(value, count(0, 2**62), where))
 
 
 def parse_grid_axes(capacities: str | None, capacities_blocks: str | None, ttls: str):

@@ -14,6 +14,7 @@ import typer
 from simkv.cli.common import check_output_path, print_json, print_table
 from simkv.errors import InputError
 from simkv.units import parse_duration
+from simkv.validate import check_path_text
 from simkv.workloads.budget import check_generation
 
 workload_app = typer.Typer(help="Generate traces from workload specs (YAML).",
@@ -68,6 +69,7 @@ def generate_cmd(
     fmt_name = format or guess_format(out)
     if FORMATS.get(fmt_name, where="--format").write is None:
         raise InputError(f"format {fmt_name!r} can be read but not written", where="--format")
+    check_path_text(spec, "SPEC")
     wl = with_overrides(load_spec(find_workload(spec)), seed=seed, duration_s=window_s,
                         block_tokens=block_tokens)
     check_generation(wl, wl.duration_s)

@@ -78,7 +78,8 @@ def time_field(obj: dict, key: str, path: Path, lineno: int, unit: str) -> float
         raise InputError(f"field {key!r} must be a number of {unit} >= 0, got {t!r:.60}",
                          source=path, where=f"line {lineno}")
     if t > MAX_TIME:
-        raise InputError(f"field {key!r} is implausibly large ({t:.4g} {unit})", source=path,
+        shown = f"{t:.4g}" if isinstance(t, float) or t < 10**20 else f"{len(str(t))} digits"
+        raise InputError(f"field {key!r} is implausibly large ({shown} {unit})", source=path,
                          where=f"line {lineno}")
     return float(t) if isinstance(t, float) else t
 
