@@ -190,8 +190,9 @@ def read_parquet(path: Path) -> Trace:
             block_hashes=lists["hash_ids"], block_tags=lists.get("block_tags"),
             content_hashes=lists.get("content_hashes"), meta=extra,
         )
-    except (ValueError, pa.ArrowException) as exc:
-        raise InputError(f"inconsistent trace: {exc}", source=path) from None
+    except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"inconsistent trace: {first}", source=path) from None
 
 
 register_format(TraceFormat("parquet", read_parquet, write_parquet, (".parquet", ".pq"),
