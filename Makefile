@@ -13,7 +13,7 @@ export NUMBA_CACHE_DIR
 PYTEST_ARGS ?=
 QUICK ?=
 
-.PHONY: all venv engine browser test test-fast report bench bench-check lint verify-repro clean
+.PHONY: all venv engine browser test test-fast fuzz report bench bench-check lint verify-repro clean
 
 all: test
 
@@ -47,6 +47,10 @@ test: $(STAMP) $(ENGINE_STAMP) browser
 # unit and integration tests only (no engine, no slow): for quick local iteration
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not engine and not slow and not bench" $(PYTEST_ARGS)
+
+# the whole CLI fuzz matrix and 10x the byte mutations (make test runs a fixed-seed sample)
+fuzz: $(STAMP)
+	SIMKV_FUZZ=all $(PY) -m pytest -q tests/unit/test_cli_fuzz.py tests/unit/test_fuzz_formats.py $(PYTEST_ARGS)
 
 report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
 	$(PY) -m simkv.report.make_report $(if $(QUICK),--quick,)

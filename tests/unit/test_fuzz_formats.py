@@ -10,6 +10,7 @@ catch-all hides it: the exception propagates and fails the test).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from simkv.trace import load_trace, save_trace
 from simkv.workloads.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=600 if os.environ.get("SIMKV_FUZZ") == "all" else 60,
+                deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 SNIPPETS = [b"[" * 3000, b"{\"a\":" * 3000, b"1" * 5000, b"NaN", b"-Infinity", b"true",
