@@ -123,7 +123,7 @@ def check_number(value: Any, bound: Bound, where: str, *, source: Any = None) ->
         raise InputError(f"must be a finite number, got {value}", source=source, where=where)
     if bound.integral and not (isinstance(value, int) or value.is_integer()):
         raise InputError(f"must be a whole number, got {value}", source=source, where=where)
-    shown = f"{value:.4g}" if isinstance(value, float) or abs(value) > 10**12 else str(value)
+    shown = _shown(value)
     if value <= bound.lo if bound.lo_open else value < bound.lo:
         op, lo = (">" if bound.lo_open else ">="), bound.lo
         if bound.integral and lo == 1 and not bound.lo_open:  # "a positive integer"
@@ -134,6 +134,16 @@ def check_number(value: Any, bound: Bound, where: str, *, source: Any = None) ->
         raise InputError(f"must be {op} {_fmt(bound.hi)}, got {shown}", source=source,
                          where=where)
     return int(value) if bound.integral else value
+
+
+def _shown(value: int | float) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if abs(value) <= 10**12:
+        return str(value)
+    if value.bit_length() < 1000:
+        return f"{float(value):.4g}"
+    return f"an integer of {value.bit_length()} bits"
 
 
 def bound_for(param_name: str, annotation: Any) -> Bound:
