@@ -78,8 +78,9 @@ def check(estimated_bytes: float, what: str) -> None:
     """
     bound = limit_bytes()
     if not estimated_bytes <= bound:  # also refuses NaN
-        est = (f"about {format_bytes(float(estimated_bytes))}"
-               if math.isfinite(estimated_bytes) else "an unbounded amount")
+        est = ("an unbounded amount" if not math.isfinite(estimated_bytes) else
+               f"about {format_bytes(float(estimated_bytes))}" if estimated_bytes < 1024**5
+               else f"about {float(estimated_bytes):.3g} bytes")
         raise ResourceLimitError(
             f"{what} needs {est} of memory, over the --max-memory bound of "
             f"{format_bytes(bound)} (raise --max-memory or make the input smaller)",

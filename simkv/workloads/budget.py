@@ -21,6 +21,8 @@ DAY_S = 86_400.0
 BYTES_PER_REQUEST = 400
 #: Bytes a block access costs (hash, tag, content hash, offsets, dense ids, copies).
 BYTES_PER_BLOCK = 48
+#: Bytes of one template, document or tenant (its length, ids and pick weights).
+BYTES_PER_CATALOGUE_ITEM = 64
 #: Burst repetitions beyond this are not a workload but a typo (each is a Python step).
 MAX_BURST_REPEATS = 1_000_000
 
@@ -48,8 +50,13 @@ def estimate(spec: WorkloadSpec, window_s: float) -> dict[str, float]:
     history = (turns + 1) / 2 if spec.history.mode == "full" else 1.0
     blocks_per_request = (prefix + user * history) / spec.block_tokens + 1
     blocks = requests * blocks_per_request
+    # per-template and per-document arrays are allocated whole, however few are used
+    catalogue = sum(t.count for t in (spec.system, spec.tools) if t is not None)
+    catalogue += spec.documents.corpus if spec.documents is not None else 0
+    catalogue += spec.tenants.count
     return {"sessions": sessions, "requests": requests, "blocks": blocks,
-            "bytes": requests * BYTES_PER_REQUEST + blocks * BYTES_PER_BLOCK,
+            "bytes": (requests * BYTES_PER_REQUEST + blocks * BYTES_PER_BLOCK
+                      + catalogue * BYTES_PER_CATALOGUE_ITEM),
             "burst_repeats": _repeats(spec, window_s)}
 
 
