@@ -94,11 +94,17 @@ def parse_duration(text: str | int | float | None, *, where: str = "duration") -
     return seconds
 
 
-def parse_list(text: str, parse, *, where: str) -> list:
-    """Comma-separated list of values parsed by ``parse``."""
+#: Longer comma lists are typos or attacks: each item is a pass over the trace.
+MAX_LIST_ITEMS = 1000
+
+
+def parse_list(text: str, parse, *, where: str, max_items: int = MAX_LIST_ITEMS) -> list:
+    """Comma-separated list of values parsed by ``parse`` (at most ``max_items``)."""
     items = [t for t in (p.strip() for p in str(text).split(",")) if t]
     if not items:
         raise InputError("empty list", where=where)
+    if len(items) > max_items:
+        raise InputError(f"{len(items):,} values; at most {max_items:,} are taken", where=where)
     return [parse(t, where=where) for t in items]
 
 
