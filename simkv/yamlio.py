@@ -67,6 +67,18 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _construct_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int:
+    """PyYAML's int, but a number of more than 4300 digits is a marked YAML error."""
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:
+        raise _marked(f"an integer of {len(node.value):,} characters is too long",
+                      node.start_mark) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 def _expanded_size(node: Any, memo: dict[int, int]) -> int:
     """Nodes the document has once every alias is expanded (shared nodes counted each time)."""
     if id(node) in memo:

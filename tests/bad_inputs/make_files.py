@@ -151,6 +151,9 @@ def yamls() -> None:
        .replace("  rate_per_day: 100\n", "  rate_per_day: 100\n  bursts:\n    - {at: 0, "
                 "duration: 0.001, multiplier: 2, repeat_every: 0.001}\n"))
     _w("spec_list.yaml", "- 1\n- 2\n")
+    _w("spec_5000_digit_seed.yaml", SPEC.format(rate=100).replace("seed: 1", "seed: " + "7" * 5000))
+    _w("levels_unhashable_key.yaml", "levels:\n  - ? [a, b]\n    : 1\n")
+    _w("calib_python_tag.yaml", "intercept_s: !!python/object:os.system x\n")
     _w("pb_dup/book.yaml", "kind: per_token\ninput_usd_per_mtok: 1\ninput_usd_per_mtok: 2\n")
     _w("pb_bool/book.yaml", "kind: per_token\ninput_usd_per_mtok: true\n")
     _w("pb_nan/book.yaml", "kind: per_token\ninput_usd_per_mtok: .nan\n")
