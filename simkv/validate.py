@@ -17,8 +17,10 @@ needs it, a bool never taken as a number, and the field's name in the message.
 from __future__ import annotations
 
 import math
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
@@ -200,8 +202,6 @@ def harden(command: Any) -> Any:
 
 def path_params(command: Any) -> list[tuple[str, Any, Any]]:
     """(command path, option name, parameter) for every Path parameter in the tree."""
-    from pathlib import Path
-
     out: list[tuple[str, Any, Any]] = []
 
     def walk(cmd: Any, path: str) -> None:
@@ -272,9 +272,6 @@ def input_file(path: Any, what: str, *, where: str | None = None) -> Any:
     a device (``/dev/full``, ``/dev/zero`` read forever) must be one clear line, not a
     traceback or a read that never ends.
     """
-    import stat
-    from pathlib import Path
-
     p = Path(path)
     try:
         st = p.stat()
