@@ -61,13 +61,13 @@ def generate_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Generate a trace from a workload spec; same spec and seed => byte-identical output."""
-    from simkv.trace.formats import FORMATS, guess_format
+    from simkv.trace.formats import get_format, guess_format
     from simkv.workloads import find_workload, generate, load_spec, with_overrides
 
     window_s = _window_s(days, hours, duration)
     check_output_path(out, force=force, what="--out")
     fmt_name = format or guess_format(out)
-    if FORMATS.get(fmt_name, where="--format").write is None:
+    if get_format(fmt_name).write is None:
         raise InputError(f"format {fmt_name!r} can be read but not written", where="--format")
     check_path_text(spec, "SPEC")
     wl = with_overrides(load_spec(find_workload(spec)), seed=seed, duration_s=window_s,

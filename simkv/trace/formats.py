@@ -43,6 +43,12 @@ def _ensure_loaded() -> None:
         pass
 
 
+def get_format(name: str, *, where: str = "--format") -> TraceFormat:
+    """A registered format by name (the built-in ones loaded first)."""
+    _ensure_loaded()
+    return FORMATS.get(name, where=where)
+
+
 def guess_format(path: Path) -> str:
     _ensure_loaded()
     suffix = path.suffix.lower()

@@ -77,3 +77,36 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys):
     assert len(lines) == 1, err
     assert case["expect"] in lines[0], lines[0]
     assert _snapshot(tmp_path) == before, "the command wrote or changed files"
+
+
+def _limit_file_size() -> None:
+    """A disk that fills up: writes beyond 64 kB fail with EFBIG (Python ignores SIGXFSZ)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+@pytest.mark.parametrize("args", [
+    ["trace", "convert", "{big}", "{out}", "--to", "mooncake", "--force"],
+    ["workload", "generate", "brief-system-prefix", "--out", "{out}", "--format", "mooncake",
+     "--block-tokens", "512", "--force"],
+], ids=["trace convert", "workload generate"])
+def test_a_write_that_fails_half_way_keeps_the_old_file(args, tmp_path):
+    """The output exists (a user's earlier result); the new one is larger than the disk
+    allows: exit 2, one line naming the file, and the old file byte for byte as it was."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.jsonl"
+    shutil.copy(HERE.parents[1] / "tests" / "data" / "mooncake_synthetic.jsonl", big)
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b"an earlier result\n")
+    argv = [a.replace("{big}", str(big)).replace("{out}", str(out)) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "simkv", *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300, preexec_fn=_limit_file_size)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "out.jsonl: write failed" in lines[0], lines[0]
+    assert out.read_bytes() == b"an earlier result\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.jsonl", "out.jsonl"]  # no temp left
