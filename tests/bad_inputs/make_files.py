@@ -87,7 +87,7 @@ def traces() -> None:
     _w("log_not_utf8.jsonl", json.dumps(log).encode() + b"\n\xff\xfe{}\n")
 
 
-def _parquet(name: str, meta: dict[bytes, bytes], rows: int = 2) -> None:
+def _parquet(name: str, meta: dict[bytes, bytes], rows: int = 2, **columns) -> None:
     table = pa.table({
         "arrival_s": pa.array([0.0, 1.0][:rows], pa.float64()),
         "session_id": pa.array([0, 1][:rows], pa.int64()),
@@ -96,6 +96,7 @@ def _parquet(name: str, meta: dict[bytes, bytes], rows: int = 2) -> None:
         "input_tokens": pa.array([16, 16][:rows], pa.int64()),
         "output_tokens": pa.array([1, 1][:rows], pa.int64()),
         "hash_ids": pa.array([[1], [2]][:rows], pa.list_(pa.uint64())),
+        **columns,
     })
     base = {b"simkv.schema_version": b"1", b"simkv.block_tokens": b"16", b"simkv.n_blocks": b"2",
             b"simkv.models": b"[]", b"simkv.meta": b"{}"}
@@ -115,6 +116,15 @@ def parquets() -> None:
     _parquet("pq_n_blocks_negative.parquet", {b"simkv.n_blocks": b"-5"})
     _parquet("pq_version_huge.parquet", {b"simkv.schema_version": b"9" * 5000})
     _parquet("pq_no_block_tokens.parquet", {b"simkv.block_tokens": None})
+    one_model = {b"simkv.models": b'["llama-3.1-8b"]'}
+    _parquet("pq_nan_arrival.parquet", one_model,
+             arrival_s=pa.array([float("nan"), 1.0], pa.float64()))
+    _parquet("pq_inf_arrival.parquet", one_model,
+             arrival_s=pa.array([0.0, float("inf")], pa.float64()))
+    _parquet("pq_negative_arrival.parquet", one_model,
+             arrival_s=pa.array([-5.0, 1.0], pa.float64()))
+    _parquet("pq_huge_output.parquet", one_model,
+             output_tokens=pa.array([2**62, 1], pa.int64()))
     _parquet("pq_meta_deep.parquet", {b"simkv.meta": b"[" * 5_000 + b"]" * 5_000})
 
 
