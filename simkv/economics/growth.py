@@ -13,19 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from simkv.errors import InputError
+from simkv.hashing import growth_rehash
 from simkv.trace.model import NO_ID, Trace
-
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _fresh(h: np.ndarray, k: int) -> np.ndarray:
-    if k == 0:
-        return h
-    with np.errstate(over="ignore"):
-        x = h ^ (np.uint64(k) * _MIX)
-        x = (x ^ (x >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
-        return x ^ (x >> np.uint64(29))
-
 
 def grow(trace: Trace, factor: int) -> Trace:
     """``factor`` interleaved copies of ``trace`` with fresh hashes and session ids."""
@@ -43,9 +32,9 @@ def grow(trace: Trace, factor: int) -> Trace:
     sess = np.concatenate([np.where(trace.session_ids == NO_ID, NO_ID, trace.session_ids + k * max_sess)
                            for k in range(g)])
     lengths = np.diff(trace.block_offsets)
-    hashes = [_fresh(trace.block_hashes, k) for k in range(g)]
+    hashes = [growth_rehash(trace.block_hashes, k) for k in range(g)]
     content = (None if trace.content_hashes is None
-               else [_fresh(trace.content_hashes, k) for k in range(g)])
+               else [growth_rehash(trace.content_hashes, k) for k in range(g)])
     starts = np.concatenate([trace.block_offsets[:-1] + k * len(trace.block_hashes) for k in range(g)])
     all_len = np.tile(lengths, g)[order]
     src = starts[order]

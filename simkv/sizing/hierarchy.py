@@ -22,7 +22,6 @@ present in a level is touched (recency and TTL), like the single-cache engine.
 
 from __future__ import annotations
 
-import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,22 +31,13 @@ import pandas as pd
 
 from simkv.cache.engine import resolve_trace_models
 from simkv.errors import InputError
+from simkv.hashing import template_salt
 from simkv.models.geometry import get_model
 from simkv.sizing.levels import Hierarchy
 from simkv.sizing.lifecycle import Event, sort_events, trace_events
 from simkv.trace.model import TAG_CODES, TAG_NAMES, Trace
 
-_MASK64 = (1 << 64) - 1
 _ALL_TAGS = (1 << len(TAG_NAMES)) - 1
-
-
-def _mix(x: int) -> int:
-    x &= _MASK64
-    x ^= x >> 30
-    x = (x * 0xBF58476D1CE4E5B9) & _MASK64
-    x ^= x >> 27
-    x = (x * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
 
 
 @dataclass
@@ -329,7 +319,7 @@ def simulate_levels(trace: Trace, hierarchy: Hierarchy, *, model: str | None = N
                 if not len(hit):
                     continue
                 pos = int(hit[0])
-            salt_starts.append((pos, _mix(zlib.crc32(f"{comp}:{v}".encode()) + (v << 32))))
+            salt_starts.append((pos, template_salt(comp, v)))
         # chunks per level: (key, start token, end token, size bytes, mask, storable)
         if salt_starts:
             salt_f = np.zeros(fb - fa, dtype=np.uint64)

@@ -14,7 +14,7 @@ import pytest
 from simkv.trace.model import TAG_CODES
 from simkv.workloads import generate, load_spec, spec_from_dict
 from simkv.workloads import generator as g
-from simkv.workloads.hashing import POLY
+from simkv.hashing import POLY
 
 MASK = (1 << 64) - 1
 
