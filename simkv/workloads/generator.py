@@ -14,7 +14,7 @@ Three phases, exposed separately so the benchmark can time them:
    loop gives the requests in arrival order; requests at or after the window end are dropped.
 3. :func:`assemble` lays out each request's prompt as segments (system template version,
    tool set version, history, retrieved documents, user message), then hashes every block in
-   numba (``simkv.workloads.hashing``).
+   numba (``simkv.hashing``).
 
 Prompt layout of turn ``j`` of a session::
 
