@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cli.common import print_json, print_table
 from simkv.errors import InputError
 from simkv.units import format_bytes, parse_list
@@ -104,7 +105,7 @@ def compare_cmd(
     pricebooks: Path | None = typer.Option(None, "--pricebooks", help="Directory of price book YAMLs (default: shipped)."),
     only: str | None = typer.Option(None, "--only", help="Comma-separated book names to bill."),
     reuse: str = typer.Option("prefix", "--reuse", help="prefix | chunk | both."),
-    blend_share: float = typer.Option(0.15, "--blend-recompute-share", help="Share of chunk-hit tokens recomputed (chunk reuse)."),
+    blend_share: float = typer.Option(DEFAULT_BLEND_RECOMPUTE_SHARE, "--blend-recompute-share", help="Share of chunk-hit tokens recomputed (chunk reuse)."),
     warmup: str = typer.Option("auto", "--warmup", help="auto | 10% | 300 | 5m | 0: part of the trace not billed."),
     days_per_month: float = typer.Option(30.0, "--days-per-month", help="Days in a billing month."),
     n_boot: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.economics.bill import Bill, Unavailable
 from simkv.economics.context import BillContext
 from simkv.economics.pricebook import PriceBook
@@ -10,7 +11,7 @@ from simkv.trace.model import Trace
 
 
 def compare(trace: Trace, model: str | None, books: list[PriceBook], *,
-            reuse_modes: tuple[str, ...] = ("prefix",), blend_recompute_share: float = 0.15,
+            reuse_modes: tuple[str, ...] = ("prefix",), blend_recompute_share: float = DEFAULT_BLEND_RECOMPUTE_SHARE,
             warmup: WarmupSpec | None = None, days_per_month: float = 30.0, n_boot: int = 200,
             seed: int = 0) -> list[dict]:
     """One summary dict per bill (a book can bill several variants), in book order.

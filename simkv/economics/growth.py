@@ -16,6 +16,7 @@ from simkv.errors import InputError
 from simkv.hashing import growth_rehash
 from simkv.trace.model import NO_ID, Trace
 
+
 def grow(trace: Trace, factor: int) -> Trace:
     """``factor`` interleaved copies of ``trace`` with fresh hashes and session ids."""
     if isinstance(factor, bool) or int(factor) != factor or factor < 1:

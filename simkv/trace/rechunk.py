@@ -36,8 +36,8 @@ import numba
 import numpy as np
 
 from simkv.errors import InputError
-from simkv.trace.model import Trace
 from simkv.hashing import POLY, combine
+from simkv.trace.model import Trace
 
 
 @numba.njit(cache=True)

@@ -47,8 +47,8 @@ import numba
 import numpy as np
 import simpy
 
-from simkv.trace.model import TAG_CODES, Trace
 from simkv.hashing import combine, content_unit_tokens, hash_segments, key_of, mix64
+from simkv.trace.model import TAG_CODES, Trace
 from simkv.workloads.model import Templates, WorkloadSpec
 
 #: One random stream per purpose, in this fixed order (append new ones at the end).
