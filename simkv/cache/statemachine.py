@@ -5,7 +5,8 @@ One layout, written once: the recency order of a cache is an intrusive doubly li
 ``nxt[0]`` is the least recently used slot and ``prev[0]`` the most recently used one; a slot's
 other state (size, stamp, group, flags) lives in parallel arrays indexed by the same slot.  The
 operations are small numba functions over those arrays (``unlink``, ``link_mru``,
-``link_lru``, ``move_mru``, ``expired_slots``, ``first_in_group``, ``slots_matching``), so a
+``link_lru``, ``move_mru``, ``link_range_mru``, batch forms ``take_slots``,
+``pop_lru_slots``, ``append_slots``, and ``expired_slots``, ``first_in_group``, ``slots_matching``), so a
 compiled kernel can call them inline and a Python-level model can call them one at a time.
 
 Two Python wrappers own the arrays (growing them as slots are added):
@@ -80,6 +81,61 @@ def move_mru(prev, nxt, o):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
+def link_range_mru(prev, nxt, first, stop):  # pragma: no cover - compiled
+    """Append slots ``first..stop-1`` (none in the list), in that order, at the MRU end."""
+    for o in range(first, stop):
+        last = prev[0]
+        prev[o] = last
+        nxt[o] = 0
+        nxt[last] = o
+        prev[0] = o
+
+
+@numba.njit(cache=True)
+def take_slots(prev, nxt, member, slots):  # pragma: no cover - compiled
+    """Take each of ``slots`` out of the list if it is in; returns how many were."""
+    n = 0
+    for o in slots:
+        if member[o]:
+            unlink(prev, nxt, o)
+            member[o] = False
+            n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def pop_lru_slots(prev, nxt, member, k):  # pragma: no cover - compiled
+    """Pop up to ``k`` slots from the least recently used end, in order."""
+    out = []
+    while len(out) < k and nxt[0] != 0:
+        o = nxt[0]
+        unlink(prev, nxt, o)
+        member[o] = False
+        out.append(o)
+    return np.array(out, dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def append_slots(prev, nxt, member, slots, at_lru):  # pragma: no cover - compiled
+    """Put each of ``slots`` in turn at one end (``at_lru``: the least recent end, moving a slot
+    already in; else the most recent end, leaving a slot already in where it is)."""
+    n = 0
+    for o in slots:
+        if member[o]:
+            if not at_lru:
+                continue
+            unlink(prev, nxt, o)
+            n -= 1
+        if at_lru:
+            link_lru(prev, nxt, o)
+        else:
+            link_mru(prev, nxt, o)
+        member[o] = True
+        n += 1
+    return n
+
+
+@numba.njit(cache=True)
 def expired_slots(nxt, stamp, t, ttl):  # pragma: no cover - compiled
     """Slots, least recent first, whose stamp is ``ttl`` or more before ``t``.
 
@@ -125,6 +181,10 @@ class SlotOrder:
         self.member = np.zeros(n, dtype=np.bool_)
         self.count = 0
 
+    def reserve(self, slot: int) -> None:
+        """Make room for slots up to ``slot`` (the batch forms do not grow the arrays)."""
+        self._grow(slot)
+
     def _grow(self, slot: int) -> None:
         n = self.prev.shape[0]
         if slot < n:
@@ -151,6 +211,15 @@ class SlotOrder:
         self.member[slot] = True
         self.count += 1
 
+    def fill(self, first: int, stop: int) -> None:
+        """Append slots ``first..stop-1`` (none present) at the most recent end, in order."""
+        if stop <= first:
+            return
+        self._grow(stop - 1)
+        link_range_mru(self.prev, self.nxt, first, stop)
+        self.member[first:stop] = True
+        self.count += stop - first
+
     def push_lru(self, slot: int) -> None:
         self._grow(slot)
         link_lru(self.prev, self.nxt, slot)
@@ -164,6 +233,19 @@ class SlotOrder:
 
     def touch(self, slot: int) -> None:
         move_mru(self.prev, self.nxt, slot)
+
+    # batch forms: one compiled call for many slots
+    def take_many(self, slots: np.ndarray) -> None:
+        self.count -= take_slots(self.prev, self.nxt, self.member, slots)
+
+    def pop_many(self, k: int) -> np.ndarray:
+        out = pop_lru_slots(self.prev, self.nxt, self.member, k)
+        self.count -= out.shape[0]
+        return out
+
+    def put_many(self, slots: np.ndarray, *, at_lru: bool) -> None:
+        """Put ``slots`` at one end (see ``append_slots``); they must be below ``reserve``."""
+        self.count += append_slots(self.prev, self.nxt, self.member, slots, at_lru)
 
     def lru(self) -> int:
         """The least recently used slot (``SENTINEL`` when empty)."""
