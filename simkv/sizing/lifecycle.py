@@ -20,23 +20,13 @@ Each kind is a module of ``simkv.sizing.events`` (its parameters and its handler
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from simkv.errors import InputError
 from simkv.sizing.events import EVENTS
+from simkv.sizing.events.base import Event
 from simkv.trace.model import TAG_CODES
 from simkv.units import parse_duration, parse_size
-
-
-@dataclass(frozen=True)
-class Event:
-    time_s: float
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.params.get(key, default)
 
 
 def event_from_dict(d: dict, *, where: str = "events") -> Event:

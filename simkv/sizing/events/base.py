@@ -10,7 +10,7 @@ importing it in ``__init__``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from simkv.errors import InputError
@@ -20,7 +20,19 @@ if TYPE_CHECKING:
     from simkv.sizing.levelrun import LevelsRun
 
 
-def no_check(run: LevelsRun, ev: Any) -> None:
+@dataclass(frozen=True)
+class Event:
+    """One lifecycle event at ``time_s`` (validated by ``simkv.sizing.lifecycle``)."""
+
+    time_s: float
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.params.get(key, default)
+
+
+def no_check(run: LevelsRun, ev: Event) -> None:
     return None
 
 
@@ -34,8 +46,8 @@ class EventKind:
     name: str
     required: frozenset[str]
     optional: frozenset[str]
-    apply: Callable[[LevelsRun, Any, int], None]
-    check: Callable[[LevelsRun, Any], None] = no_check
+    apply: Callable[[LevelsRun, Event, int], None]
+    check: Callable[[LevelsRun, Event], None] = no_check
 
 
 EVENTS: Registry[EventKind] = Registry("lifecycle event")
@@ -46,12 +58,12 @@ def register_event(kind: EventKind) -> EventKind:
     return EVENTS.register(kind.name, kind)
 
 
-def check_level(run: LevelsRun, ev: Any) -> None:
+def check_level(run: LevelsRun, ev: Event) -> None:
     """The level the event names exists (default: the persistent bucket)."""
     run.hierarchy.index(ev.get("level"), where=f"event {ev.kind}.level")
 
 
-def check_model(run: LevelsRun, ev: Any) -> None:
+def check_model(run: LevelsRun, ev: Event) -> None:
     """The model the event names is one the trace uses."""
     if ev.get("model") not in run.model_idx:
         raise InputError(f"event names a model the trace does not use: {ev.get('model')!r}",

@@ -3,12 +3,15 @@ entry of that model goes from every level (other models' entries stay)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from simkv.sizing.events.base import EventKind, check_model, register_event
+from simkv.sizing.events.base import Event, EventKind, check_model, register_event
+
+if TYPE_CHECKING:
+    from simkv.sizing.levelrun import LevelsRun
 
 
-def apply_model_upgrade(run: Any, ev: Any, r: int) -> None:
+def apply_model_upgrade(run: LevelsRun, ev: Event, r: int) -> None:
     m = run.model_idx[ev.get("model")]
     for s in run.state:
         s.clear(m)

@@ -3,12 +3,15 @@ local disk) loses its contents; persistent levels (the bucket) keep theirs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from simkv.sizing.events.base import EventKind, register_event
+from simkv.sizing.events.base import Event, EventKind, register_event
+
+if TYPE_CHECKING:
+    from simkv.sizing.levelrun import LevelsRun
 
 
-def apply_replica_restart(run: Any, ev: Any, r: int) -> None:
+def apply_replica_restart(run: LevelsRun, ev: Event, r: int) -> None:
     for lv, s in zip(run.levels, run.state, strict=True):
         if not lv.persistent:
             s.clear()

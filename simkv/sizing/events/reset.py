@@ -5,12 +5,15 @@ age; other levels keep theirs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from simkv.sizing.events.base import EventKind, check_level, register_event
+from simkv.sizing.events.base import Event, EventKind, check_level, register_event
+
+if TYPE_CHECKING:
+    from simkv.sizing.levelrun import LevelsRun
 
 
-def apply_reset(run: Any, ev: Any, r: int) -> None:
+def apply_reset(run: LevelsRun, ev: Event, r: int) -> None:
     run.level_of(ev.get("level")).clear()
 
 

@@ -8,15 +8,18 @@ on every request's chunk keys from that component on are salted with it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from simkv.sizing.events.base import EventKind, register_event
+from simkv.sizing.events.base import Event, EventKind, register_event
 from simkv.trace.model import TAG_CODES, TAG_NAMES
+
+if TYPE_CHECKING:
+    from simkv.sizing.levelrun import LevelsRun
 
 ALL_COMPONENTS = (1 << len(TAG_NAMES)) - 1
 
 
-def apply_template_change(run: Any, ev: Any, r: int) -> None:
+def apply_template_change(run: LevelsRun, ev: Event, r: int) -> None:
     comp = ev.get("component")
     run.versions[comp] = int(ev.get("version", run.versions.get(comp, 0) + 1))
     bit = ALL_COMPONENTS if comp is None or not run.has_tags else 1 << TAG_CODES[comp]

@@ -4,12 +4,15 @@ until the level fits, and their bytes count as evicted."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from simkv.sizing.events.base import EventKind, check_level, register_event
+from simkv.sizing.events.base import Event, EventKind, check_level, register_event
+
+if TYPE_CHECKING:
+    from simkv.sizing.levelrun import LevelsRun
 
 
-def apply_tier_upgrade(run: Any, ev: Any, r: int) -> None:
+def apply_tier_upgrade(run: LevelsRun, ev: Event, r: int) -> None:
     s = run.level_of(ev.get("level"))
     s.capacity = int(ev.get("capacity_bytes"))
     run.count_evicted(s.shrink(), r)
