@@ -294,7 +294,7 @@ class LruTtl(SlotOrder):
 
     def touch_key(self, key: Hashable, t: float) -> int:
         slot = self.slot_of[key]
-        self.touch(slot)
+        move_mru(self.prev, self.nxt, slot)
         self.stamp[slot] = t
         return slot
 
@@ -305,7 +305,11 @@ class LruTtl(SlotOrder):
         else:
             slot = self._next_slot
             self._next_slot += 1
-        self.push_mru(slot)
+            if slot >= self.prev.shape[0]:
+                self._grow(slot)
+        link_mru(self.prev, self.nxt, slot)
+        self.member[slot] = True
+        self.count += 1
         self.size[slot] = size
         self.stamp[slot] = t
         self.group[slot] = group
@@ -319,7 +323,9 @@ class LruTtl(SlotOrder):
         """Remove ``key``; returns the slot it had (its arrays keep the values until reused)."""
         slot = self.slot_of.pop(key)
         del self.key_at[slot]
-        self.remove(slot)
+        unlink(self.prev, self.nxt, slot)
+        self.member[slot] = False
+        self.count -= 1
         self._free.append(slot)
         size = int(self.size[slot])
         self.used -= size

@@ -55,7 +55,7 @@ class LevelState:
         return len(self.lru.slot_of)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.lru
+        return key in self.lru.slot_of
 
     def is_stale(self, key: Hashable) -> bool:
         return key in self.stale_keys
