@@ -43,6 +43,7 @@ from simkv.sizing.levels import Hierarchy
 from simkv.sizing.levelstate import Entry
 from simkv.sizing.lifecycle import Event, sort_events, trace_events
 from simkv.trace.model import TAG_CODES, TAG_NAMES, Trace
+from simkv.trace.rechunk import rechunk
 
 #: one chunk of a request at one level: (key, start token, end token, bytes, mask, storable)
 Chunk = tuple[tuple[int, int], int, int, int, int, bool]
@@ -83,8 +84,6 @@ def _level_chains(trace: Trace, chunk_tokens: int) -> tuple[Trace, bool]:
     """The trace chunked at a level's size (exact when coarser; approximate when finer)."""
     if chunk_tokens == trace.block_tokens:
         return trace, False
-    from simkv.trace.rechunk import rechunk
-
     if chunk_tokens % trace.block_tokens and trace.block_tokens % chunk_tokens:
         raise InputError(f"a level's chunk of {chunk_tokens} tokens is neither a multiple nor a "
                          f"divisor of the trace's {trace.block_tokens}-token blocks",
