@@ -292,6 +292,10 @@ class LruTtl(SlotOrder):
         """Keys, least recently used first."""
         return (self.key_at[o] for o in SlotOrder.__iter__(self))
 
+    def __iter__(self) -> Iterator[Hashable]:
+        """A container of keys: iterating gives the keys (least recent first), like ``in``."""
+        return self.keys()
+
     def touch_key(self, key: Hashable, t: float) -> int:
         slot = self.slot_of[key]
         move_mru(self.prev, self.nxt, slot)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simkv.errors import InputError
-from simkv.sizing.levels import Hierarchy
-from simkv.sizing.levelstate import Entry, LevelState
+from simkv.sizing.levels import Hierarchy, StorageLevel
+from simkv.sizing.levelstate import Entry, LevelState, Victims
 from simkv.trace.model import TAG_NAMES, Trace
 
 #: per-request counters of the whole hierarchy, then those of each level (suffixed by name)
@@ -69,7 +69,7 @@ class LevelsRun:
         self.comp_hit = np.zeros(len(TAG_NAMES), dtype=np.int64)
 
     @property
-    def levels(self):
+    def levels(self) -> tuple[StorageLevel, ...]:
         return self.hierarchy.levels
 
     @property
@@ -80,7 +80,7 @@ class LevelsRun:
         """The state of the level an event names (default: the persistent bucket)."""
         return self.state[self.hierarchy.index(name, where="event.level")]
 
-    def count_evicted(self, victims, r: int) -> None:
+    def count_evicted(self, victims: Victims, r: int) -> None:
         """Bytes an event evicted, charged to the request it applies before (or the last)."""
         for _key, e in victims:
             self.rec["evicted_bytes"][min(r, self.trace.n_requests - 1)] += e.size
