@@ -52,13 +52,19 @@ def case_cmd(
       f"{per_day:,g}/day x {days_per_month:g} days at ${usd_per_mtok:g}/MTok)\n")
     w(f"KV of the prefix ({spec.name}): {format_bytes(out['kv_bytes'])} "
       f"({out['kv_bytes']:,.0f} bytes)\n")
-    if out.get("monthly_storage_usd") is None:
+    if out.get("monthly_store_and_read_usd") is None:
         w(f"Storage under {out['pricebook']}: {out['storage_basis']}\n")
     else:
-        w(f"Storage under {out['pricebook']}: ${out['monthly_storage_usd']:,.2f}/month "
-          f"({out['storage_basis']})\n")
-    if out.get("recompute_to_storage_ratio") is not None:
-        w(f"Recompute / storage: {out['recompute_to_storage_ratio']:,.1f}x\n")
+        comps = " + ".join(f"{k.removesuffix('_usd')} ${v:,.2f}"
+                           for k, v in out["store_and_read_components_usd"].items())
+        w(f"Store and read under {out['pricebook']} ({out['pricebook_status']}): "
+          f"${out['monthly_store_and_read_usd']:,.2f}/month = {comps}\n"
+          f"  ({out['storage_basis']})\n")
+        if out.get("read_load_s") is not None:
+            w(f"Each read loads {format_bytes(out['kv_bytes'])} in {out['read_load_s']:.2f} s "
+              "before prefill of the rest can start\n")
+    if out.get("recompute_to_store_and_read_ratio") is not None:
+        w(f"Recompute / (store and read): {out['recompute_to_store_and_read_ratio']:,.1f}x\n")
     if out.get("placeholder"):
         w(f"Note: {out['placeholder_note']}\n")
 
@@ -72,14 +78,15 @@ def pricebooks_cmd(
     from simkv.economics.pricebook import PRICEBOOK_KINDS
 
     books = _books(pricebooks)
-    rows = [{"name": b.name, "kind": b.kind, "placeholder": b.placeholder, "source": b.source,
-             "as_of": b.as_of} for b in books]
+    rows = [{"name": b.name, "kind": b.kind, "status": b.status(), "placeholder": b.placeholder,
+             "source": b.source, "as_of": b.as_of,
+             "figures": {k: f.model_dump() for k, f in b.figures}} for b in books]
     if json_out:
         print_json({"books": rows, "kinds": {k: PRICEBOOK_KINDS.get(k).summary
                                               for k in PRICEBOOK_KINDS.names()}})
         return
-    print_table("price books", [(r["name"], f"{r['kind']}{' (PLACEHOLDER)' if r['placeholder'] else ''}"
-                                 f" - {r['as_of']}") for r in rows])
+    print_table("price books", [(r["name"], f"{r['kind']}, {r['status'].upper()} - {r['as_of']}")
+                                for r in rows])
 
 
 def _common_trace(trace_path: Path, fmt: str | None):
@@ -170,16 +177,18 @@ def _print_compare(rows: list[dict], trace_name: str, show_reuse: bool) -> None:
 
     table = Table(title=f"monthly bills on {trace_name}", show_header=True)
     for col in (["provider"] + (["reuse"] if show_reuse else []) +
-                ["hit rate", "total", "95% CI", "no cache", "savings"]):
+                ["prices", "hit rate", "total", "95% CI", "no cache", "savings"]):
         table.add_column(col, justify="left" if col in ("provider", "reuse") else "right")
     for r in rows:
         reuse = [r.get("reuse", "")] if show_reuse else []
         if not r.get("available", True):
-            table.add_row(r["provider"], *reuse, "-", "unavailable", "-", "-", "-")
+            table.add_row(r["provider"], *reuse, r.get("status", "-"), "-", "unavailable", "-",
+                          "-", "-")
             continue
         ci = (r.get("ci95") or {}).get("total_usd")
         name = r["provider"] + (" *" if r.get("placeholder") else "")
-        table.add_row(name, *reuse, f"{r['hit_rate']:.1%}", _fmt_usd(r["total_usd"]),
+        table.add_row(name, *reuse, r.get("status", "-"), f"{r['hit_rate']:.1%}",
+                      _fmt_usd(r["total_usd"]),
                       "-" if not ci else f"{_fmt_usd(ci[0])}-{_fmt_usd(ci[1])}",
                       _fmt_usd(r["no_cache_usd"]), _fmt_usd(r["savings_usd"]))
     console.print(table)
@@ -208,6 +217,9 @@ def _print_compare(rows: list[dict], trace_name: str, show_reuse: bool) -> None:
             w(f"95% intervals: {avail[0]['ci_resampling']} (cache outcomes held fixed).\n")
     if any(r.get("placeholder") for r in rows):
         w(f"* {PLACEHOLDER_NOTE}.\n")
+    w("Prices: published = read on the provider's page; derived = a secondary page, a computed "
+      "figure or a stated assumption; placeholder = no public price (see `simkv cost pricebooks "
+      "--json` for each figure's URL and date).\n")
     w("Approximations: hits found at the trace's block size, then rounded to each provider's "
       "unit; see docs/economics.md.\n")
 

@@ -1,7 +1,11 @@
 """``deepseek``: disk cache with hit and miss prices and best-effort retention.
 
-Semantics: every prompt is cached in ``unit_tokens`` units (64); a hit is the matched prefix
-rounded down to the unit and billed at the hit price, the rest at the miss price.  Retention
+Semantics: every prompt is cached; a hit is the matched prefix, billed at the hit price, the
+rest at the miss price.  DeepSeek's current guide stores "cache prefix units" (at the end of
+each request's input and output, at common prefixes it detects, and at fixed token intervals)
+and a hit must fully match one; simkv finds hits at the trace's block granularity, which is an
+upper bound (the first request sharing only part of an earlier prompt may miss there).  With
+``unit_tokens`` set, hits are rounded down to it (the 2024 rule was 64-token units).  Retention
 is best effort ("hours to days"): modelled as an idle timer ``retention`` (an assumption the
 user should vary).
 """
@@ -30,7 +34,7 @@ class DeepSeekSchema(BookSchema):
     model: str = ""
     hit_usd_per_mtok: Price
     miss_usd_per_mtok: Price
-    unit_tokens: PositiveTokens = 64
+    unit_tokens: PositiveTokens | None = None
     retention: Duration = 6 * 3600.0
 
 
@@ -39,18 +43,19 @@ class DeepSeekBook(PriceBook):
     name: str
     hit_usd_per_mtok: float
     miss_usd_per_mtok: float
-    unit_tokens: int
+    unit_tokens: int | None
     retention_s: float
     model: str = ""
     kind: str = "deepseek"
     source: str = ""
     as_of: str = ""
     placeholder: bool = False
+    figures: tuple = ()
 
     def bills(self, ctx: BillContext) -> list[Bill]:
-        run = ctx.run(CacheConfig(ttl_s=self.retention_s, ttl_mode="refresh_on_hit"),
-                      self.unit_tokens)
-        hit = floor_to_unit(run.hit_tokens, self.unit_tokens)
+        unit = self.unit_tokens or 1
+        run = ctx.run(CacheConfig(ttl_s=self.retention_s, ttl_mode="refresh_on_hit"), unit)
+        hit = floor_to_unit(run.hit_tokens, unit)
         read, written, bypass = hits_and_writes(ctx, run, hit)
         inp = ctx.trace.input_tokens
         return [make_bill(
@@ -59,8 +64,10 @@ class DeepSeekBook(PriceBook):
             request_usd={"miss_usd": usd(written + bypass, self.miss_usd_per_mtok),
                          "hit_usd": usd(read, self.hit_usd_per_mtok)},
             baseline_usd=usd(inp, self.miss_usd_per_mtok), placeholder=self.placeholder,
-            notes=(f"hits in {self.unit_tokens}-token units; best-effort retention modelled as "
-                   f"{self.retention_s:g} s idle (assumption)",))]
+            notes=((f"hits in {self.unit_tokens}-token units" if self.unit_tokens else
+                    "hits at the trace's block granularity (cache prefix units, an upper bound)")
+                   + "; best-effort retention modelled as "
+                   + f"{self.retention_s:g} s idle (assumption)",))]
 
 
 def _build(s: DeepSeekSchema, name: str) -> DeepSeekBook:
@@ -71,4 +78,4 @@ def _build(s: DeepSeekSchema, name: str) -> DeepSeekBook:
 
 
 PRICEBOOK_KINDS.register("deepseek", Kind(DeepSeekSchema, _build,
-                                          "hit and miss prices, 64-token units"))
+                                          "hit and miss prices, cache prefix units"))
