@@ -1,8 +1,8 @@
 """Section 4: the tier recommendation with its reasoning, break-even and growth sensitivity.
 
-The recommendation is ``simkv recommend``'s (simkv.economics.recommend): the smallest
-subscription tier capturing at least 95% of the savings an unlimited bucket would achieve, its
-break-even hit rate and payback, and the choice again if traffic grows 2x or 5x.
+The recommendation is ``simkv recommend``'s (simkv.economics.recommend): the subscription tier
+with the largest net monthly savings after its price, the runner-up, its break-even prefix-token
+hit rate and payback, and the choice again if traffic grows 2x or 5x.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def subscription_book(ctx: ReportContext):
 
 def build(ctx: ReportContext) -> Section:
     sec = Section(KEY, "Which tier to buy")
-    sec.intro = (f"The smallest subscription tier that captures at least {TARGET_SHARE:.0%} of the "
-                 "savings an unlimited bucket would achieve on the same traffic, why, when it pays "
-                 "back, and whether the choice holds if traffic grows.")
+    sec.intro = ("The subscription tier with the largest net monthly savings after its price on the "
+                 "same traffic (never one that loses money while another pays), the runner-up, "
+                 "when it pays back, and whether the choice holds if traffic grows.")
     try:
         recommend = need("simkv.economics.recommend", "recommend")
         book = subscription_book(ctx)
@@ -88,7 +88,8 @@ def build(ctx: ReportContext) -> Section:
         lines = [x for x in r["reasoning"] if not x.startswith(("Warm-up:", "Tier sizes and prices"))]
         sec.readings.append(f"{wl} ({m}): " + " ".join(lines))
     sec.headline = "Recommended tier: " + "; ".join(
-        f"{wl} ({m}) {r['recommended_tier'] or 'none reaches the target'}" for wl, m, r in recs) + "."
+        f"{wl} ({m}) {r['recommended_tier'] or 'none pays'}" for wl, m, r in recs) + "." + (
+        " Tier sizes and prices are PLACEHOLDERS." if book.placeholder else "")
     tiers = pd.DataFrame(tier_rows)
     tfile = ctx.write_data("recommendation_tiers", tiers)
     with new_figure(1, 2, figsize=(8.5, 3.4)) as (fig, (ax1, ax2)):
