@@ -6,9 +6,10 @@ Two bills per book:
   ``read_fraction`` of it, and stored at ``storage_usd_per_mtok_hour`` for as long as it lives.
   A cache lives ``ttl`` from its creation (``ttl_mode: from_write``, the API's default) or from
   its last use (``refresh_on_hit``).  The model's minimum (``min_tokens_by_model``) limits what
-  can be *cached*, not what can read a cache: a request of any length that starts with cached
-  content reads it at the cached price (no minimum-length cut on reads).  The engine runs on
-  every request; short requests' own blocks may be counted as stored (an upper bound on
+  can be *cached* (a hit counts when the cached prefix it matches has at least that many
+  tokens), not which requests read: a request of any length that starts with cached content
+  reads it at the cached price (no minimum-length cut on the reading request).  The engine runs
+  on every request; short requests' own blocks may be counted as stored (an upper bound on
   storage).  ``cache_scope: shared`` stores only blocks that appear in two or more requests.
 - ``implicit``: on by default for Gemini 2.5 and newer; hits of prompts at or above the minimum
   are read at ``read_fraction``, nothing is charged for storage, and the lifetime (not
@@ -23,7 +24,14 @@ from typing import Literal
 from simkv.cache import CacheConfig
 from simkv.economics.bill import MTOK, Bill, usd
 from simkv.economics.context import BillContext
-from simkv.economics.kinds.common import Duration, Price, TokenCount, hits_and_writes, make_bill
+from simkv.economics.kinds.common import (
+    Duration,
+    Price,
+    TokenCount,
+    floor_to_unit,
+    hits_and_writes,
+    make_bill,
+)
 from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook, StorageQuote
 
 
@@ -71,7 +79,7 @@ class GeminiBook(PriceBook):
         # explicit: every request may read a cache (no minimum on reads)
         run = ctx.run(CacheConfig(ttl_s=self.ttl_s, ttl_mode=self.ttl_mode), 0)
         window = ctx.window(run)
-        read = run.hit_tokens
+        read = floor_to_unit(run.hit_tokens, 1, self.min_cacheable_tokens)
         written = inp - read
         token_s = ctx.stored_token_seconds(run, window, shared_only=self.cache_scope == "shared")
         token_h = token_s / 3600.0
@@ -84,8 +92,8 @@ class GeminiBook(PriceBook):
             baseline_usd=usd(inp, p), storage_token_hours=token_h, placeholder=self.placeholder,
             notes=(f"explicit caches live {self.ttl_s:g} s ({self.ttl_mode}); storage "
                    f"${self.storage_usd_per_mtok_hour:g}/MTok-hour on {self.cache_scope} blocks; "
-                   f"reads {self.read_fraction:g}x by requests of any length (caches of "
-                   f">= {self.min_cacheable_tokens} tokens)",))]
+                   f"reads {self.read_fraction:g}x by requests of any length of cached prefixes "
+                   f">= {self.min_cacheable_tokens} tokens",))]
         if self.implicit_idle_s is not None:
             irun = ctx.run(CacheConfig(ttl_s=self.implicit_idle_s, ttl_mode="refresh_on_hit"),
                            self.min_cacheable_tokens)
