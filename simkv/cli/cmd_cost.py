@@ -116,6 +116,12 @@ def compare_cmd(
     days_per_month: float = typer.Option(30.0, "--days-per-month", help="Days in a billing month."),
     n_boot: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    fleet_sizing: str | None = typer.Option(
+        None, "--fleet-sizing", help="Self-hosted fleets: busiest_hour (replicas for the busiest "
+        "hour, all month) or per_hour (autoscaling); default: each book's own."),
+    ttft_slo: float | None = typer.Option(
+        None, "--ttft-slo-p90-s", help="TTFT p90 objective (s) self-hosted fleets are sized to "
+        "(default: each book's, 2 s unless set)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list, one object per bill."),
     csv_out: bool = typer.Option(False, "--csv", help="Print CSV, one row per bill."),
 ) -> None:
@@ -140,6 +146,7 @@ def compare_cmd(
             raise InputError(f"unknown price book {bad[0]!r} (loaded: {', '.join(sorted(known))})",
                              where="--only")
         books = [b for b in books if b.name in names]
+    books = _fleet_overrides(books, fleet_sizing, ttft_slo)
     trace = _common_trace(trace_path, fmt)
     rows = compare(trace, model, books, reuse_modes=modes[reuse], blend_recompute_share=blend_share,
                    warmup=spec, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
@@ -152,12 +159,30 @@ def compare_cmd(
     _print_compare(rows, trace_path.name, reuse == "both")
 
 
+def _fleet_overrides(books: list, sizing: str | None, slo_s: float | None) -> list:
+    """Self-hosted books with the command line's fleet sizing and TTFT objective."""
+    import dataclasses
+
+    from simkv.economics.fleet import SIZINGS
+    from simkv.economics.kinds.self_hosted import SelfHostedBook
+
+    if sizing is not None and sizing not in SIZINGS:
+        raise InputError(f"unknown sizing {sizing!r} (valid: {', '.join(SIZINGS)})",
+                         where="--fleet-sizing")
+    if slo_s is not None and not slo_s > 0:
+        raise InputError("must be > 0", where="--ttft-slo-p90-s")
+    over = {k: v for k, v in (("sizing", sizing), ("ttft_slo_p90_s", slo_s)) if v is not None}
+    return [dataclasses.replace(b, **over) if over and isinstance(b, SelfHostedBook) else b
+            for b in books]
+
+
 def _write_csv(rows: list[dict]) -> None:
     comps = sorted({k for r in rows for k in (r.get("components_usd") or {})})
     cols = ["provider", "kind", "reuse", "available", "hit_rate", "tokens_input", "tokens_hit",
             "tokens_written", "storage_token_hours", "storage_bytes", *comps, "total_usd",
             "no_cache_usd", "savings_usd", "total_usd_ci_lo", "total_usd_ci_hi", "warmup_s",
-            "billed_window_s", "placeholder"]
+            "billed_window_s", "placeholder", "status", "replicas_with_cache",
+            "replicas_without_cache"]
     buf = io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")
     wr.writerow(cols)
@@ -205,6 +230,10 @@ def _print_compare(rows: list[dict], trace_name: str, show_reuse: bool) -> None:
             storage = f", {r['storage_token_hours']:,.3g} token-hours stored"
         elif r["storage_bytes"] is not None:
             storage = f", {format_bytes(r['storage_bytes'])} stored"
+        if r.get("replicas_with_cache") is not None:
+            storage += (f"; {r['replicas_with_cache']:g} replica(s) with the cache vs "
+                        f"{r['replicas_without_cache']:g} without ({r['sizing']}, TTFT p90 <= "
+                        f"{r['ttft_slo_p90_s']:g} s)")
         tag = f" [{r['reuse']}]" if show_reuse else ""
         w(f"  {r['provider']}{tag}: {r['tokens_hit']:,.4g} tokens hit, {r['tokens_written']:,.4g} "
           f"written{storage}; {comps} = {_fmt_usd(r['total_usd'])}\n")

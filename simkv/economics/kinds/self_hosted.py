@@ -91,8 +91,11 @@ class SelfHostedBook(PriceBook):
                            tensor_parallel=self.gpus_per_replica)
         name = f"{self.name}:fleet"
         if not fleet.reachable:
+            sides = [side for side, v in (("with the cache", fleet.replicas_cached),
+                                          ("without it", fleet.replicas_no_cache)) if v is None]
             return Unavailable(name, self.kind, f"TTFT p90 <= {self.ttft_slo_p90_s:g} s is not "
-                               f"reached within {self.max_replicas} replicas of {self.gpu}")
+                               f"reached within {self.max_replicas} replicas of {self.gpu} "
+                               f"{' nor '.join(sides)} (a request's own prefill may exceed it)")
         money = dict(gpus_per_replica=self.gpus_per_replica,
                      usd_per_gpu_hour=self.usd_per_gpu_hour, days_per_month=ctx.days_per_month)
         with_cache = monthly_fleet_usd(fleet.replicas_cached, **money)

@@ -77,20 +77,7 @@ def build(ctx: ReportContext) -> Section:
     # 3. what storing them costs a month under each price book's storage quotes
     quotes = []
     try:
-        load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
-        books = load_pricebooks(ctx.options.pricebooks_dir)
-        for r in kv_rows:
-            per_day = {c["prefix_tokens"]: c["per_day"] for c in BRIEF_CASES}
-            for book in books:
-                # store-and-read: every request of the case reads the prefix's KV back
-                for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days,
-                                             reads_per_month=per_day[r["prefix_tokens"]] * days):
-                    quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
-                                   "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
-                                   "monthly_storage_usd": dict(q.components_usd).get("storage_usd"),
-                                   "monthly_store_and_read_usd": float(q.monthly_usd),
-                                   "basis": q.basis, "load_s": q.load_s, "status": q.status,
-                                   "placeholder": bool(q.placeholder)})
+        quotes = _store_and_read_quotes(ctx, kv_rows, days)
     except Missing as exc:
         sec.mark_missing(f"storage prices: {exc}")
     kv_file = ctx.write_data("cost_case_kv_bytes", kv)
@@ -149,20 +136,46 @@ def build(ctx: ReportContext) -> Section:
             sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
                                    "prices); replace them in a price book YAML (--pricebooks).")
         if rows:
-            for pt in sorted(q["prefix_tokens"].unique()):
-                sub = cheapest[cheapest["prefix_tokens"] == pt]
-                worst = sub.loc[sub["monthly_store_and_read_usd"].idxmax()]
-                obj = q[(q["prefix_tokens"] == pt) & (q["variant"] == "object_store")
-                        & (q["model"] == STORAGE_MODELS[0])]
-                sec.readings.append(
-                    f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
-                    f"storing it and reading it back on every request costs, for the largest "
-                    f"model ({worst['model']}), {fmt.usd(worst['monthly_store_and_read_usd'])} a "
-                    f"month at the cheapest book ({worst['book']}:{worst['variant']}, "
-                    f"{worst['status']} prices)"
-                    + ("" if obj.empty else
-                       f"; in an object store ({STORAGE_MODELS[0]}) storage alone is "
-                       f"{fmt.usd(obj['monthly_storage_usd'].iloc[0])} but store-and-read "
-                       f"{fmt.usd(obj['monthly_store_and_read_usd'].iloc[0])}, the retrieval "
-                       "fee on every byte read dominating") + ".")
+            sec.readings += _store_and_read_readings(q, cheapest, rec)
     return sec
+
+
+def _store_and_read_quotes(ctx: ReportContext, kv_rows: list[dict], days: float) -> list[dict]:
+    """Each book's store-and-read quote per (model, prefix): every request of the brief's case
+    reads the prefix's KV back, so reads are billed at the case's request rate."""
+    load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
+    books = load_pricebooks(ctx.options.pricebooks_dir)
+    per_day = {c["prefix_tokens"]: c["per_day"] for c in BRIEF_CASES}
+    quotes = []
+    for r in kv_rows:
+        for book in books:
+            for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days,
+                                         reads_per_month=per_day[r["prefix_tokens"]] * days):
+                quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
+                               "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
+                               "monthly_storage_usd": dict(q.components_usd).get("storage_usd"),
+                               "monthly_store_and_read_usd": float(q.monthly_usd),
+                               "basis": q.basis, "load_s": q.load_s, "status": q.status,
+                               "placeholder": bool(q.placeholder)})
+    return quotes
+
+
+def _store_and_read_readings(q: pd.DataFrame, cheapest: pd.DataFrame, rec: dict) -> list[str]:
+    """Recompute vs store-and-read per prefix, and storage alone vs store-and-read."""
+    out = []
+    for pt in sorted(q["prefix_tokens"].unique()):
+        sub = cheapest[cheapest["prefix_tokens"] == pt]
+        worst = sub.loc[sub["monthly_store_and_read_usd"].idxmax()]
+        obj = q[(q["prefix_tokens"] == pt) & (q["variant"] == "object_store")
+                & (q["model"] == STORAGE_MODELS[0])]
+        out.append(
+            f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
+            f"storing it and reading it back on every request costs, for the largest model "
+            f"({worst['model']}), {fmt.usd(worst['monthly_store_and_read_usd'])} a month at the "
+            f"cheapest book ({worst['book']}:{worst['variant']}, {worst['status']} prices)"
+            + ("" if obj.empty else
+               f"; in an object store ({STORAGE_MODELS[0]}) storage alone is "
+               f"{fmt.usd(obj['monthly_storage_usd'].iloc[0])} but store-and-read "
+               f"{fmt.usd(obj['monthly_store_and_read_usd'].iloc[0])}, the retrieval fee on "
+               "every byte read dominating") + ".")
+    return out
