@@ -156,6 +156,18 @@ def test_self_hosted_fleet_busiest_hour(monkeypatch):
     assert monthly(marginal) == pytest.approx(48 / 1e4 * 2 * 2.95 / 3600 * F)
 
 
+def test_self_hosted_fleet_unreachable_without_the_cache(monkeypatch):
+    """Without a cache no replica count meets the objective (each prefill alone is too slow):
+    no dollars are invented; the reason names the cached fleet, 2 x 1 x $2.95 x 720 = $4,248."""
+    import simkv.economics.fleet as fleet
+    from simkv.economics.bill import Unavailable
+
+    monkeypatch.setattr(fleet, "size_hour", lambda *a, **k: (2, None, 0.5, 9.0))
+    na, _ = book(kind="self_hosted", name="h", usd_per_gpu_hour=2.95).bills(ctx_for(trace3()))
+    assert isinstance(na, Unavailable)
+    assert "without it" in na.reason and "$4,248.00/month" in na.reason
+
+
 def test_self_hosted_fleet_per_hour_autoscaling(monkeypatch):
     """A 2.5-hour trace, one request every 10 min: hours 0 and 1 full, hour 2 half (weight 0.5).
     Sizing gives hour 0 -> (1, 2), hour 1 -> (3, 6), hour 2 -> (2, 4) replicas: the month pays

@@ -90,14 +90,19 @@ class SelfHostedBook(PriceBook):
                            sizing=self.sizing, max_replicas=self.max_replicas,
                            tensor_parallel=self.gpus_per_replica)
         name = f"{self.name}:fleet"
+        money = dict(gpus_per_replica=self.gpus_per_replica,
+                     usd_per_gpu_hour=self.usd_per_gpu_hour, days_per_month=ctx.days_per_month)
         if not fleet.reachable:
             sides = [side for side, v in (("with the cache", fleet.replicas_cached),
                                           ("without it", fleet.replicas_no_cache)) if v is None]
+            cached = ("" if fleet.replicas_cached is None else
+                      f"; with the cache {fleet.replicas_cached:g} replica(s) meet it "
+                      f"(${monthly_fleet_usd(fleet.replicas_cached, **money):,.2f}/month), so "
+                      "caching is what makes the objective reachable")
             return Unavailable(name, self.kind, f"TTFT p90 <= {self.ttft_slo_p90_s:g} s is not "
                                f"reached within {self.max_replicas} replicas of {self.gpu} "
-                               f"{' nor '.join(sides)} (a request's own prefill may exceed it)")
-        money = dict(gpus_per_replica=self.gpus_per_replica,
-                     usd_per_gpu_hour=self.usd_per_gpu_hour, days_per_month=ctx.days_per_month)
+                               f"{' nor '.join(sides)} (a request's own prefill may exceed it)"
+                               + cached)
         with_cache = monthly_fleet_usd(fleet.replicas_cached, **money)
         without = monthly_fleet_usd(fleet.replicas_no_cache, **money)
         inp = ctx.trace.input_tokens
