@@ -70,17 +70,22 @@ def build(ctx: ReportContext) -> Section:
         "achievable_savings_usd": r["achievable_savings_usd"],
         "net_savings_usd": r["net_savings_usd"], "break_even_hit_rate": r["break_even_hit_rate"],
         "payback_days": r["payback_days"], "placeholder": r["placeholder"],
+        "net_monthly_savings_usd": r["net_monthly_savings_usd"],
+        "break_even_prefix_hit_rate": r["break_even_prefix_hit_rate"],
+        "runner_up": (r["runner_up"] or {}).get("tier"),
+        "runner_up_net_monthly_savings_usd": (r["runner_up"] or {}).get("net_monthly_savings_usd"),
+        "pricebook_status": r["pricebook_status"],
         "reasoning": " | ".join(r["reasoning"]),
     } for wl, m, r in recs])
     data = ctx.write_data("recommendation", summary)
     sec.tables.append(Table(
         "Recommendation per workload",
-        ("workload", "model", "tier", "hit rate", "break-even hit rate", "net savings / month",
-         "payback"),
+        ("workload", "model", "tier", "prefix-token hit rate", "break-even hit rate",
+         "net savings / month", "payback", "runner-up"),
         tuple((r.workload, r.model, r.recommended_tier or "none", fmt.pct(r.hit_rate),
                fmt.pct(r.break_even_hit_rate, 2), fmt.usd(r.net_savings_usd),
                "n/a" if r.payback_days is None or pd.isna(r.payback_days)
-               else f"{r.payback_days:.1f} days")
+               else f"{r.payback_days:.1f} days", r.runner_up or "none")
               for r in summary.itertuples()),
         data_file=data))
     for wl, m, r in recs:
