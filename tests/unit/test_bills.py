@@ -223,6 +223,19 @@ def test_self_hosted_unavailable_without_any_throughput(monkeypatch):
     assert isinstance(na, Unavailable) and "prefill" in na.reason
 
 
+def test_self_hosted_latency_errors_surface(monkeypatch):
+    """The latency model is imported directly: a bug inside it is an error, not "unavailable"."""
+    import simkv.economics.kinds.self_hosted as sh
+
+    def broken(spec, gpu):
+        raise TypeError("a bug inside the latency model")
+
+    monkeypatch.setattr(sh, "prefill_tokens_per_s", broken)
+    tr = make_trace([0.0, 1.0], [[1], [1]], [10, 10], block_tokens=16)
+    with pytest.raises(TypeError, match="a bug inside"):
+        book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0).bills(ctx_for(tr))
+
+
 # ---------------------------------------------------------------- chunk reuse
 def test_chunk_reuse_finds_documents_after_different_prefixes():
     # chained ids differ (different system prompts), the document's content is the same
