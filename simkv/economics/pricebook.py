@@ -71,10 +71,13 @@ class BookSchema(BaseModel):
     figures: dict[str, FigureSource] = {}
 
 
-def status_of(placeholder: bool, figures: dict[str, FigureSource] | tuple) -> str:
+def status_of(placeholder: bool, figures) -> str:
     """``placeholder`` if any figure is one (or the book says so), ``derived`` if any figure is
-    not read on the provider's own page, else ``published``."""
-    items = dict(figures).values()
+    not read on the provider's own page, else ``published``.  ``figures``: FigureSource values
+    (or a mapping / pairs of name and FigureSource)."""
+    if isinstance(figures, dict):
+        figures = figures.values()
+    items = [f[1] if isinstance(f, tuple) else f for f in figures]
     if placeholder or any(f.status == "placeholder" for f in items):
         return "placeholder"
     if any(f.status != "published" for f in items):

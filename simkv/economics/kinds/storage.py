@@ -111,9 +111,7 @@ class StorageBook(PriceBook):
 
     def status(self, variant: str | None = None) -> str:
         media = [m for k, m in self.media if variant in (None, k)]
-        figs = dict(self.figures)
-        for m in media:
-            figs.update({f"{id(m)}.{k}": v for k, v in m.figures.items()})
+        figs = [f for _, f in self.figures] + [f for m in media for f in m.figures.values()]
         return status_of(self.placeholder or any(m.placeholder for m in media), figs)
 
     def _run(self, ctx: BillContext):
