@@ -210,8 +210,11 @@ def build(ctx: ReportContext) -> Section:
         ok = frame[frame["available"] & frame["total_usd"].notna()]
         heads = []
         for (wl, model), g in ok.groupby(["workload", "model"], sort=False):
-            best = g.loc[g["total_usd"].idxmin()]
-            lo, hi = g.loc[g["no_cache_usd"].idxmin()], g.loc[g["no_cache_usd"].idxmax()]
+            # marginal GPU-seconds is a second line, not a way to buy reuse: the fleet is the bill
+            buyable = g[~g["provider"].str.endswith(":marginal-gpu-seconds")]
+            pool = buyable if not buyable.empty else g
+            best = pool.loc[pool["total_usd"].idxmin()]
+            lo, hi = pool.loc[pool["no_cache_usd"].idxmin()], pool.loc[pool["no_cache_usd"].idxmax()]
             api = g[g["kind"].isin(API_KINDS)]
             text = (f"{wl} ({model}): without caching these books would bill from "
                     f"{fmt.usd(lo['no_cache_usd'])} ({lo['provider']}) to {fmt.usd(hi['no_cache_usd'])} "
