@@ -56,11 +56,17 @@ def tier_row(ctx: BillContext, book: SubscriptionBook, tier: Tier, achievable: f
             "tokens_input": s["tokens_input"], "warmup_rule": s["warmup_rule"]}
 
 
+#: A subscription bucket is one persistent store shared by every replica: hits load from the
+#: latency model's remote tier, and requests are routed by load (affinity buys nothing there).
+BUCKET_TIER, BUCKET_ROUTING = "remote", "least_loaded"
+
+
 def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: float, gpu: str) -> dict:
     """The latency model's fleet check of one tier (fewest replicas meeting TTFT p90)."""
     cfg = (ctx.cache_config(capacity_bytes=tier.capacity, policy=book.policy)
            if tier.capacity > 0 else ctx.cache_config(capacity_blocks=0))
-    res = gpus_saved(ctx.trace, cfg, slo_s, model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec})
+    res = gpus_saved(ctx.trace, cfg, slo_s, model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec},
+                     tier=BUCKET_TIER, routing=BUCKET_ROUTING)
     return {"meets_slo": bool(res.cached.meets), "ttft_p90_s": res.cached.ttft_quantile_s,
             "gpus_needed": res.cached.gpus, "gpus_needed_no_cache": res.baseline.gpus,
             "gpus_saved": res.gpus_saved}
