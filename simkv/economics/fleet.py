@@ -8,8 +8,9 @@ prefix-aware routing with the cache, least-loaded routing without it).  Two sizi
 - ``busiest_hour`` (default): the trace is cut into hours from its first arrival; the hour with
   the most input tokens is simulated on its own and its replica count runs all month
   (``replicas x gpus_per_replica x $/GPU-hour x 24 x days``);
-- ``per_hour`` (autoscaling): every hour gets its own count; the month pays the trace's mean
-  GPU-hours per hour (a partial last hour weighted by its length).
+- ``per_hour`` (autoscaling): every hour gets its own count (none in an hour without
+  requests); the month pays the trace's mean GPU-hours per hour (a partial last hour weighted
+  by its length).
 
 Each hour is simulated from a cold cache (no carry-over from the hour before): conservative for
 the cached fleet.  A trace shorter than an hour is one slice.
@@ -61,7 +62,8 @@ class Fleet:
 
 
 def hour_slices(trace: Trace) -> list[tuple[int, np.ndarray, float]]:
-    """(hour index, request rows, weight) per hour of the trace that has requests."""
+    """(hour index, request rows, weight) per hour of the trace (an hour without requests has
+    no rows: an autoscaled fleet runs no replica then)."""
     t = trace.arrival_s - float(trace.arrival_s[0])
     idx = np.floor(t / SECONDS_PER_HOUR).astype(np.int64)
     n_hours = int(idx.max()) + 1 if len(idx) else 0
@@ -69,8 +71,6 @@ def hour_slices(trace: Trace) -> list[tuple[int, np.ndarray, float]]:
     out = []
     for h in range(n_hours):
         rows = np.flatnonzero(idx == h)
-        if not len(rows):
-            continue
         weight = 1.0 if h < n_hours - 1 else max(span - h * SECONDS_PER_HOUR, 0.0) / SECONDS_PER_HOUR
         out.append((h, rows, weight if n_hours > 1 else 1.0))
     return out
@@ -99,6 +99,9 @@ def size_fleet(trace: Trace, cfg: CacheConfig, spec: ModelSpec, *, gpu: str, slo
         slices = [slices[int(np.argmax(tokens))]]
     hours = []
     for h, rows, weight in slices:
+        if not len(rows):
+            hours.append(HourFleet(h, weight, 0, 0, 0, None, None))
+            continue
         sub = trace.select(rows)
         rc, rb, qc, qb = size_hour(sub, cfg, spec, gpu=gpu, slo_p90_s=slo_p90_s,
                                    max_replicas=max_replicas, tensor_parallel=tensor_parallel)

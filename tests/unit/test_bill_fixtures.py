@@ -202,3 +202,15 @@ def test_self_hosted_fleet_from_the_serving_simulation():
     b = book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0, prefill_tokens_per_s=1e4)
     fleet_bill, _ = b.bills(ctx_for(tr))
     assert fleet_bill.extra["replicas_with_cache"] < fleet_bill.extra["replicas_without_cache"]
+
+
+def test_per_hour_fleet_counts_idle_hours_as_zero(monkeypatch):
+    """Requests in hours 0 and 2 only (the last at 9,000 s, so hour 2 has weight 0.5): with 2
+    replicas whenever there is traffic, the month pays (2 + 0 + 0.5 x 2) / 2.5 = 1.2 replicas."""
+    import simkv.economics.fleet as fleet
+
+    monkeypatch.setattr(fleet, "size_hour", lambda *a, **k: (2, 2, 0.1, 0.1))
+    tr = make_trace([0.0, 600.0, 7300.0, 9000.0], [[1, 2]] * 4, [32] * 4, block_tokens=16)
+    auto, _ = book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0, prefill_tokens_per_s=1e4,
+                   sizing="per_hour").bills(ctx_for(tr))
+    assert auto.extra["replicas_with_cache"] == pytest.approx(1.2)
