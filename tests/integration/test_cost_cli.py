@@ -130,3 +130,16 @@ def test_recommend_on_a_small_trace(cli, tmp_path):
     assert "TTFT p90 <= 0.5 s on H100: six needs" in r.stdout
     r = cli("recommend", "--trace", str(trace), "--model", "llama-3.1-8b", "--growth", "1.5")
     assert r.exit_code == 2 and "whole numbers" in r.stderr
+
+
+def test_compare_fleet_options(cli, mooncake_path):
+    base = ("compare", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--only",
+            "self-hosted", "--bootstrap", "0")
+    r = cli(*base, "--fleet-sizing", "per_hour", "--json")
+    assert r.exit_code == 0, r.stderr
+    fleet = {x["provider"]: x for x in json.loads(r.stdout)}["self-hosted:fleet"]
+    # the trace is 17 minutes long: one (partial) hour, so autoscaling pays its own count
+    assert fleet["sizing"] == "per_hour" and len(fleet["fleet_hours"]) == 1
+    for bad, where in (("--fleet-sizing", "--fleet-sizing"), ("--ttft-slo-p90-s", "--ttft-slo")):
+        r = cli(*base, bad, "-1")
+        assert r.exit_code == 2 and where in r.stderr and len(r.stderr.strip().splitlines()) == 1
