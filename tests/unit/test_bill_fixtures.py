@@ -214,3 +214,21 @@ def test_per_hour_fleet_counts_idle_hours_as_zero(monkeypatch):
     auto, _ = book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0, prefill_tokens_per_s=1e4,
                    sizing="per_hour").bills(ctx_for(tr))
     assert auto.extra["replicas_with_cache"] == pytest.approx(1.2)
+
+
+def test_deepseek_cache_prefix_units():
+    """Prompts A+B, A+C, A+D (16-token blocks, 32 tokens each, at 0, 100, 200 s).  Block match:
+    the 2nd and 3rd hit A (16 tokens each): (32 x $0.5 + 64 x $2) / 1e6 x F = $1.86624.  Prefix
+    units: A+B's end is a unit, A is not, so the 2nd misses; A is then detected as common and
+    persisted, so the 3rd hits: (16 x 0.5 + 80 x 2) / 1e6 x F = $2.17728.  As turns of one
+    session, each later turn reads its predecessor's end-of-output unit: $1.86624 again."""
+    kw = dict(kind="deepseek", name="d", hit_usd_per_mtok=0.5, miss_usd_per_mtok=2.0)
+    chains, times = [[1, 2], [1, 3], [1, 4]], [0.0, 100.0, 200.0]
+    tr = make_trace(times, chains, [32] * 3, block_tokens=16)
+    (units,) = book(**kw).bills(ctx_for(tr))
+    assert list(units.hit_tokens) == [0, 0, 16] and monthly(units) == pytest.approx(2.17728)
+    (blocks,) = book(**kw, prefix_units=False).bills(ctx_for(tr))
+    assert list(blocks.hit_tokens) == [0, 16, 16] and monthly(blocks) == pytest.approx(1.86624)
+    chat = make_trace(times, chains, [32] * 3, block_tokens=16, sessions=[7, 7, 7])
+    (turns,) = book(**kw).bills(ctx_for(chat))
+    assert list(turns.hit_tokens) == [0, 16, 16] and monthly(turns) == pytest.approx(1.86624)

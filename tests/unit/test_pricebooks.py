@@ -58,7 +58,8 @@ CITED = {
     "gemini": {"input_usd_per_mtok": 1.25, "read_fraction": 0.1, "storage_usd_per_mtok_hour": 4.5,
                "ttl_s": 3600.0, "min_cacheable_tokens": 2048},
     # DeepSeek v4-flash $0.0028 hit, $0.14 miss; cache prefix units, no 64-token floor
-    "deepseek": {"hit_usd_per_mtok": 0.0028, "miss_usd_per_mtok": 0.14, "unit_tokens": None},
+    "deepseek": {"hit_usd_per_mtok": 0.0028, "miss_usd_per_mtok": 0.14, "unit_tokens": None,
+                 "prefix_units": True},
     "api-no-cache": {"input_usd_per_mtok": 0.15},
     # median on-demand H100, May 2026 (secondary); the default TTFT objective p90 <= 2 s
     "self-hosted": {"usd_per_gpu_hour": 2.95, "gpus_per_replica": 1, "ttft_slo_p90_s": 2.0},
