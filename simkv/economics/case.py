@@ -3,7 +3,7 @@ keeping its KV *and reading it back on every request* costs, and the ratio betwe
 
 Storing is never the whole price of reuse: each of the ``per_day x days`` requests reads the
 prefix's KV back, and a store bills every byte read (S3 Express: $0.0006/GiB retrieval, so
-3.91 GiB read 60,000 times a month is $140.62 against $0.43 of storage).  The quote is
+3.91 GiB read 60,000 times a month is $140.625 against $0.43 of storage).  The quote is
 therefore store-and-read, with its components, and the time one read takes where the
 medium's bandwidth is known."""
 
