@@ -17,7 +17,9 @@ def compare(trace: Trace, model: str | None, books: list[PriceBook], *,
     """One summary dict per bill (a book can bill several variants), in book order.
 
     Provider prompt caches are prefix caches; in ``chunk`` mode only books that sell a
-    self-managed cache (``supports_chunk``) are billed.
+    self-managed cache (``supports_chunk``) are billed.  Each row says whether its prices are
+    ``published``, ``derived`` (secondary, computed or assumed figures) or a ``placeholder``
+    (``status``, from the book's per-figure sources).
     """
     rows: list[dict] = []
     for reuse in reuse_modes:
@@ -34,5 +36,8 @@ def compare(trace: Trace, model: str | None, books: list[PriceBook], *,
                     assert isinstance(bill, Bill)
                     row = bill.summary(ctx.rng_for(f"{reuse}/{bill.provider}"), ctx.n_boot)
                     row["available"] = True
+                row["pricebook"] = book.name
+                row["status"] = book.status(bill.provider.partition(":")[2] or None)
+                row["pricebook_as_of"] = book.as_of
                 rows.append(row)
     return rows

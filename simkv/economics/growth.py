@@ -17,8 +17,20 @@ from simkv.hashing import growth_rehash
 from simkv.trace.model import NO_ID, Trace
 
 
-def grow(trace: Trace, factor: int) -> Trace:
-    """``factor`` interleaved copies of ``trace`` with fresh hashes and session ids."""
+def spacing_within(trace: Trace, boundary_s: float) -> float:
+    """A copy spacing that keeps every copy on its original's side of ``boundary_s`` (a billed
+    window's start), so a grown trace bills exactly the copies of the billed requests; no wider
+    than the mean inter-arrival gap."""
+    gap = trace.duration_s / max(trace.n_requests - 1, 1)
+    before = trace.arrival_s[trace.arrival_s < boundary_s]
+    if len(before) == 0:
+        return gap
+    return float(min(gap, boundary_s - float(before.max())))
+
+
+def grow(trace: Trace, factor: int, *, spacing_s: float | None = None) -> Trace:
+    """``factor`` interleaved copies of ``trace`` with fresh hashes and session ids; copy ``k``
+    arrives ``k / factor x spacing_s`` after its original (always less than ``spacing_s``)."""
     if isinstance(factor, bool) or int(factor) != factor or factor < 1:
         raise InputError(f"growth factors must be whole numbers >= 1 (copies of the traffic), got "
                          f"{factor!r}", where="--growth")
@@ -26,7 +38,7 @@ def grow(trace: Trace, factor: int) -> Trace:
     if g == 1:
         return trace
     n = trace.n_requests
-    gap = trace.duration_s / max(n - 1, 1)
+    gap = trace.duration_s / max(n - 1, 1) if spacing_s is None else float(spacing_s)
     arrival = np.concatenate([trace.arrival_s + k * gap / g for k in range(g)])
     order = np.argsort(arrival, kind="stable")
     max_sess = int(trace.session_ids.max(initial=0)) + 1
