@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import engine_trace
+from harness.enginetrace import engine_trace
 from harness.plan import PlanOptions, build_plan
 from simkv.cache import CacheConfig
 from simkv.latency.calibrate import evaluate_prediction, fit_calibration
