@@ -12,6 +12,7 @@ machine's load (:mod:`harness.machine`).  It writes ``records.jsonl`` / ``record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from harness.metrics import (
 from harness.plan import PlannedRequest, PlanOptions, build_plan
 from harness.replay import ClientOptions, ServerDied, read_records, replay_async, summarize
 from harness.scraper import DuringScraper, key_samples
+from harness.ticks import TickWatcher
 from simkv.atomicio import atomic_writer
 from simkv.errors import InputError
 from simkv.trace import load_trace
@@ -81,6 +83,7 @@ class Measurement:
     lmcache: dict[str, dict]
     after: dict[str, Snapshot]
     load: MachineLoad | None
+    l1_wakes: dict[str, tuple[float, ...]] = field(default_factory=dict)  # url: loop wakes (s)
 
     @property
     def df(self) -> pd.DataFrame:
@@ -173,13 +176,18 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
     say(f"replaying {len(plan)} requests on {len(endpoints)} endpoint(s)")
     t = time.perf_counter()
     ports = [p for p in (_port(e) for e in endpoints) if p is not None]
-    with LoadMeter(ports) as meter, DuringScraper(endpoints, key) as during:
+    watchers = [TickWatcher(u) for u in opts.lmcache_metrics]
+    with LoadMeter(ports) as meter, DuringScraper(endpoints, key) as during, \
+            contextlib.ExitStack() as stack:
+        for w in watchers:
+            stack.enter_context(w)
         try:
-            asyncio.run(replay_async(plan, out / "records.jsonl", copts, resume=opts.resume,
-                                     on_record=on_record))
+            result = asyncio.run(replay_async(plan, out / "records.jsonl", copts,
+                                              resume=opts.resume, on_record=on_record))
         except ServerDied as exc:
             raise InputError(f"replay stopped: {exc}") from None
     wall = time.perf_counter() - t
+    wakes = {w.url: w.wakes_on(result.t0_perf_s or t) for w in watchers}
     after = {e: client.scrape(f"{e}/metrics", key) for e in endpoints}
     lm_after = {u: client.scrape(u) for u in opts.lmcache_metrics}
     records = _write_parquet(out)
@@ -194,4 +202,5 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
         deltas={e: cache_deltas(before[e], after[e], connector=connector) for e in endpoints},
         histograms={e: histogram_deltas(before[e], after[e]) for e in endpoints},
         lmcache={u: lmcache_deltas(lm_before[u], lm_after[u]) for u in opts.lmcache_metrics},
-        after=after, load=meter.result)
+        after=after, load=meter.result,
+        l1_wakes={u: v for u, v in wakes.items() if v is not None})

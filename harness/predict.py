@@ -4,10 +4,12 @@ The token sequences sent are hashed at the engine's block size (read from its me
 LMCache's chunk size, per endpoint (the same routing as the replay).  vLLM's prefix cache is
 :class:`simkv.cache.vllm_policy.VllmBlockPool`; LMCache's L1 behind it is
 :class:`simkv.cache.lmcache_policy.LMCacheL1` (one-second eviction loop, all-or-nothing
-stores).  Events run in time order: a request looks up both caches when it is sent and LMCache
-stores its new full chunks when its prefill ends (``sent + TTFT``; the replay's own clock, since
-LMCache's loop runs on wall time).  vLLM's own blocks are served one request after another
-(concurrent requests pin more blocks at once in the engine; measured within 0.001 at 8 in flight).
+stores).  Events run in time order on the replay's own clock (LMCache's loop runs on wall
+time): a request looks up both caches when it is sent, LMCache stores its new full chunks when
+its prefill ends (``sent + TTFT``) and reorders its chunks when it ends (``sent + E2E``).
+vLLM's own blocks are served one request after another at its lookup (requests in flight at
+once pin more blocks in the engine and its scheduler defers those that do not fit; not modelled:
+measured 0.03 off at 8 in flight with LMCache, see docs/harness.md).
 Requests skipped as too long are left out of both the measured and the predicted figures.
 """
 
@@ -40,14 +42,21 @@ class CachePrediction:
         return combine(self.per_endpoint)
 
 
-def _events(reqs: list[PlannedRequest], times: dict[int, tuple[float, float]]) -> list[tuple]:
+def _events(reqs: list[PlannedRequest], times: dict[int, tuple[float, ...]]) -> list[tuple]:
     ev = []
     for k, r in enumerate(reqs):
-        look, store = times.get(r.request, (r.scheduled_s, r.scheduled_s))
+        look, store, end = _three(times[r.request]) if r.request in times else (r.scheduled_s,) * 3
         ev.append((look, 0, k))
         ev.append((max(store, look), 1, k))
+        ev.append((max(end, store, look), 2, k))
     ev.sort()
     return ev
+
+
+def _three(t: tuple[float, ...]) -> tuple[float, float, float]:
+    look = t[0]
+    store = t[1] if len(t) > 1 else look
+    return look, store, t[2] if len(t) > 2 else store
 
 
 def _predict_endpoint(reqs: list[PlannedRequest], spec: EngineCacheSpec,
@@ -64,7 +73,12 @@ def _predict_endpoint(reqs: list[PlannedRequest], spec: EngineCacheSpec,
     for when, kind, k in _events(reqs, times):
         p = int(prompt[k])
         if kind == 1:  # prefill done: the connector stores the full chunks LMCache lacks
-            l1.store(chunks[k], int(l1_hit[k]), p // ct, when)
+            if l1 is not None:
+                l1.store(chunks[k], int(l1_hit[k]), p // ct, when)
+            continue
+        if kind == 2:  # request ended: LMCache touches its chunks
+            if l1 is not None:
+                l1.finish(chunks[k], p, when)
             continue
         hit_local = pool.lookup(keys[k], p) * spec.block_tokens
         if l1 is not None:
@@ -81,7 +95,8 @@ def predict(plan: list[PlannedRequest], sent: set[int], spec: EngineCacheSpec,
             times: dict[int, tuple[float, float]] | None = None) -> CachePrediction:
     """Per endpoint: predicted local / external hit tokens of the sent requests.
 
-    ``times[request] = (lookup_s, store_s)`` on one clock; by default the planned send time.
+    ``times[request] = (lookup_s, store_s, end_s)`` on one clock; by default the planned send
+    time for all three.
     """
     times = times or {}
     per, counters, ids = {}, {}, {}

@@ -143,6 +143,7 @@ async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: floa
 class ReplayResult:
     records: list[dict]
     skipped_done: int
+    t0_perf_s: float | None = None  # time.perf_counter() of the replay clock's zero
 
 
 async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientOptions, *,
@@ -217,7 +218,7 @@ async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientO
     if died:
         raise ServerDied(f"{died[0]}; {len(records) + len(done)} finished records are in "
                          f"{out_path} (continue with --resume)")
-    return ReplayResult(records, len(done))
+    return ReplayResult(records, len(done), t0)
 
 
 def percentile(values, q: float) -> float | None:

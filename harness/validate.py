@@ -19,7 +19,7 @@ Measured: counter deltas, the client's TTFT, and vLLM's own TTFT / queue / prefi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,12 +82,14 @@ class ValidateResult:
 
 
 def _times(m: Measurement) -> dict[int, tuple[float, float]]:
-    """(lookup, store) per sent request on the replay's clock: sent, and sent + TTFT."""
+    """(lookup, store, end) per sent request on the replay's clock: sent, sent + TTFT, sent +
+    E2E."""
     out = {}
     for r in m.records:
         if r.get("status") == "ok" and r.get("sent_s") is not None:
             sent = float(r["sent_s"])
-            out[int(r["request"])] = (sent, sent + float(r.get("ttft_s") or 0.0))
+            ttft = float(r.get("ttft_s") or 0.0)
+            out[int(r["request"])] = (sent, sent + ttft, sent + max(float(r.get("e2e_s") or 0.0), ttft))
     return out
 
 
@@ -107,7 +109,7 @@ def _lmcache_side(m: Measurement, pred: dict, pc: CachePrediction) -> dict:
         "external_hit_abs_error": None if m_ext is None else abs(pred["external_hit_ratio"] - m_ext),
         "measured_external_share_of_prompt": eh / q if q else None,
         "predicted_external_share_of_prompt": ph / pred["prompt_tokens"] if pred["prompt_tokens"] else None,
-        "predicted_l1": counters, "lmcache_counters": m.lmcache,
+        "predicted_l1": counters, "lmcache_counters": m.lmcache, "l1_wakes_seen": {u: len(w) for u, w in m.l1_wakes.items()},
     }
 
 
@@ -124,6 +126,8 @@ def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool) -> Engine
                              "its L1: give --engine-config (written by serve --engine-config-out)",
                              where="--engine-config")
         l1 = opts.engine.l1_config()
+        if len(m.l1_wakes) == 1:  # when the loop woke, as watched during the replay
+            l1 = replace(l1, wakes_s=next(iter(m.l1_wakes.values())))
     return EngineCacheSpec(info.block_size, info.usable_blocks, l1)
 
 
