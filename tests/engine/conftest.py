@@ -40,9 +40,9 @@ def engine_plain():
         yield stack
 
 
-#: vLLM's own cache small (4 MiB: 32 blocks of 128 tokens) so LMCache serves many hits, and
+#: vLLM's own cache small (6 MiB: 48 blocks of 128 tokens) so LMCache serves many hits, and
 #: LMCache's L1 small enough to evict: 0.02 GiB = 81 chunks of 256 tokens x 1 KiB
-LMCACHE_SMALL = EngineConfig("tiny-llama-2l", kv_cache_bytes=4 * 1024 * 1024, lmcache=True,
+LMCACHE_SMALL = EngineConfig("tiny-llama-2l", kv_cache_bytes=6 * 1024 * 1024, lmcache=True,
                              lmcache_l1_gb=0.02)
 
 
