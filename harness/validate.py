@@ -29,6 +29,7 @@ from harness.measure import Measurement, ReplayOptions, replay_and_measure
 from harness.metrics import cache_info
 from harness.predict import CachePrediction, EngineCacheSpec, predict
 from simkv.errors import InputError
+from simkv.latency.calibrate import Calibration
 
 #: vLLM's default ``max_num_batched_tokens`` for the OpenAI server with chunked prefill
 DEFAULT_TOKEN_BUDGET = 2048
@@ -38,7 +39,7 @@ DEFAULT_TOKEN_BUDGET = 2048
 class ValidateOptions:
     replay: ReplayOptions
     engine: EngineConfig | None = None
-    calibration: Path | None = None
+    calibration: Path | Calibration | None = None
     token_budget: int = DEFAULT_TOKEN_BUDGET
     model_config: str = "tiny-llama-2l"
 
@@ -182,7 +183,8 @@ def predict_ttft(m: Measurement, pc: CachePrediction, opts: ValidateOptions) -> 
     return {"predicted_ttft_p50_s": p50, "predicted_ttft_p90_s": p90,
             "measured_ttft_p50_s": m50, "measured_ttft_p90_s": m90,
             "ttft_p50_rel_error": abs(p50 - m50) / m50, "ttft_p90_rel_error": abs(p90 - m90) / m90,
-            "ttft_note": f"calibration {opts.calibration}; serving simulation at concurrency "
+            "ttft_note": f"calibration {getattr(opts.calibration, 'name', 'given')}; serving "
+                         "simulation at concurrency "
                          f"{opts.replay.concurrency or 'unlimited'}, token budget {opts.token_budget}"}
 
 

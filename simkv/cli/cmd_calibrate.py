@@ -21,12 +21,8 @@ def calibrate_cmd(
     """Fit TTFT = a + b*uncached + c*uncached*context + d*cached to measured records."""
     from simkv.atomicio import atomic_write_text
     from simkv.errors import InputError
-    from simkv.latency.calibrate import (
-        check_overwrite,
-        fit_calibration,
-        load_measured,
-        replay_quiet,
-    )
+    from simkv.latency.calibrate import fit_calibration, load_measured
+    from simkv.latency.calibration_guard import check_overwrite, replay_quiet
 
     if not 0.0 <= holdout < 1.0:
         raise InputError("must be within [0, 1)", where="--holdout")

@@ -18,14 +18,13 @@ MAPE and p50 / p90 of the absolute relative error.  Records with inter-token tim
 measured decode step (their median), which the serving simulation uses for decode.
 
 A calibration remembers the machine load of the replays it came from (``quiet``, from the
-harness's ``machine`` block): :func:`check_overwrite` refuses to replace a calibration fitted on
+harness's ``machine`` block): ``simkv.latency.calibration_guard.check_overwrite`` refuses to replace a calibration fitted on
 a quiet machine with one from a loaded machine unless asked.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -314,32 +313,6 @@ def fit_calibration(measured: pd.DataFrame, *, holdout: float = 0.25, seed: int 
                        decode_step_s=measured_decode_step_s(rows))
 
 
-def replay_quiet(records_path: Path) -> bool | None:
-    """Whether the harness replay that wrote ``records_path`` ran on a quiet machine (its
-    ``summary.json`` beside the records; ``None`` when it does not say)."""
-    summary = Path(records_path).parent / "summary.json"
-    try:
-        data = json.loads(summary.read_text())
-    except (OSError, ValueError):
-        return None
-    machine = data.get("machine") if isinstance(data, dict) else None
-    quiet = machine.get("quiet") if isinstance(machine, dict) else None
-    return quiet if isinstance(quiet, bool) else None
-
-
-def check_overwrite(existing: Path, new: Calibration, *, allow_loaded: bool) -> None:
-    """Refuse to replace a quiet-machine calibration with one from a loaded machine."""
-    if not Path(existing).exists() or allow_loaded:
-        return
-    old = load_calibration(Path(existing))
-    old_quiet = bool(old.fit and old.fit.quiet)
-    new_quiet = bool(new.fit and new.fit.quiet)
-    if old_quiet and not new_quiet:
-        raise InputError("holds a calibration from a quiet machine and the new records come from "
-                         "a loaded (or unknown) one; give --allow-loaded to replace it anyway",
-                         source=existing, where="--out")
-
-
 # ------------------------------------------------------------------ prediction vs measurement
 def _as_calibration(calibration: Calibration | Path | str) -> Calibration:
     return calibration if isinstance(calibration, Calibration) else load_calibration(Path(calibration))
@@ -399,5 +372,4 @@ def evaluate_prediction(trace: Trace, cfg: CacheConfig, measured_df: pd.DataFram
 
 
 __all__ = ["Calibration", "FitReport", "fit_calibration", "load_calibration", "parse_calibration",
-           "load_measured", "evaluate_prediction", "predict_ttft", "nnls_small", "huber_nnls",
-           "check_overwrite"]
+           "load_measured", "evaluate_prediction", "predict_ttft", "nnls_small", "huber_nnls"]

@@ -76,7 +76,7 @@ def test_absolute_fit_is_not_biased_low_like_the_relative_one():
 
 
 def test_loaded_records_do_not_replace_a_quiet_calibration(tmp_path):
-    from simkv.latency.calibrate import check_overwrite
+    from simkv.latency.calibration_guard import check_overwrite
 
     quiet = fit_calibration(_measured(), quiet=True)
     loaded = fit_calibration(_measured(), quiet=False)
