@@ -53,8 +53,9 @@ def test_ttft_p50_calibrated_on_one_trace_predicts_another(benchmark):
 
 # ------------------------------------------------------------------ fresh replays (issue 16)
 def _fresh_traces(tmp: Path) -> dict[str, Path]:
-    """A Mooncake slice shrunk to the CPU engine (requests 1000-1059, x 1/16: 32-token blocks,
-    none too long) and a generated multi-turn workload (shared prefixes, 60 requests)."""
+    """A Mooncake slice shrunk to the CPU engine (requests 3600-3659, x 1/16: 32-token blocks,
+    none too long, 22% of prompt tokens reusable; most 60-request slices reuse under 8%) and a
+    generated workload with shared prefixes (60 requests)."""
     from harness.testing import shared_prefix_trace
     from simkv.trace import save_trace
     from simkv.trace.scale import scale_tokens
@@ -62,7 +63,7 @@ def _fresh_traces(tmp: Path) -> dict[str, Path]:
 
     mc = load_trace(Path(__file__).resolve().parents[1] / "data" / "mooncake_synthetic.jsonl")
     paths = {"mooncake": tmp / "mooncake.parquet", "generated": tmp / "generated.parquet"}
-    save_trace(scale_tokens(by_requests(mc, 1000, 1060), 1 / 16), paths["mooncake"])
+    save_trace(scale_tokens(by_requests(mc, 3600, 3660), 1 / 16), paths["mooncake"])
     save_trace(shared_prefix_trace(77, n_requests=60), paths["generated"])
     return paths
 
