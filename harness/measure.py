@@ -195,6 +195,14 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
     summary.update(wall_s=wall, skipped=len(skipped_requests(plan)),
                    skipped_requests=skipped_requests(plan),
                    machine=meter.result.as_dict() if meter.result else None)
+    if meter.result is not None and not meter.result.quiet:
+        r = meter.result
+        def num(v: float | None) -> str:
+            return "unknown" if v is None else f"{v:.2f}"
+
+        say(f"note: the machine was loaded (load average {num(r.load_1m_before)} on {r.cpus} CPUs "
+            f"before the replay; other work used {num(r.other_busy_cores)} cores during it): its "
+            "timings are not the engine's alone (summary.json: machine.quiet = false)")
     connector = bool(opts.lmcache_metrics)
     _write_metrics(out, endpoints, before, during.rows, after)
     return Measurement(

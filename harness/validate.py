@@ -28,6 +28,7 @@ from harness.engineconfig import EngineConfig
 from harness.measure import Measurement, ReplayOptions, replay_and_measure
 from harness.metrics import cache_info
 from harness.predict import CachePrediction, EngineCacheSpec, predict
+from harness.ttft import predicted_ttft_s
 from simkv.errors import InputError
 from simkv.latency.calibrate import Calibration
 
@@ -165,8 +166,6 @@ def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
 
 def predict_ttft(m: Measurement, pc: CachePrediction, opts: ValidateOptions) -> dict:
     """Calibrated per-request costs through the serving simulation at the replay's concurrency."""
-    from harness.ttft import predicted_ttft_s
-
     ttft, req_ids = predicted_ttft_s(m.plan, pc, opts.calibration, concurrency=opts.replay.concurrency,
                                      token_budget=opts.token_budget,
                                      model_config=(opts.engine.model_config if opts.engine
