@@ -76,3 +76,29 @@ def test_engine_config_round_trip_and_chunk_units(tmp_path):
     path.write_text(json.dumps({"kind": "engine_config", "model_config": "x", "bogus": 1}))
     with pytest.raises(InputError, match="bogus"):
         load_engine_config(path)
+
+
+def test_predicted_ttft_one_in_flight_is_the_calibrated_standalone_time():
+    """Two requests back to back, one in flight: each predicted TTFT (from its send, i.e. after
+    the slot wait) is the linear model's own a + b*u + c*u*ctx + d*cached, by hand."""
+    import numpy as np
+
+    from harness.plan import PlannedRequest
+    from harness.predict import CachePrediction
+    from harness.ttft import predicted_ttft_s
+    from simkv.cache.vllm_policy import TieredPrediction
+    from simkv.latency.calibrate import Calibration
+
+    plan = [PlannedRequest(0, 0.0, "e", list(range(3, 1003)), 1000, 4),
+            PlannedRequest(1, 0.0, "e", list(range(3, 1003)), 1000, 4)]
+    pred = TieredPrediction(np.array([1000, 1000]), np.array([0, 896]), np.array([0, 0]),
+                            np.array([0, 0]))
+    pc = CachePrediction({"e": pred}, {}, {"e": np.array([0, 1])})
+    cal = Calibration(0.01, 1e-4, 1e-8, 1e-6, decode_step_s=0.002)
+    ttft, ids = predicted_ttft_s(plan, pc, cal, concurrency=1, token_budget=2048,
+                                 model_config="tiny-llama-2l")
+    assert ids == [0, 1]
+    # request 0: u = 1000, ctx = 500.5: 0.01 + 0.1 + 1e-8 x 1000 x 500.5 = 0.115005
+    # request 1: u = 104, cached 896, ctx = 896 + 52.5: 0.01 + 0.0104 + 1e-8 x 104 x 948.5
+    #            + 1e-6 x 896 = 0.0222504
+    np.testing.assert_allclose(ttft, [0.115005, 0.01 + 0.0104 + 1e-8 * 104 * 948.5 + 0.000896])
