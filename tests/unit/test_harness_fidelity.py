@@ -102,3 +102,31 @@ def test_predicted_ttft_one_in_flight_is_the_calibrated_standalone_time():
     # request 1: u = 104, cached 896, ctx = 896 + 52.5: 0.01 + 0.0104 + 1e-8 x 104 x 948.5
     #            + 1e-6 x 896 = 0.0222504
     np.testing.assert_allclose(ttft, [0.115005, 0.01 + 0.0104 + 1e-8 * 104 * 948.5 + 0.000896])
+
+
+def test_cache_prediction_with_an_evicting_l1_by_hand():
+    """vLLM: 5 usable blocks of 128; LMCache: 2 chunks of 256, loop wakes at 0.5 s.
+    A (520 tokens) stores chunks a1 a2 (L1 full); B's store fails (all or nothing) and evicts
+    A from vLLM; the wake at 0.5 s sees 2/2 >= 0.8 and deletes int(0.4) -> 1 key, the least
+    recent: A's *last* chunk a2 (reverse order).  A again at 1.0 s: vLLM hit 0, L1 hit a1 only,
+    so 256 external tokens."""
+    import numpy as np
+
+    from harness.plan import PlannedRequest
+    from harness.predict import EngineCacheSpec, predict
+    from simkv.cache.lmcache_policy import L1Config
+
+    a = list(range(3, 523))
+    b = list(range(1003, 1523))
+    plan = [PlannedRequest(0, 0.0, "e", a, 520, 1), PlannedRequest(1, 0.2, "e", b, 520, 1),
+            PlannedRequest(2, 1.0, "e", a, 520, 1)]
+    times = {0: (0.0, 0.1, 0.1), 1: (0.2, 0.3, 0.3), 2: (1.0, 1.1, 1.1)}
+    spec = EngineCacheSpec(128, 5, L1Config(2, 256, wakes_s=(0.5,)))
+    pc = predict(plan, {0, 1, 2}, spec, times)
+    p = pc.per_endpoint["e"]
+    assert pc.request_ids["e"].tolist() == [0, 1, 2]
+    assert p.local_hit_tokens.tolist() == [0, 0, 0]
+    assert p.external_hit_tokens.tolist() == [0, 0, 256]
+    c = pc.l1_counters["e"]
+    assert (c["failed_stores"], c["evicted_chunks"], c["ticks"]) == (1, 1, 1)
+    assert np.array_equal(p.prompt_tokens, [520, 520, 520])
