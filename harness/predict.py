@@ -9,7 +9,7 @@ time): a request looks up both caches when it is sent, LMCache stores its new fu
 its prefill ends (``sent + TTFT``) and reorders its chunks when it ends (``sent + E2E``).
 vLLM's own blocks are served one request after another at its lookup (requests in flight at
 once pin more blocks in the engine and its scheduler defers those that do not fit; not modelled:
-measured 0.03 off at 8 in flight with LMCache, see docs/harness.md).
+measured 0.014-0.015 off on prefix hits at 8 in flight, see docs/harness.md).
 Requests skipped as too long are left out of both the measured and the predicted figures.
 """
 
