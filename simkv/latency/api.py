@@ -65,7 +65,8 @@ def build_latency_model(*, gpu: str = "H100", tier: str = "hbm", tensor_parallel
     from simkv.latency.calibrate import Calibration, load_calibration
 
     calib = calibration if isinstance(calibration, Calibration) else load_calibration(Path(calibration))
-    return CalibratedLatency(coefficients=calib.coefficients(), fallback=analytic)
+    return CalibratedLatency(coefficients=calib.coefficients(), fallback=analytic,
+                             decode_step_measured_s=calib.decode_step_s)
 
 
 def _specs(trace: Trace, specs: dict[str, ModelSpec] | None) -> list[ModelSpec]:
