@@ -96,6 +96,13 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "--block-tokens": count(1, 2**20),
     "--sample-rate": real(0.0, 1.0, lo_open=True),
     "--parts": count(1, 10_000),
+    "--factor": real(0.0, 1e6, lo_open=True),
+    "--output-factor": real(0.0, 1e6),
+    "--time-factor": real(0.0, 1e6),
+    "--start-s": real(0.0, 1e12),
+    "--end-s": real(0.0, 1e12),
+    "--sessions": count(1, 2**62),
+    "--requests": count(1, 2**62),
     # simkv-harness
     "--block-size": count(1, 2**20),
     "--port": PORT,
@@ -113,6 +120,7 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "--timeout-s": real(0.0, 1e6, lo_open=True),
     "--lmcache-chunks": count(1, 2**62),
     "--lmcache-chunk-tokens": count(1, 2**20),
+    "--token-budget": count(1, 2**24),
 }
 
 

@@ -64,6 +64,8 @@ BASELINES: dict[str, list[str]] = {
     "simkv models show": ["llama-3.1-8b"],
     "simkv trace stats": ["{trace}"],
     "simkv trace convert": ["{trace}", "{tmp}/converted.parquet"],
+    "simkv trace scale": ["{trace}", "{tmp}/scaled.parquet", "--factor", "0.5"],
+    "simkv trace slice": ["{trace}", "{tmp}/sliced.parquet", "--sessions", "2", "--seed", "1"],
     "simkv trace import": ["{alibaba}", "{tmp}/imported.parquet", "--format", "alibaba"],
     "simkv workload generate": ["{spec}", "--out", "{tmp}/generated.parquet"],
     "simkv workload list": [],
