@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from simkv.atomicio import atomic_write_text
 from simkv.cli.common import check_output_path, print_json, print_table
 
 
