@@ -291,7 +291,7 @@ def input_file(path: Any, what: str, *, where: str | None = None) -> Any:
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"is a directory, not a {what}", source=p, where=where)
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"not a regular file (a {what} must be a file)", source=p, where=where)
+        raise InputError(f"not a regular file (give the {what} as a file)", source=p, where=where)
     return p
 
 

@@ -188,6 +188,11 @@ def others() -> None:
     _w("life_out/records.parquet", b"the user's own records\n")
     _w("replay_out/records.jsonl", b'{"request": 0, "status": "ok"}\n')
     _w("api_key.txt", b"\xff\xfe\xfd\n")
+    ec = {"schema_version": 1, "kind": "engine_config", "model_config": "tiny-llama-2l",
+          "kv_cache_bytes": 8388608}
+    _w("engine_bool_bytes.json", json.dumps({**ec, "kv_cache_bytes": True}))
+    _w("engine_nan_l1.json", json.dumps({**ec, "lmcache_l1_gb": float("nan")}))
+    _w("engine_deep.json", "[" * 5_000 + "]" * 5_000)
     (FILES / "empty_dir").mkdir(exist_ok=True)
     _w("empty_dir/.keep", b"")
 
