@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -25,6 +26,22 @@ def _capacity(parse):
             return None
         return parse(text, where=where)
     return inner
+
+
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a Ray address that does not answer, before Ray spends minutes retrying it."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"not HOST:PORT (or ray://HOST:PORT, auto): {address[:100]!r}",
+                         where="--address")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address} "
+                         f"({exc.strerror or type(exc).__name__})", where="--address") from None
 
 
 def _rate(text: str, *, where: str) -> float:
@@ -111,6 +128,8 @@ def sweep_cmd(
         raise InputError("must be within (0, 1]", where="--sample-rate")
     if out is not None:
         check_output_path(out, force=force)
+    if address is not None and executor == "ray":
+        check_ray_address(address)
     trace = load_trace(trace_path, format)
     kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
     if shards_error is not None:
