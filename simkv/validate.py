@@ -102,7 +102,6 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "--start-s": real(0.0, 1e12),
     "--end-s": real(0.0, 1e12),
     "--sessions": count(1, 2**62),
-    "--requests": count(1, 2**62),
     # simkv-harness
     "--block-size": count(1, 2**20),
     "--port": PORT,
@@ -118,7 +117,6 @@ OPTION_BOUNDS: dict[str, Bound] = {
     "--vocab": count(2, 2**31 - 1),
     "--salt": count(0, INT64_MAX),
     "--timeout-s": real(0.0, 1e6, lo_open=True),
-    "--lmcache-chunks": count(1, 2**62),
     "--lmcache-chunk-tokens": count(1, 2**20),
     "--token-budget": count(1, 2**24),
 }

@@ -127,3 +127,15 @@ def test_guard_check_names_the_estimate_and_the_bound():
 def test_guard_default_is_80_percent_of_available_memory():
     with guard.limit(None):
         assert guard.limit_bytes() == pytest.approx(0.8 * guard.available_bytes(), rel=0.05)
+
+
+def test_every_declared_bound_belongs_to_a_numeric_option():
+    """OPTION_BOUNDS holds no stale names: each is an int/float option of simkv or
+    simkv-harness (so a renamed option cannot silently lose its bounds)."""
+    import harness.cli as harness_cli
+    from simkv.cli.main import build_app
+
+    names = set()
+    for app in (build_app(), harness_cli.app):
+        names |= {n for _, n, _ in numeric_params(typer.main.get_command(app))}
+    assert set(OPTION_BOUNDS) <= names, sorted(set(OPTION_BOUNDS) - names)
