@@ -128,9 +128,13 @@ def _metadata(meta: dict, path: Path) -> tuple[int, int | None, tuple[str, ...],
 def read_parquet(path: Path) -> Trace:
     try:
         pf = pq.ParquetFile(str(path), memory_map=False)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from None
-    meta = pf.schema_arrow.metadata or {}
+        schema = pf.schema_arrow
+    # pyarrow's errors on hostile bytes, by name: ArrowInvalid, OSError (torn file) and
+    # UnicodeDecodeError (a column name that is not UTF-8)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"not a readable Parquet file ({first})", source=path) from None
+    meta = schema.metadata or {}
     version = meta.get(b"simkv.schema_version")
     if version is None:
         raise InputError("not a simkv trace (no simkv.schema_version in the file metadata)", source=path)
@@ -141,9 +145,9 @@ def read_parquet(path: Path) -> Trace:
     if version_no != SCHEMA_VERSION:
         raise InputError(f"trace schema version {version_no} is not supported (this simkv reads "
                          f"version {SCHEMA_VERSION})", source=path)
-    _check_schema(pf.schema_arrow, path)
+    _check_schema(schema, path)
     block_tokens, n_blocks_meta, models, extra = _metadata(meta, path)
-    present = [c for c in _LISTS if c in pf.schema_arrow.names]
+    present = [c for c in _LISTS if c in schema.names]
     n = pf.metadata.num_rows
     try:
         n_blocks = n_blocks_meta
