@@ -27,7 +27,7 @@ from simkv.trace import load_trace, save_trace
 from simkv.workloads.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-FUZZ = settings(max_examples=600 if os.environ.get("SIMKV_FUZZ") == "all" else 60,
+FUZZ = settings(max_examples=1500 if os.environ.get("SIMKV_FUZZ") == "all" else 150,
                 deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
