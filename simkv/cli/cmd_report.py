@@ -94,7 +94,7 @@ def _check_inputs(tiers: Path | None, pricebooks: Path | None, measured: Path | 
     if measured is not None:
         try:
             load_measured(measured)
-        except ValueError as exc:  # JSON syntax (InputError is a ValueError too)
+        except (ValueError, RecursionError) as exc:  # JSON syntax, deep nesting (InputError too)
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"not JSON from `simkv-harness validate --json` ({exc})",
