@@ -1,9 +1,11 @@
 """``python -m simkv.report.make_report``: the project's sizing report (what ``make report`` runs).
 
-Generates the example workloads (short windows), runs every section and writes
-``reports/index.html`` (one self-contained file), ``reports/report.md`` and the data behind
-every figure under ``reports/data/``.  ``--quick`` shrinks the grids and skips the engine
-replay (the report then says the measured section was not run and how to run it).
+Runs the registered stages (``simkv.pipeline``: the example workloads over short windows, the
+simulations, bills, grid, ...) into ``reports/run/``, reusing every stage whose inputs, config
+and code did not change, then renders ``reports/index.html`` (one self-contained file),
+``reports/report.md`` and the data behind every figure under ``reports/data/``.  ``--quick``
+shrinks the grids and skips the engine replay (the report then says the measured section was
+not run and how to run it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from simkv.errors import InputError
 from simkv.report.model import ReportOptions
 
 #: what ``make report`` owns inside its output folder (replaced on every run); anything else
-#: there (reports/README.md) is left alone.
+#: there (reports/README.md) is left alone.  ``run/`` is the stages' cache: kept (``--fresh``
+#: empties it).
 OWNED = ("index.html", "report.md", "data", "measured")
 
 
@@ -33,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--measured", type=Path, default=None,
                    help="existing `simkv-harness validate --json` results to show (skips the replay)")
     p.add_argument("--pricebooks", type=Path, default=None, help="price book folder (default: shipped)")
+    p.add_argument("--run-dir", type=Path, default=None, help="run folder (default OUT/run)")
+    p.add_argument("--fresh", action="store_true", help="empty the run folder first (no reuse)")
     return p.parse_args(argv)
 
 
@@ -49,55 +54,40 @@ def clear_owned(out: Path, names: tuple[str, ...] = OWNED) -> None:
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     args = parse_args(argv)
-    from simkv.report.inputs import example_workloads
-    from simkv.report.pipeline import Progress, build_report
-    from simkv.report.sections import SECTIONS
+    from simkv.pipeline.api import RUN_FOLDER, n_steps, run_and_render
+    from simkv.pipeline.inputs import RunInputs
+    from simkv.pipeline.plugins import load_plugin_stages
+    from simkv.pipeline.progress import Progress
 
+    load_plugin_stages()
     out = args.out
+    run_dir = args.run_dir or out / RUN_FOLDER
     try:
+        if not args.workloads_dir.is_dir():
+            raise InputError("not a directory of workload specs", source=args.workloads_dir,
+                             where="--workloads-dir")
         out.mkdir(parents=True, exist_ok=True)
         clear_owned(out)
-        n_stages = len(SECTIONS) + 2 + (0 if args.quick or args.measured else 1)
-        with Progress(n_stages, enabled=not args.no_progress) as progress:
-            progress.stage("generating the example workloads")
-            tg = time.perf_counter()
-            workloads = example_workloads(args.workloads_dir, quick=args.quick)
-            timings = {"generating the example workloads": round(time.perf_counter() - tg, 3)}
-            progress.advance()
-            measured_path = args.measured
-            measured_note = ""
-            if not args.quick and measured_path is None:
-                progress.stage("validation replay on the CPU engine")
-                tv = time.perf_counter()
-                measured_path, measured_note = _replay(out)
-                timings["validation replay on the CPU engine"] = round(time.perf_counter() - tv, 3)
-                progress.advance()
-            opts = ReportOptions(quick=args.quick, seed=args.seed, pricebooks_dir=args.pricebooks,
-                                 measured_path=measured_path, run_engine=not args.quick,
-                                 measured_note=measured_note, offers_replay=True,
-                                 command="make report" + (" QUICK=1" if args.quick else ""))
-            subtitle = (f"{len(workloads)} example workloads generated from "
-                        f"{args.workloads_dir.name}/ (short windows, extrapolated to a month).")
-            from simkv.report.measured import engine_python
-
-            result = build_report(out, workloads, opts, progress=progress, subtitle=subtitle,
-                                  extra_timings=timings, started_s=t0,
-                                  engine_python=None if args.quick else engine_python())
+        if args.fresh and run_dir.is_dir():
+            shutil.rmtree(run_dir)
+        opts = ReportOptions(quick=args.quick, seed=args.seed, pricebooks_dir=args.pricebooks,
+                             measured_path=args.measured, run_engine=not args.quick,
+                             offers_replay=True,
+                             command="make report" + (" QUICK=1" if args.quick else ""))
+        with Progress(n_steps(opts), enabled=not args.no_progress) as progress:
+            result, runs = run_and_render(out, RunInputs(workloads_dir=args.workloads_dir), opts,
+                                          run_dir=run_dir, progress=progress, started_s=t0)
     except InputError as exc:
         sys.stderr.write(f"simkv report: error: {exc}\n")
         return 2
+    ran = [r.name for r in runs if r.status == "ran"]
+    reused = [r.name for r in runs if r.status == "cached"]
     sys.stdout.write(f"report: {result.html.resolve()}\n")
     sys.stdout.write(f"        {result.markdown.resolve()} and {len(result.data_files)} data files "
                      f"under {(result.out_dir / 'data').resolve()}\n")
+    sys.stdout.write(f"stages: ran {', '.join(ran) or 'none'}; reused {', '.join(reused) or 'none'} "
+                     f"(run folder {run_dir.resolve()})\n")
     return 0
-
-
-def _replay(out: Path) -> tuple[Path | None, str]:
-    """Run the validation replay on the CPU engine; (results, reason if none)."""
-    from simkv.report.measured import run_validation
-
-    run = run_validation(out / "measured")
-    return run.results, run.reason
 
 
 if __name__ == "__main__":

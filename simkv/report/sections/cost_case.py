@@ -1,37 +1,19 @@
 """Section 1: the brief's cost case, and what storing the same prefixes costs for a few models.
 
 The recompute figures come from ``simkv cost case`` (simkv.economics); the KV bytes from the
-model catalogue's geometry; storage prices from the price books' storage quotes.
+model catalogue's geometry; storage prices from the price books' storage quotes: all tables of
+the ``bills`` stage.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-
-from simkv.models import get_model
 from simkv.report import fmt
-from simkv.report.deps import need
 from simkv.report.figures import new_figure
-from simkv.report.model import Missing, ReportContext, Section, Table
+from simkv.report.model import ReportContext, Section, Table
 
 KEY = "cost-case"
-
-#: The two examples of the product brief (docs/facts.md).
-BRIEF_CASES = (
-    {"case": "32k-token system prefix, 2,000 requests a day", "prefix_tokens": 32_000,
-     "per_day": 2_000, "usd_per_mtok": 0.15},
-    {"case": "support assistant: 24k-token shared prefix, 150,000 sessions a day",
-     "prefix_tokens": 24_000, "per_day": 150_000, "usd_per_mtok": 0.15},
-)
-
-#: Models whose KV bytes for the same prefixes are shown (dense GQA, MLA, MoE, sliding window).
-STORAGE_MODELS = ("llama-3.1-8b", "llama-3.1-70b", "qwen3-32b", "deepseek-v3", "gpt-oss-120b")
-
-
-def _monthly_recompute(fn, case: dict, days: float) -> float:
-    out = fn(case["prefix_tokens"], case["per_day"], case["usd_per_mtok"], days_per_month=days,
-             spec=get_model(STORAGE_MODELS[0]))
-    return float(out["monthly_recompute_usd"])
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'bills')
 
 
 def build(ctx: ReportContext) -> Section:
@@ -42,16 +24,9 @@ def build(ctx: ReportContext) -> Section:
     sec.assumptions.append(f"A month is {days:g} days (the brief's convention; --days-per-month "
                            "in `simkv cost case`).")
     # 1. recompute cost of the two examples
-    rows = []
-    try:
-        fn = need("simkv.economics.case", "cost_case")
-        for case in BRIEF_CASES:
-            rows.append({**case, "days_per_month": days,
-                         "monthly_recompute_usd": _monthly_recompute(fn, case, days)})
-    except Missing as exc:
-        sec.mark_missing(f"recompute cost: {exc}")
+    frame = ctx.run.table("bills", "cost_case_recompute")
+    rows = frame.to_dict("records")
     if rows:
-        frame = pd.DataFrame(rows)
         data = ctx.write_data("cost_case_recompute", frame)
         sec.tables.append(Table(
             "Monthly recompute cost (the brief's examples)",
@@ -65,31 +40,11 @@ def build(ctx: ReportContext) -> Section:
                 f"at ${r['usd_per_mtok']:.2f}/MTok = {fmt.usd(r['monthly_recompute_usd'])} a month "
                 "spent re-encoding the same prefix.")
     # 2. KV bytes of the same prefixes for a few models (catalogue geometry)
-    kv_rows = []
-    for name in STORAGE_MODELS:
-        spec = get_model(name)
-        for case in BRIEF_CASES:
-            kv_rows.append({"model": name, "prefix_tokens": case["prefix_tokens"],
-                            "kv_bytes": float(spec.kv_bytes(case["prefix_tokens"])),
-                            "kv_bytes_per_token": float(spec.kv_bytes_per_token)})
-    kv = pd.DataFrame(kv_rows)
-    # 3. what storing them costs a month under each price book's storage quotes
-    quotes = []
-    try:
-        load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
-        books = load_pricebooks(ctx.options.pricebooks_dir)
-        for r in kv_rows:
-            for book in books:
-                for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days):
-                    quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
-                                   "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
-                                   "monthly_storage_usd": float(q.monthly_usd), "basis": q.basis,
-                                   "placeholder": bool(q.placeholder)})
-    except Missing as exc:
-        sec.mark_missing(f"storage prices: {exc}")
+    kv = ctx.run.table("bills", "cost_case_kv_bytes")
+    storage_models = ctx.run.facts("bills")["storage_models"]
     kv_file = ctx.write_data("cost_case_kv_bytes", kv)
     with new_figure() as (fig, ax):
-        piv = kv.pivot(index="model", columns="prefix_tokens", values="kv_bytes").loc[list(STORAGE_MODELS)]
+        piv = kv.pivot(index="model", columns="prefix_tokens", values="kv_bytes").loc[list(storage_models)]
         xs = range(len(piv))
         width = 0.38
         for j, col in enumerate(piv.columns):
@@ -115,15 +70,10 @@ def build(ctx: ReportContext) -> Section:
                         + " and ".join(fmt.usd(r["monthly_recompute_usd"]) for r in rows)
                         + " a month; their KV is " + fmt.size(small["kv_bytes"]) + " to "
                         + fmt.size(big["kv_bytes"]) + " depending on the model.")
-    if quotes:
-        q = pd.DataFrame(quotes)
+    if ctx.run.has_table("bills", "cost_case_storage_quotes"):
+        q = ctx.run.table("bills", "cost_case_storage_quotes")
         q_file = ctx.write_data("cost_case_storage_quotes", q)
-        if rows:
-            rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
-            q["monthly_recompute_usd"] = q["prefix_tokens"].map(rec)
-            q["recompute_over_storage"] = q["monthly_recompute_usd"] / q["monthly_storage_usd"].where(
-                q["monthly_storage_usd"] > 0)
-            q_file = ctx.write_data("cost_case_storage_quotes", q)
+        rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
         cheapest = q.sort_values(["monthly_storage_usd", "book", "variant", "model"]).groupby(
             ["model", "prefix_tokens"], sort=False).head(1)
         sec.tables.append(Table(

@@ -3,6 +3,7 @@
 The grid is exact (equal to the cache engine at every point; simkv.sizing).  Capacities are
 bytes of KV for each workload's model(s), spaced geometrically up to the working set; TTLs are
 refreshed on every hit.  Belady's MIN (no TTL) bounds what any eviction policy could reach.
+Tables of the ``grid`` stage (working sets from ``simulate``).
 """
 
 from __future__ import annotations
@@ -11,48 +12,12 @@ import numpy as np
 import pandas as pd
 
 from simkv.report import fmt
-from simkv.report.deps import need
 from simkv.report.figures import new_figure
-from simkv.report.model import Missing, ReportContext, Section, Table, WorkloadInput
-from simkv.report.sections.common import working_set_bytes
+from simkv.report.model import ReportContext, Section, Table
 
 KEY = "grid"
-
-TTLS_S = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, None)
-TTLS_QUICK_S = (300.0, 3600.0, None)
-N_CAPS, N_CAPS_QUICK = 16, 8
-#: smallest capacity as a fraction of the working set
-MIN_FRACTION = 1.0 / 256
-
-
-def capacities_for(ws_bytes: int, n: int) -> list[int]:
-    """``n`` capacities from the working set / 256 to the working set, geometric."""
-    if ws_bytes <= 0:
-        return [0]
-    caps = np.unique(np.geomspace(max(1.0, ws_bytes * MIN_FRACTION), float(ws_bytes), n).astype(np.int64))
-    return [int(c) for c in caps]
-
-
-def workload_grid(ctx: ReportContext, w: WorkloadInput) -> pd.DataFrame:
-    lru_grid = need("simkv.sizing", "lru_grid")
-    quick = ctx.options.quick
-    caps = capacities_for(working_set_bytes(ctx, w), N_CAPS_QUICK if quick else N_CAPS)
-    ttls = TTLS_QUICK_S if quick else TTLS_S
-    frame = lru_grid(w.trace, capacities_bytes=caps + [None], ttls_s=list(ttls))
-    frame.insert(0, "workload", w.name)
-    frame["capacity_bytes"] = frame["capacity_bytes"].astype("Float64")
-    return frame
-
-
-def belady(ctx: ReportContext, w: WorkloadInput, caps_bytes: list[int]) -> pd.DataFrame:
-    """Belady (MIN, no TTL) block hit ratio at the grid's capacities (simkv.sizing.belady)."""
-    belady_curve = need("simkv.sizing.belady", "belady_curve")
-    if len(set(w.trace.models)) > 1:
-        raise Missing("the Belady bound is block-level and this trace mixes models (block sizes)")
-    out = belady_curve(w.trace, capacities_bytes=caps_bytes).copy()
-    out.insert(0, "workload", w.name)
-    out["capacity_bytes"] = out["capacity_bytes"].astype("Float64")
-    return out
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'grid', 'simulate')
 
 
 def build(ctx: ReportContext) -> Section:
@@ -60,32 +25,23 @@ def build(ctx: ReportContext) -> Section:
     sec.intro = ("How much of the input an LRU cache serves at each size and TTL, from one exact "
                  "pass over each trace; Belady's optimal policy bounds any eviction policy at the "
                  "same size.")
-    frames, bel = [], []
-    for w in ctx.workloads:
-        try:
-            g = workload_grid(ctx, w)
-        except Missing as exc:
-            sec.mark_missing(f"capacity x TTL grid: {exc}")
-            break
-        frames.append(g)
-        caps = [int(c) for c in g["capacity_bytes"].dropna().unique()]
-        try:
-            bel.append(belady(ctx, w, caps))
-        except Missing as exc:
-            sec.missing.append(f"Belady bound for {w.name}: {exc}")
-    if not frames:
+    if not ctx.run.has_table("grid", "grid"):
         sec.status = "unavailable"
+        sec.mark_missing("capacity x TTL grid: the grid stage wrote no grid")
         return sec
-    grid = pd.concat(frames, ignore_index=True)
-    ctx.cache["grid"] = grid
+    sec.missing.extend(ctx.run.facts("grid")["missing"])
+    grid = ctx.run.table("grid", "grid")
     data = ctx.write_data("grid", grid)
-    bel_frame = pd.concat(bel, ignore_index=True) if bel else None
+    bel_frame = (ctx.run.table("grid", "grid_belady") if ctx.run.has_table("grid", "grid_belady")
+                 else None)
     bel_file = ctx.write_data("grid_belady", bel_frame) if bel_frame is not None else None
+    ws_of = dict(ctx.run.table("simulate", "workloads_summary")[["workload", "working_set_bytes"]]
+                 .itertuples(index=False))
     for w in ctx.workloads:
         g = grid[grid["workload"] == w.name]
         if g.empty:
             continue
-        ws = working_set_bytes(ctx, w)
+        ws = int(ws_of[w.name])
         finite = g[g["capacity_bytes"].notna()]
         caps = sorted(finite["capacity_bytes"].unique())
         ttls = list(dict.fromkeys(g["ttl_s"].tolist()))
