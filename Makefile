@@ -1,5 +1,8 @@
 # simkv: every target sets up what it needs; no manual step.
-#   make report   the main job (sizing report in reports/index.html)
+#   make report   the main job (sizing report in reports/index.html): runs the stages into
+#                 reports/run/ (each reused while its inputs, config and code are unchanged),
+#                 then renders the run folder
+#   make run      the stages only (simkv run), no rendering
 #   make test     the whole test suite (unit, integration, slow, engine)
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +16,7 @@ export NUMBA_CACHE_DIR
 PYTEST_ARGS ?=
 QUICK ?=
 
-.PHONY: all venv engine browser test test-fast report bench bench-check lint verify-repro clean
+.PHONY: all venv engine browser test test-fast report run bench bench-check lint verify-repro clean
 
 all: test
 
@@ -51,6 +54,9 @@ test-fast: $(STAMP)
 report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
 	$(PY) -m simkv.report.make_report $(if $(QUICK),--quick,)
 
+run: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
+	$(PY) -m simkv.cli.main run --out reports/run $(if $(QUICK),--quick,)
+
 bench: $(STAMP)
 	mkdir -p .bench
 	$(PY) -m pytest -q -m bench --benchmark-enable tests/bench --benchmark-json=.bench/latest.json $(PYTEST_ARGS)
@@ -61,6 +67,7 @@ bench-check: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check simkv harness tests
 
+# the report pipeline twice in fresh processes, each from an empty run folder, compared
 verify-repro: $(STAMP)
 	$(PY) -m simkv.repro
 

@@ -114,7 +114,9 @@ def _git_masks(a: Path, b: Path) -> tuple[tuple[bytes, bytes], ...]:
     """Each report's commit hash -> ``<commit>``, and the dirty-tree note removed."""
     commits = [json.loads((root / "data" / "provenance.json").read_text())["git"]["commit"]
                for root in (a, b)]
-    return tuple((c.encode(), b"<commit>") for c in commits) + ((DIRTY_NOTE, b""),)
+    full = tuple((c.encode(), b"<commit>") for c in commits)
+    short = tuple((c[:12].encode(), b"<commit>") for c in commits)  # the page header's form
+    return full + short + ((DIRTY_NOTE, b""),)
 
 
 def _compare_existing(a: Path, b: Path, fields: tuple[str, ...], skip: tuple[str, ...],

@@ -31,7 +31,7 @@ def run_and_render(out_dir: Path, inputs: RunInputs, options: ReportOptions, *,
                    subtitle: str | None = None,
                    started_s: float | None = None) -> tuple[ReportResult, list[StageRun]]:
     """Run (or reuse) every stage into ``run_dir`` and render the report into ``out_dir``."""
-    import simkv.pipeline.stages  # noqa: F401 - registers simkv's stages
+    import simkv.pipeline.builtin  # noqa: F401 - registers simkv's stages
 
     t0 = started_s if started_s is not None else time.perf_counter()
     out_dir = Path(out_dir)
@@ -70,7 +70,7 @@ def context_for(out_dir: Path, options: ReportOptions, *, stages: list[str] | No
                 workloads: list[WorkloadInput] = ()):
     """Run ``stages`` (and what they need) for ``workloads`` into ``out_dir/run`` and return the
     renderer's context over it: one section can then be built alone (tests, notebooks)."""
-    import simkv.pipeline.stages  # noqa: F401 - registers simkv's stages
+    import simkv.pipeline.builtin  # noqa: F401 - registers simkv's stages
     from simkv.report.model import ReportContext
     from simkv.report.runview import RunView
 

@@ -21,7 +21,7 @@ GROUP = "simkv.stages"
 
 def load_plugin_stages() -> list[str]:
     """Import every ``simkv.stages`` entry point not loaded yet; returns their names."""
-    import simkv.pipeline.stages  # noqa: F401 - simkv's own stages first
+    import simkv.pipeline.builtin  # noqa: F401 - registers simkv's stages
     from simkv.pipeline.stage import STAGES
 
     loaded = []

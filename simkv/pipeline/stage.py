@@ -44,6 +44,7 @@ class Stage:
     run: Callable[[Any], StageOutput]
     needs: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
+    #: report options in the key (files are keyed by content through ``reads``, not by path)
     options: tuple[str, ...] = ()
     #: whether the stage runs under these report options (e.g. measured: not with --quick)
     enabled: Callable[[Any], bool] = field(default=lambda _opts: True)

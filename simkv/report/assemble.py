@@ -20,7 +20,7 @@ import simkv
 from simkv.report import provenance as prov
 from simkv.report.model import ReportContext, ReportOptions, Section
 from simkv.report.render import render
-from simkv.report.runview import RunView
+from simkv.report.runview import RunView, StageMissing
 from simkv.report.sectioncache import cached_build
 
 
@@ -59,6 +59,16 @@ def _engine(run: RunView) -> dict:
     return dict(run.facts("measured").get("engine") or {}) if run.has("measured") else {}
 
 
+def _section(ctx: ReportContext, build) -> Section:
+    """One section (from the render cache when nothing it reads changed); a section whose
+    stage did not run in this run folder says so instead of failing the report."""
+    module = sys.modules[build.__module__]
+    try:
+        return cached_build(ctx, module.KEY, build.__module__, module.READS, build)
+    except StageMissing as exc:
+        return Section(module.KEY, module.TITLE, status="unavailable", missing=[str(exc)])
+
+
 def render_run(run_dir: Path, out_dir: Path, options: ReportOptions, *, progress=None,
                subtitle: str = "", timings: dict[str, float] | None = None,
                started_s: float | None = None) -> ReportResult:
@@ -78,8 +88,7 @@ def render_run(run_dir: Path, out_dir: Path, options: ReportOptions, *, progress
         if progress is not None:
             progress.stage(f"rendering: {label}")
         t0 = time.perf_counter()
-        module = sys.modules[build.__module__]
-        sections.append(cached_build(ctx, module.KEY, build.__module__, module.READS, build))
+        sections.append(_section(ctx, build))
         timings[f"rendering: {label}"] = round(time.perf_counter() - t0, 3)
         if progress is not None:
             progress.advance()

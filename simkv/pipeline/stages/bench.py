@@ -50,5 +50,4 @@ def run(ctx: StageContext) -> StageOutput:
     return StageOutput(tables={"bench_ratios": bench_frame(latest, baseline)}, facts=facts)
 
 
-register_stage(Stage("bench", "bench results", run, reads=("bench",),
-                     options=("bench_path", "baseline_path")))
+register_stage(Stage("bench", "bench results", run, reads=("bench",)))

@@ -124,5 +124,4 @@ def run(ctx: StageContext) -> StageOutput:
 
 
 register_stage(Stage("bills", "provider comparison", run, needs=("workloads",),
-                     reads=("pricebooks",), options=("days_per_month", "n_boot", "seed",
-                                                     "pricebooks_dir")))
+                     reads=("pricebooks",), options=("days_per_month", "n_boot", "seed")))

@@ -66,5 +66,4 @@ def run(ctx: StageContext) -> StageOutput:
 
 
 register_stage(Stage("recommend", "recommendation", run, needs=("workloads",),
-                     reads=("pricebooks", "tiers"), options=("days_per_month", "pricebooks_dir",
-                                                             "tiers_path")))
+                     reads=("pricebooks", "tiers"), options=("days_per_month",)))

@@ -13,12 +13,13 @@ from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
 
 KEY = "bench"
+TITLE = "Performance of simkv itself"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'bench')
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Performance of simkv itself")
+    sec = Section(KEY, TITLE)
     opts = ctx.options
     sec.intro = ("Ratios from the last `make bench`, measured side by side in one run on the "
                  "machine that ran it (absolute times differ between machines; ratios travel).")

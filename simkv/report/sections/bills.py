@@ -17,6 +17,7 @@ from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
 
 KEY = "bills"
+TITLE = "Provider bills side by side"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'bills', 'simulate', 'latency')
 #: price-book kinds that are API prompt caches (priced against their own input price)
@@ -113,7 +114,7 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Provider bills side by side")
+    sec = Section(KEY, TITLE)
     sec.intro = ("What each way of buying prefix reuse would bill a month for the same traffic: "
                  "API prompt caches (Anthropic 5 min / 1 h, OpenAI, Gemini, DeepSeek), a "
                  "persistent subscription bucket by tier, raw storage and self-hosted GPUs.")

@@ -12,12 +12,13 @@ from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
 
 KEY = "cost-case"
+TITLE = "The cost case: recomputing a shared prefix vs storing it"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'bills')
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "The cost case: recomputing a shared prefix vs storing it")
+    sec = Section(KEY, TITLE)
     days = ctx.options.days_per_month
     sec.intro = ("The product brief's two examples: a prefix re-encoded on every request costs its "
                  "input tokens again each time.  Storing its KV once instead costs bytes.")
@@ -71,30 +72,35 @@ def build(ctx: ReportContext) -> Section:
                         + " a month; their KV is " + fmt.size(small["kv_bytes"]) + " to "
                         + fmt.size(big["kv_bytes"]) + " depending on the model.")
     if ctx.run.has_table("bills", "cost_case_storage_quotes"):
-        q = ctx.run.table("bills", "cost_case_storage_quotes")
-        q_file = ctx.write_data("cost_case_storage_quotes", q)
-        rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
-        cheapest = q.sort_values(["monthly_storage_usd", "book", "variant", "model"]).groupby(
-            ["model", "prefix_tokens"], sort=False).head(1)
-        sec.tables.append(Table(
-            "Cheapest way to store each prefix for a month",
-            ("model", "prefix tokens", "KV", "cheapest book", "monthly storage")
-            + (("recompute / storage",) if rows else ()),
-            tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
-                   fmt.usd(r.monthly_storage_usd))
-                  + ((f"{r.recompute_over_storage:,.0f}x",) if rows else ())
-                  for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
-            data_file=q_file))
-        if any(q["placeholder"]):
-            sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
-                                   "prices); replace them in a price book YAML (--pricebooks).")
-        if rows:
-            for pt in sorted(q["prefix_tokens"].unique()):
-                sub = cheapest[cheapest["prefix_tokens"] == pt]
-                worst = sub.loc[sub["monthly_storage_usd"].idxmax()]
-                sec.readings.append(
-                    f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
-                    f"storing it, even for the largest model ({worst['model']}), costs "
-                    f"{fmt.usd(worst['monthly_storage_usd'])} a month at the cheapest book "
-                    f"({worst['book']}:{worst['variant']}).")
+        _quotes(ctx, sec, rows)
     return sec
+
+
+def _quotes(ctx: ReportContext, sec: Section, rows: list[dict]) -> None:
+    """The cheapest way to store each prefix for a month, against recomputing it."""
+    q = ctx.run.table("bills", "cost_case_storage_quotes")
+    q_file = ctx.write_data("cost_case_storage_quotes", q)
+    rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
+    cheapest = q.sort_values(["monthly_storage_usd", "book", "variant", "model"]).groupby(
+        ["model", "prefix_tokens"], sort=False).head(1)
+    sec.tables.append(Table(
+        "Cheapest way to store each prefix for a month",
+        ("model", "prefix tokens", "KV", "cheapest book", "monthly storage")
+        + (("recompute / storage",) if rows else ()),
+        tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
+               fmt.usd(r.monthly_storage_usd))
+              + ((f"{r.recompute_over_storage:,.0f}x",) if rows else ())
+              for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
+        data_file=q_file))
+    if any(q["placeholder"]):
+        sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
+                               "prices); replace them in a price book YAML (--pricebooks).")
+    if rows:
+        for pt in sorted(q["prefix_tokens"].unique()):
+            sub = cheapest[cheapest["prefix_tokens"] == pt]
+            worst = sub.loc[sub["monthly_storage_usd"].idxmax()]
+            sec.readings.append(
+                f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
+                f"storing it, even for the largest model ({worst['model']}), costs "
+                f"{fmt.usd(worst['monthly_storage_usd'])} a month at the cheapest book "
+                f"({worst['book']}:{worst['variant']}).")

@@ -15,6 +15,7 @@ from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
 
 KEY = "lifecycle"
+TITLE = "Lifecycle and visibility"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'lifecycle')
 
@@ -26,7 +27,7 @@ def _event_lines(ax, events: pd.DataFrame, scale: float) -> None:
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Lifecycle and visibility")
+    sec = Section(KEY, TITLE)
     sec.intro = ("What the storage holds over time: utilization per level (GPU HBM, CPU DRAM, "
                  "local NVMe, persistent bucket), bytes by model, stale bytes left behind by a "
                  "prompt change, and what a reset does.")

@@ -8,12 +8,13 @@ from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
 
 KEY = "workloads"
+TITLE = "The workloads and what caching could reuse"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'simulate')
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "The workloads and what caching could reuse")
+    sec = Section(KEY, TITLE)
     sec.intro = ("Each workload is a trace of requests with their prefix-chained block hashes. "
                  "Before any tier or price, an unlimited cache with no TTL shows the most reuse "
                  "the traffic allows.")

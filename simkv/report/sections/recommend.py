@@ -16,13 +16,14 @@ from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
 
 KEY = "recommend"
+TITLE = "Which tier to buy"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'recommend')
 TARGET_SHARE = 0.95
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Which tier to buy")
+    sec = Section(KEY, TITLE)
     sec.intro = (f"The smallest subscription tier that captures at least {TARGET_SHARE:.0%} of the "
                  "savings an unlimited bucket would achieve on the same traffic, why, when it pays "
                  "back, and whether the choice holds if traffic grows.")

@@ -19,6 +19,7 @@ from simkv.report.figures import new_figure
 from simkv.report.model import Missing, ReportContext, Section, Table
 
 KEY = "ttft"
+TITLE = "Time to first token"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'latency', 'measured')
 #: a p90 TTFT above this means the replicas are overloaded (the queue keeps growing)
@@ -182,7 +183,7 @@ def _measured(ctx: ReportContext, sec: Section) -> None:
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Time to first token")
+    sec = Section(KEY, TITLE)
     sec.intro = ("A hit saves time as well as money when loading the KV beats recomputing it. "
                  "Predicted TTFT per cache choice, then simkv's predictions beside a real engine's "
                  "measurements where they exist.")
