@@ -184,3 +184,41 @@ def test_simkv_run_lists_and_runs_stages(cli, tmp_path):
     assert not (tmp_path / "run" / "grid").exists()
     res = cli("run", "--stage", "no-such-stage", "--out", str(tmp_path / "run"))
     assert res.exit_code == 2 and "unknown stage" in res.stderr
+
+
+def _refusing():
+    def refuse(ctx):
+        raise AssertionError("a section was built although nothing it reads changed")
+    return refuse
+
+
+def test_a_cached_render_gives_the_same_files(tmp_path, small_run, monkeypatch):
+    """The second render of an unchanged run comes from the section cache (no section is
+    built: each builder raises), byte for byte."""
+    import functools
+
+    import simkv.report.sections as sections
+    from simkv.report.assemble import render_run
+    from simkv.report.provenance import PROVENANCE_FILE, mask_wall_clock
+    from simkv.report.sectioncache import CACHE_DIR
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0] / "run", run)
+    shutil.rmtree(run / CACHE_DIR, ignore_errors=True)
+    opts = ReportOptions(quick=True, n_boot=5)
+    outs = []
+    for name in ("first", "second"):
+        render_run(run, tmp_path / name, opts)
+        outs.append({str(p.relative_to(tmp_path / name)): p.read_bytes()
+                     for p in sorted((tmp_path / name).rglob("*")) if p.is_file()})
+        if name == "first":
+            cached = sorted(p.name for p in (run / CACHE_DIR).iterdir())
+            monkeypatch.setattr(sections, "SECTIONS", tuple(
+                (label, functools.wraps(build)(_refusing())) for label, build in sections.SECTIONS))
+    assert len(cached) == 8 and outs[0].keys() == outs[1].keys()
+    for rel in outs[0]:
+        if rel == PROVENANCE_FILE:
+            a, b = (mask_wall_clock(json.loads(o[rel])) for o in outs)
+            assert a == b
+        else:
+            assert outs[0][rel] == outs[1][rel], rel
