@@ -52,7 +52,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not engine and not slow and not bench" $(PYTEST_ARGS)
 
 report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
-	$(PY) -m simkv.report.make_report $(if $(QUICK),--quick,)
+	$(PY) -m simkv.pipeline.make_report $(if $(QUICK),--quick,)
 
 run: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
 	$(PY) -m simkv.cli.main run --out reports/run $(if $(QUICK),--quick,)

@@ -201,7 +201,9 @@ def run(ctx) -> StageOutput:
             cacheable=False)
     try:
         result = measure(ctx.out_dir, engine_python.absolute())
-    except (EngineError, MetricsError, OSError) as exc:
+    except (EngineError, MetricsError, OSError, ValueError, KeyError) as exc:
+        # a server that died, missing metrics, a refused connection, a malformed answer
+        # (InputError is a ValueError): the report says why and the next run tries again
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return StageOutput(facts={"results": None, "reason": reason, "engine": {}}, cacheable=False)
     atomic_write_text(ctx.out_dir / "validate.json",

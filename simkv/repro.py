@@ -71,7 +71,7 @@ def compare_runs(a: Path, b: Path, fields: tuple[str, ...], *, skip: tuple[str, 
 
 
 def run_pipeline(out: Path, extra: list[str]) -> None:
-    cmd = [sys.executable, "-m", "simkv.report.make_report", "--quick", "--no-progress", "--fresh",
+    cmd = [sys.executable, "-m", "simkv.pipeline.make_report", "--quick", "--no-progress", "--fresh",
            "--out", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

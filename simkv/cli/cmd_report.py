@@ -35,10 +35,10 @@ def report_cmd(
     """Write a sizing report (index.html, report.md, data/) for your trace."""
     from simkv.pipeline.api import RUN_FOLDER, n_steps, run_and_render
     from simkv.pipeline.inputs import RunInputs, workload_digest
+    from simkv.pipeline.make_report import clear_owned
     from simkv.pipeline.plugins import load_plugin_stages
     from simkv.pipeline.progress import Progress
     from simkv.pipeline.sources import user_trace
-    from simkv.report.make_report import clear_owned
     from simkv.report.model import ReportOptions
 
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@
 
 Each stage reruns only when its cache key (inputs' content hashes, config, code) changed;
 ``simkv run --list`` prints the stages and what each reads.  Render the folder afterwards with
-``python -m simkv.report.make_report`` / ``simkv report`` (which run the stages themselves too).
+``python -m simkv.pipeline.make_report`` / ``simkv report`` (which run the stages themselves too).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ stage lives in ``harness/stage.py`` and is declared in pyproject.toml::
 
 Loading an entry point imports its module, which registers the stage.  This is the one
 sanctioned discovery besides the CLI's command discovery, and it runs only at the edge: the
-``simkv run`` / ``simkv report`` commands and ``python -m simkv.report.make_report`` call
+``simkv run`` / ``simkv report`` commands and ``python -m simkv.pipeline.make_report`` call
 :func:`load_plugin_stages`; library code and the renderer never do.
 """
 

@@ -1,4 +1,4 @@
-"""``python -m simkv.report.make_report``: the project's sizing report (what ``make report`` runs).
+"""``python -m simkv.pipeline.make_report``: the project's sizing report (what ``make report`` runs).
 
 Runs the registered stages (``simkv.pipeline``: the example workloads over short windows, the
 simulations, bills, grid, ...) into ``reports/run/``, reusing every stage whose inputs, config
@@ -26,7 +26,7 @@ OWNED = ("index.html", "report.md", "data", "measured")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simkv.report.make_report", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m simkv.pipeline.make_report", description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller grids, no engine replay")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default reports)")
     p.add_argument("--workloads-dir", type=Path, default=Path("workloads"),
