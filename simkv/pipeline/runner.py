@@ -45,8 +45,8 @@ class StageRun:
 
 
 def ordered_stages(names: list[str] | None = None) -> list[Stage]:
-    """Registered stages in dependency order (registration order breaks ties); ``names`` and
-    the stages they need, or all."""
+    """Registered stages in dependency order (name order breaks ties); ``names`` and the
+    stages they need, or all."""
     stages = {n: STAGES.get(n) for n in STAGES.names()}
     wanted = set(stages) if names is None else set()
     todo = list(names or [])
@@ -57,7 +57,7 @@ def ordered_stages(names: list[str] | None = None) -> list[Stage]:
             todo.extend(stages[n].needs)
     out: list[Stage] = []
     done: set[str] = set()
-    pending = [stages[n] for n in _registration_order() if n in wanted]
+    pending = [stages[n] for n in STAGES.names() if n in wanted]
     while pending:
         ready = [s for s in pending if set(s.needs) <= done]
         if not ready:
@@ -66,10 +66,6 @@ def ordered_stages(names: list[str] | None = None) -> list[Stage]:
         done.add(ready[0].name)
         pending.remove(ready[0])
     return out
-
-
-def _registration_order() -> list[str]:
-    return list(STAGES._items)  # noqa: SLF001 - dict order is registration order
 
 
 def stage_key(stage: Stage, options: ReportOptions, inputs: RunInputs,
