@@ -55,7 +55,7 @@ report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
 	$(PY) -m simkv.pipeline.make_report $(if $(QUICK),--quick,)
 
 run: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
-	$(PY) -m simkv.cli.main run --out reports/run $(if $(QUICK),--quick,)
+	$(PY) -m simkv.cli.main run $(if $(QUICK),--quick,)
 
 bench: $(STAMP)
 	mkdir -p .bench

@@ -2,6 +2,9 @@
 
     simkv run [--out reports/run] [--quick] [--stage grid ...] [--trace T --model M]
 
+The default folders are make report's (``reports/run``, ``reports/run-quick`` with --quick),
+so ``simkv run`` then ``make report`` reuses every stage.
+
 Each stage reruns only when its cache key (inputs' content hashes, config, code) changed;
 ``simkv run --list`` prints the stages and what each reads.  Render the folder afterwards with
 ``python -m simkv.pipeline.make_report`` / ``simkv report`` (which run the stages themselves too).
@@ -19,7 +22,7 @@ from simkv.errors import InputError
 
 
 def run_cmd(
-    out: Path = typer.Option(Path("reports/run"), "--out", help="Run folder (created; reused stages stay)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (default reports/run, reports/run-quick with --quick; reused stages stay)."),
     stage: list[str] = typer.Option([], "--stage", help="Run only this stage and those it needs (repeatable)."),
     quick: bool = typer.Option(False, "--quick", help="Smaller grids, no engine replay."),
     workloads_dir: Path = typer.Option(Path("workloads"), "--workloads-dir", help="Workload specs to generate."),
@@ -54,6 +57,9 @@ def run_cmd(
                          where="--pricebooks")
     if tiers is not None and not tiers.is_file():
         raise InputError("file not found", source=tiers, where="--tiers")
+    if out is None:
+        out = Path("reports/run-quick" if quick else "reports/run")
+        out.parent.mkdir(parents=True, exist_ok=True)
     if not out.parent.exists():
         raise InputError("parent directory does not exist", source=out, where="--out")
     opts = ReportOptions(quick=quick, seed=seed, pricebooks_dir=pricebooks, tiers_path=tiers,

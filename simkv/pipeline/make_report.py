@@ -20,8 +20,9 @@ from simkv.errors import InputError
 from simkv.report.model import ReportOptions
 
 #: what ``make report`` owns inside its output folder (replaced on every run); anything else
-#: there (reports/README.md) is left alone.  ``run/`` is the stages' cache: kept (``--fresh``
-#: empties it).
+#: there (reports/README.md) is left alone.  ``run/`` (full runs) and ``run-quick/``
+#: (``--quick``) are the stages' caches: kept (``--fresh`` empties the one in use), apart so
+#: that alternating quick and full runs reuse both.
 OWNED = ("index.html", "report.md", "data", "measured")
 
 
@@ -36,7 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--measured", type=Path, default=None,
                    help="existing `simkv-harness validate --json` results to show (skips the replay)")
     p.add_argument("--pricebooks", type=Path, default=None, help="price book folder (default: shipped)")
-    p.add_argument("--run-dir", type=Path, default=None, help="run folder (default OUT/run)")
+    p.add_argument("--run-dir", type=Path, default=None,
+                   help="run folder (default OUT/run, or OUT/run-quick with --quick)")
     p.add_argument("--fresh", action="store_true", help="empty the run folder first (no reuse)")
     return p.parse_args(argv)
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_plugin_stages()
     out = args.out
-    run_dir = args.run_dir or out / RUN_FOLDER
+    run_dir = args.run_dir or out / (RUN_FOLDER + ("-quick" if args.quick else ""))
     try:
         if not args.workloads_dir.is_dir():
             raise InputError("not a directory of workload specs", source=args.workloads_dir,
