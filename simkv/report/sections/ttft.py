@@ -105,17 +105,21 @@ def measured_source(ctx: ReportContext) -> tuple[Path | None, str]:
     return None, str(facts.get("reason") or "")
 
 
+def _absent_reason(ctx: ReportContext, path: Path | None, note: str) -> str:
+    """Why there are no measured results to show."""
+    if path is not None:
+        return f"the measured results file {path} does not exist"
+    if ctx.options.quick and ctx.options.offers_replay:
+        return "the measured section was not run (--quick skips the engine replay)"
+    if note:
+        return f"the engine replay did not produce results: {note}"
+    return "no measured results were given (--measured RESULTS.json)"
+
+
 def _measured(ctx: ReportContext, sec: Section) -> None:
     path, note = measured_source(ctx)
     if path is None or not Path(path).exists():
-        if path is not None:
-            why = f"the measured results file {path} does not exist"
-        elif ctx.options.quick and ctx.options.offers_replay:
-            why = "the measured section was not run (--quick skips the engine replay)"
-        elif note:
-            why = f"the engine replay did not produce results: {note}"
-        else:
-            why = "no measured results were given (--measured RESULTS.json)"
+        why = _absent_reason(ctx, path, note)
         sec.readings.append(f"Predicted vs measured: {why}. To fill it, {HOW_TO_MEASURE}.")
         if sec.status == "ok":
             sec.status = "partial"
