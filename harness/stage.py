@@ -8,6 +8,10 @@ calibration workload (seed 12) and fits the latency model to it, replays the val
 workload (seed 11, the spec in ``workloads/engine/engine-validation.yaml``) one request at a
 time, and writes predicted vs measured prefix hit rate and TTFT to ``validate.json``.  A run
 that produced no results is not cached (the next ``make report`` tries again).
+
+:func:`replay` and :func:`compare` are the vLLM-only part of ``simkv-harness validate`` written
+against the harness's lower-level modules (``harness/cli.py`` is being split into a
+``validate`` API; once it exists, these two should call it instead).
 """
 
 from __future__ import annotations
