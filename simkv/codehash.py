@@ -64,9 +64,9 @@ def closure(module: str, roots: tuple[str, ...] = ("simkv",), root: Path = _SRC_
 
 
 @cache
-def code_sha256(module: str, roots: tuple[str, ...] = ("simkv",)) -> str:
+def code_sha256(module: str, roots: tuple[str, ...] = ("simkv",), root: Path = _SRC_ROOT) -> str:
     """SHA-256 over (module name, source bytes) of :func:`closure`, in sorted order."""
     h = hashlib.sha256()
-    for name, path in sorted(closure(module, roots).items()):
+    for name, path in sorted(closure(module, roots, root).items()):
         h.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()

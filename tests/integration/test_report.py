@@ -82,3 +82,8 @@ def test_simkv_report_cli_on_a_user_trace(cli, tmp_path, mooncake_trace):
               "--force")
     assert res.exit_code == 0, res.stderr
     assert (out / "notes.txt").read_text() == "mine"
+    # the rerun went through the same stages and reused every one (nothing changed)
+    stages = json.loads((out / "run" / "manifest.json").read_text())["stages"]
+    assert {st["name"]: st["status"] for st in stages if st["status"] != "skipped"} == {
+        name: "cached" for name in ("workloads", "simulate", "bills", "grid", "recommend",
+                                    "lifecycle", "latency", "bench")}

@@ -78,6 +78,22 @@ def small_run(tmp_path_factory, mooncake_trace):
     return root, opts, inputs, first
 
 
+def test_code_hash_covers_function_level_imports_and_changes_with_the_source(tmp_path):
+    pkg = tmp_path / "simkv"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from simkv.sub import b\n    return b.X\n")
+    (pkg / "sub" / "b.py").write_text("X = 1\n")
+    (pkg / "c.py").write_text("import numpy\n")  # not imported by a: not in its hash
+    assert set(closure("simkv.a", root=tmp_path)) == {"simkv", "simkv.a", "simkv.sub", "simkv.sub.b"}
+    before = code_sha256("simkv.a", root=tmp_path)
+    (pkg / "c.py").write_text("import numpy  # edited\n")
+    assert code_sha256.__wrapped__("simkv.a", root=tmp_path) == before
+    (pkg / "sub" / "b.py").write_text("X = 2\n")
+    assert code_sha256.__wrapped__("simkv.a", root=tmp_path) != before
+
+
 def test_second_run_reuses_every_stage_and_a_pricebook_edit_reruns_only_its_readers(
         tmp_path, small_run):
     src, _, inputs, first = small_run
