@@ -35,7 +35,9 @@ def _workloads(trace) -> tuple[WorkloadInput, ...]:
 
 
 def _statuses(runs) -> dict[str, str]:
-    return {r.name: r.status for r in runs}
+    """Status of each stage that ran or was reused (the harness's measured stage, registered
+    once any test imports harness.stage, is skipped under --quick)."""
+    return {r.name: r.status for r in runs if r.status != "skipped"}
 
 
 def test_the_issue_stages_are_registered_in_dependency_order():
