@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from simkv.errors import InputError
-
-__version__ = "0.1.0"
+from simkv.version import __version__
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from simkv.pipeline.context import StageContext
 from simkv.pipeline.stage import Stage, StageOutput, register_stage
-from simkv.pipeline.stages.common import BLEND_RECOMPUTE_SHARE
+from simkv.pipeline.stages.common import blend_recompute_share
 from simkv.pipeline.workload import WorkloadInput
 
 #: The two examples of the product brief (docs/facts.md).
@@ -54,6 +54,7 @@ def _bill_row(w: WorkloadInput, model: str, reuse: str, s: dict) -> dict:
         "hit_rate_ci_hi": (ci.get("hit_rate") or [None, None])[1],
         "warmup_rule": s.get("warmup_rule"), "month_factor": s.get("month_factor"),
         "placeholder": bool(s.get("placeholder", False)),
+        "status": s.get("status"),
         "components": "; ".join(f"{k}={v:.4f}" for k, v in
                                 sorted((s.get("components_usd") or {}).items())),
         "notes": " | ".join(s.get("notes") or []),
@@ -67,7 +68,7 @@ def bill_rows(ctx: StageContext, books: list, w: WorkloadInput, reuse: str = "pr
     opts = ctx.options
     return [_bill_row(w, model, reuse, s) for model, trace in per_model(w)
             for s in compare(trace, None, books, reuse_modes=(reuse,),
-                             blend_recompute_share=BLEND_RECOMPUTE_SHARE,
+                             blend_recompute_share=blend_recompute_share(),
                              days_per_month=opts.days_per_month, n_boot=opts.n_boot, seed=opts.seed)]
 
 
@@ -85,20 +86,35 @@ def _cost_case(books: list, days: float) -> dict[str, pd.DataFrame]:
             kv_rows.append({"model": name, "prefix_tokens": case["prefix_tokens"],
                             "kv_bytes": float(spec.kv_bytes(case["prefix_tokens"])),
                             "kv_bytes_per_token": float(spec.kv_bytes_per_token)})
-    quotes = [{"model": r["model"], "prefix_tokens": r["prefix_tokens"], "kv_bytes": r["kv_bytes"],
-               "book": q.book, "variant": q.variant, "monthly_storage_usd": float(q.monthly_usd),
-               "basis": q.basis, "placeholder": bool(q.placeholder)}
-              for r in kv_rows for book in books
-              for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days)]
+    quotes = _store_and_read_quotes(books, kv_rows, days)
     out = {"cost_case_recompute": pd.DataFrame(rows), "cost_case_kv_bytes": pd.DataFrame(kv_rows)}
     if quotes:
         q = pd.DataFrame(quotes)
         rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
         q["monthly_recompute_usd"] = q["prefix_tokens"].map(rec)
-        q["recompute_over_storage"] = q["monthly_recompute_usd"] / q["monthly_storage_usd"].where(
-            q["monthly_storage_usd"] > 0)
+        q["recompute_over_store_and_read"] = (
+            q["monthly_recompute_usd"]
+            / q["monthly_store_and_read_usd"].where(q["monthly_store_and_read_usd"] > 0))
         out["cost_case_storage_quotes"] = q
     return out
+
+
+def _store_and_read_quotes(books: list, kv_rows: list[dict], days: float) -> list[dict]:
+    """Each book's store-and-read quote per (model, prefix): every request of the brief's case
+    reads the prefix's KV back, so reads are billed at the case's request rate."""
+    per_day = {c["prefix_tokens"]: c["per_day"] for c in BRIEF_CASES}
+    quotes = []
+    for r in kv_rows:
+        for book in books:
+            for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days,
+                                         reads_per_month=per_day[r["prefix_tokens"]] * days):
+                quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
+                               "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
+                               "monthly_storage_usd": dict(q.components_usd).get("storage_usd"),
+                               "monthly_store_and_read_usd": float(q.monthly_usd),
+                               "basis": q.basis, "load_s": q.load_s, "status": q.status,
+                               "placeholder": bool(q.placeholder)})
+    return quotes
 
 
 def run(ctx: StageContext) -> StageOutput:

@@ -10,9 +10,13 @@ import numpy as np
 
 from simkv.pipeline.workload import WorkloadInput
 
-#: Share of chunk-hit tokens recomputed to restore cross-attention (CacheBlend-style reuse);
-#: the CLI's default for ``--blend-recompute-share``.
-BLEND_RECOMPUTE_SHARE = 0.15
+
+def blend_recompute_share() -> float:
+    """The share the report uses: the CLI's default for ``--blend-recompute-share``
+    (``simkv.cache.config``, read on use so that importing a stage loads no simulator)."""
+    from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
+
+    return DEFAULT_BLEND_RECOMPUTE_SHARE
 
 
 def unlimited(w: WorkloadInput, reuse: str = "prefix"):
@@ -20,7 +24,7 @@ def unlimited(w: WorkloadInput, reuse: str = "prefix"):
     from simkv.cache import CacheConfig, simulate
 
     cfg = CacheConfig(reuse=reuse,
-                      blend_recompute_share=BLEND_RECOMPUTE_SHARE if reuse == "chunk" else 0.0)
+                      blend_recompute_share=blend_recompute_share() if reuse == "chunk" else 0.0)
     return simulate(w.trace, cfg)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from simkv.pipeline.context import StageContext
 from simkv.pipeline.stage import Stage, StageOutput, register_stage
-from simkv.pipeline.stages.common import BLEND_RECOMPUTE_SHARE
+from simkv.pipeline.stages.common import blend_recompute_share
 
 GPU = "H100"
 REPLICAS = 1
@@ -62,7 +62,7 @@ def _reuse_ttft(workloads, names: list[str]) -> pd.DataFrame:
             continue
         r = {"workload": w.name}
         for mode in ("prefix", "chunk"):
-            cfg = CacheConfig(reuse=mode, blend_recompute_share=BLEND_RECOMPUTE_SHARE
+            cfg = CacheConfig(reuse=mode, blend_recompute_share=blend_recompute_share()
                               if mode == "chunk" else 0.0)
             s = simulate_with_latency(w.trace, cfg, gpu=TTFT_GPU, tier=TTFT_TIER).summary_dict
             r[f"{mode}_ttft_p50_s"], r[f"{mode}_ttft_p90_s"] = s["ttft_p50_s"], s["ttft_p90_s"]

@@ -55,6 +55,11 @@ def run(ctx: StageContext) -> StageOutput:
                 "achievable_savings_usd": r["achievable_savings_usd"],
                 "net_savings_usd": r["net_savings_usd"], "break_even_hit_rate": r["break_even_hit_rate"],
                 "payback_days": r["payback_days"], "placeholder": r["placeholder"],
+                "net_monthly_savings_usd": r["net_monthly_savings_usd"],
+                "break_even_prefix_hit_rate": r["break_even_prefix_hit_rate"],
+                "runner_up": (r["runner_up"] or {}).get("tier"),
+                "runner_up_net_monthly_savings_usd": (r["runner_up"] or {}).get("net_monthly_savings_usd"),
+                "pricebook_status": r["pricebook_status"],
                 "reasoning": " | ".join(r["reasoning"])}
     tables = {"recommendation": pd.DataFrame([x.pop("row") for x in recs]),
               "recommendation_tiers": pd.DataFrame(tier_rows)}

@@ -9,7 +9,7 @@ import pandas as pd
 from simkv.pipeline.context import StageContext
 from simkv.pipeline.stage import Stage, StageOutput, register_stage
 from simkv.pipeline.stages.common import (
-    BLEND_RECOMPUTE_SHARE,
+    blend_recompute_share,
     unlimited,
     window_s,
     working_set_bytes,
@@ -59,7 +59,7 @@ def _reuse(workloads) -> pd.DataFrame:
         rows.append({"workload": w.name, "prefix_token_hit_ratio": p["token_reuse_ratio"],
                      "chunk_token_reuse_ratio": c["token_reuse_ratio"],
                      "chunk_block_hit_ratio": c["block_hit_ratio"],
-                     "blend_recompute_share": BLEND_RECOMPUTE_SHARE})
+                     "blend_recompute_share": blend_recompute_share()})
     return pd.DataFrame(rows, columns=["workload", "prefix_token_hit_ratio", "chunk_token_reuse_ratio",
                                        "chunk_block_hit_ratio", "blend_recompute_share"])
 
@@ -70,7 +70,7 @@ def run(ctx: StageContext) -> StageOutput:
     if workloads:
         tables["workloads_summary"] = _summary(workloads)
         tables["workloads_arrivals"] = _arrivals(workloads)
-    facts = {"blend_recompute_share": BLEND_RECOMPUTE_SHARE,
+    facts = {"blend_recompute_share": blend_recompute_share(),
              "workloads": [{"name": w.name, "models": list(w.trace.models),
                             "has_events": bool((w.trace.meta or {}).get("events")),
                             "has_content_hashes": w.trace.content_hashes is not None}

@@ -7,6 +7,8 @@ the ``bills`` stage.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from simkv.report import fmt
 from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
@@ -21,7 +23,8 @@ def build(ctx: ReportContext) -> Section:
     sec = Section(KEY, TITLE)
     days = ctx.options.days_per_month
     sec.intro = ("The product brief's two examples: a prefix re-encoded on every request costs its "
-                 "input tokens again each time.  Storing its KV once instead costs bytes.")
+                 "input tokens again each time.  Storing its KV instead costs bytes, and reading "
+                 "them back on every request costs per byte read (and time to load them).")
     sec.assumptions.append(f"A month is {days:g} days (the brief's convention; --days-per-month "
                            "in `simkv cost case`).")
     # 1. recompute cost of the two examples
@@ -72,35 +75,53 @@ def build(ctx: ReportContext) -> Section:
                         + " a month; their KV is " + fmt.size(small["kv_bytes"]) + " to "
                         + fmt.size(big["kv_bytes"]) + " depending on the model.")
     if ctx.run.has_table("bills", "cost_case_storage_quotes"):
-        _quotes(ctx, sec, rows)
+        _quotes(ctx, sec, rows, storage_models[0])
     return sec
 
 
-def _quotes(ctx: ReportContext, sec: Section, rows: list[dict]) -> None:
-    """The cheapest way to store each prefix for a month, against recomputing it."""
+def _quotes(ctx: ReportContext, sec: Section, rows: list[dict], first_model: str) -> None:
+    """The cheapest way to store each prefix and read it back, against recomputing it."""
     q = ctx.run.table("bills", "cost_case_storage_quotes")
     q_file = ctx.write_data("cost_case_storage_quotes", q)
     rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
-    cheapest = q.sort_values(["monthly_storage_usd", "book", "variant", "model"]).groupby(
+    cheapest = q.sort_values(["monthly_store_and_read_usd", "book", "variant", "model"]).groupby(
         ["model", "prefix_tokens"], sort=False).head(1)
     sec.tables.append(Table(
-        "Cheapest way to store each prefix for a month",
-        ("model", "prefix tokens", "KV", "cheapest book", "monthly storage")
-        + (("recompute / storage",) if rows else ()),
+        "Cheapest way to store each prefix and read it back on every request, for a month",
+        ("model", "prefix tokens", "KV", "cheapest book", "prices", "monthly store and read")
+        + (("recompute / (store and read)",) if rows else ()),
         tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
-               fmt.usd(r.monthly_storage_usd))
-              + ((f"{r.recompute_over_storage:,.0f}x",) if rows else ())
+               r.status, fmt.usd(r.monthly_store_and_read_usd))
+              + ((f"{r.recompute_over_store_and_read:,.1f}x",) if rows else ())
               for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
         data_file=q_file))
+    if any(q["placeholder"]) and "placeholder" in set(cheapest["status"]):
+        sec.assumptions.append("The cheapest store-and-read option for some prefixes rests on "
+                               "a PLACEHOLDER price (see the prices column).")
     if any(q["placeholder"]):
         sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
                                "prices); replace them in a price book YAML (--pricebooks).")
     if rows:
-        for pt in sorted(q["prefix_tokens"].unique()):
-            sub = cheapest[cheapest["prefix_tokens"] == pt]
-            worst = sub.loc[sub["monthly_storage_usd"].idxmax()]
-            sec.readings.append(
-                f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
-                f"storing it, even for the largest model ({worst['model']}), costs "
-                f"{fmt.usd(worst['monthly_storage_usd'])} a month at the cheapest book "
-                f"({worst['book']}:{worst['variant']}).")
+        sec.readings += _store_and_read_readings(q, cheapest, rec, first_model)
+
+
+def _store_and_read_readings(q: pd.DataFrame, cheapest: pd.DataFrame, rec: dict,
+                             first_model: str) -> list[str]:
+    """Recompute vs store-and-read per prefix, and storage alone vs store-and-read."""
+    out = []
+    for pt in sorted(q["prefix_tokens"].unique()):
+        sub = cheapest[cheapest["prefix_tokens"] == pt]
+        worst = sub.loc[sub["monthly_store_and_read_usd"].idxmax()]
+        obj = q[(q["prefix_tokens"] == pt) & (q["variant"] == "object_store")
+                & (q["model"] == first_model)]
+        out.append(
+            f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
+            f"storing it and reading it back on every request costs, for the largest model "
+            f"({worst['model']}), {fmt.usd(worst['monthly_store_and_read_usd'])} a month at the "
+            f"cheapest book ({worst['book']}:{worst['variant']}, {worst['status']} prices)"
+            + ("" if obj.empty else
+               f"; in an object store ({first_model}) storage alone is "
+               f"{fmt.usd(obj['monthly_storage_usd'].iloc[0])} but store-and-read "
+               f"{fmt.usd(obj['monthly_store_and_read_usd'].iloc[0])}, the retrieval fee on "
+               "every byte read dominating") + ".")
+    return out
