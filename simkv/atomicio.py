@@ -95,14 +95,7 @@ def _temp_beside(path: str | Path) -> tuple[Path, int, Path]:
                                         dir=parent)
     except OSError as exc:
         raise InputError(f"cannot write here: {exc.strerror or exc}", source=target) from None
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the output from the group
     return target, fd, Path(tmp_name)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager
@@ -118,6 +111,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
+            os.fchmod(fh.fileno(), _final_mode(target))
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except OSError as exc:

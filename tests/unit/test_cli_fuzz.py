@@ -54,6 +54,8 @@ BASELINES: dict[str, list[str]] = {
                         "--out-dir", "{tmp}/life"],
     "simkv report": ["--trace", "{trace}", "--model", "llama-3.1-8b", "--quick",
                      "--out", "{tmp}/report"],
+    "simkv run": ["--trace", "{trace}", "--model", "llama-3.1-8b", "--quick", "--out", "{tmp}/run",
+                  "--stage", "simulate"],
     "simkv simulate": ["--trace", "{trace}", "--capacity-blocks", "50",
                        "--records", "{tmp}/records.parquet"],
     "simkv sweep": ["--trace", "{trace}", "--capacities-blocks", "10,100", "--executor", "inline",
