@@ -62,6 +62,8 @@ def run_cmd(
         out.parent.mkdir(parents=True, exist_ok=True)
     if not out.parent.exists():
         raise InputError("parent directory does not exist", source=out, where="--out")
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", source=out, where="--out")
     opts = ReportOptions(quick=quick, seed=seed, pricebooks_dir=pricebooks, tiers_path=tiers,
                          run_engine=not quick and trace_path is None)
     inputs = (RunInputs(trace_path=trace_path, trace_model=model, trace_format=fmt)
