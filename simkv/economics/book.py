@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from simkv.registry import Registry
+from simkv.validate import UserModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from simkv.economics.bill import Bill
@@ -36,7 +37,7 @@ FIGURE_STATUSES = ("published", "secondary", "derived", "assumption", "placehold
 FigureStatus = Literal["published", "secondary", "derived", "assumption", "placeholder"]
 
 
-class FigureSource(BaseModel):
+class FigureSource(UserModel):
     """Where one figure of a book comes from: a URL, the date it was read, how it is known."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -47,7 +48,7 @@ class FigureSource(BaseModel):
     note: str = ""
 
 
-class BookSchema(BaseModel):
+class BookSchema(UserModel):
     """Fields every price book has; kinds extend it.  Unknown fields are errors (typos)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
