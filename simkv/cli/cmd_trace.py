@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from simkv.analysis.trace_stats import trace_stats
 from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.trace import load_trace, save_trace
-from simkv.trace.stats import trace_stats
 
 trace_app = typer.Typer(help="Inspect, convert and import traces.", no_args_is_help=True)
 
