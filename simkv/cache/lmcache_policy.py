@@ -179,16 +179,24 @@ class LMCacheL1:
 def _lmcache(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
     """LMCache's L1 over a trace whose blocks are its chunks; wakes on the trace's clock.
 
-    Capacity counts chunks (``capacity_blocks``); a prefix hit is the leading stored chunks.
+    Capacity in chunks (``capacity_blocks``) or, as the server takes it, in bytes of slab
+    (``capacity``; one chunk size in bytes, from the model); a prefix hit is the leading stored
+    chunks.
     """
     if cfg.ttl_s is not None:
         raise InputError("the lmcache policy has no TTL (LMCache evicts by its loop)", where="ttl")
     if cfg.reuse != "prefix":
         raise InputError("the lmcache policy models prefix reuse only", where="reuse")
-    if cfg.capacity_bytes is not None:
-        raise InputError("give the lmcache policy's capacity in chunks (capacity_blocks)",
-                         where="capacity")
-    l1 = LMCacheL1(L1Config(None if capacity < 0 else int(capacity), trace.block_tokens))
+    if capacity < 0:
+        l1 = LMCacheL1(L1Config(None, trace.block_tokens))
+    elif cfg.capacity_bytes is not None:
+        sizes = np.unique(stream.sizes)
+        if len(sizes) != 1:
+            raise InputError("the lmcache policy needs one chunk size in bytes (one model); "
+                             "give the capacity in chunks", where="capacity")
+        l1 = LMCacheL1(L1Config.from_bytes(int(capacity), int(sizes[0]), trace.block_tokens))
+    else:
+        l1 = LMCacheL1(L1Config(int(capacity), trace.block_tokens))
     n = trace.n_requests
     hit = np.zeros(len(stream.ids), dtype=np.uint8)
     hit_tokens = np.zeros(n, dtype=np.int64)
