@@ -155,9 +155,6 @@ def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
              timeout_s: float = typer.Option(600.0), json_out: bool = typer.Option(False, "--json")) -> None:
     """Replay, then compare measured prefix hits and TTFT with simkv's whole-model prediction."""
     engine = load_engine_config(engine_config) if engine_config is not None else None
-    if lmcache_metrics and (engine is None or not engine.lmcache):
-        raise InputError("LMCache metrics given without the engine config that describes its "
-                         "L1 (serve --engine-config-out writes it)", where="--engine-config")
     ropts = _replay_options(endpoint, out, time_scale=time_scale, concurrency=concurrency,
                             max_requests=max_requests, max_tokens=max_tokens,
                             output_scale=output_scale, routing=routing, resume=resume, force=force,
