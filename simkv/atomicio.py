@@ -48,6 +48,7 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()
+            os.fchmod(fh.fileno(), _final_mode(target))
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except OSError as exc:
@@ -125,6 +126,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _final_mode(target: Path) -> int:
+    """The permission bits the file would have had if written in place: the old file's, or
+    0o666 less the umask for a new one (mkstemp's own 0600 would hide reports from others)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
