@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field
 
 from simkv.cache import CacheConfig
 from simkv.economics.bill import Bill, usd
+from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext
 from simkv.economics.kinds.common import (
     Duration,
@@ -28,7 +29,6 @@ from simkv.economics.kinds.common import (
     hits_and_writes,
     make_bill,
 )
-from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.validate import UserModel
 
 

@@ -21,9 +21,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
 from simkv.economics.bill import Bill, usd
-from simkv.economics.context import BillContext
-from simkv.economics.kinds.common import Duration, Price, Size, make_bill
-from simkv.economics.pricebook import (
+from simkv.economics.book import (
     PLACEHOLDER_NOTE,
     PRICEBOOK_KINDS,
     BookSchema,
@@ -33,6 +31,8 @@ from simkv.economics.pricebook import (
     StorageQuote,
     status_of,
 )
+from simkv.economics.context import BillContext
+from simkv.economics.kinds.common import Duration, Price, Size, make_bill
 from simkv.units import format_bytes
 from simkv.validate import UserModel
 
