@@ -13,13 +13,15 @@ Read from ``lmcache/v1/distributed/`` (``storage_controllers/eviction_controller
   above ``trigger_watermark`` (0.8) it deletes ``int(eviction_ratio x tracked keys)`` (0.2,
   at least one) keys in LRU order.  Its metrics are ``l1_eviction_loop_ticks`` (every wake) and
   ``l1_eviction_loop_triggered`` (wakes that evicted);
-- the LRU order: created or touched keys of one request are moved to the most recent end in
-  *reverse* order, so a request's first chunk is the most recent and its tail is evicted first
-  (a prefix stays usable).
+- the LRU order: keys a store creates, and at the end of each request (``end_session``, from
+  ``multiprocess/modules/lookup.py``) every stored chunk of its prompt, are moved to the most
+  recent end in *reverse* order, so a request's first chunk is the most recent and its tail is
+  evicted first (a prefix stays usable).  A lookup alone does not reorder.
 
-Time enters only through the loop's one-second wake: the caller gives each store's time (in a
-user simulation, the request's arrival; in the harness, when the replay stored it), and the
-loop's phase (``tick_phase_s``, the offset of its first wake; unknown for a running server).
+Time enters only through the loop's one-second wake: the caller gives each event's time (in a
+user simulation, the request's arrival; in the harness, when the replay looked up, stored and
+ended it), and the loop's wakes: ``tick_phase_s + k x tick_s`` by default, or the wake times a
+harness watched (``wakes_s``; a loaded machine delays them).
 ``LMCacheL1`` is the state machine; the ``lmcache`` policy runs it over a trace whose blocks are
 the chunks.
 """
@@ -57,6 +59,8 @@ class L1Config:
     #: the slab in chunk units (``l1_bytes / chunk_bytes``, not rounded): usage is used bytes
     #: over the slab's bytes; ``None``: ``capacity_chunks``
     slab_chunks: float | None = None
+    #: the loop's wake times when known (a harness watched them); else phase + k x tick
+    wakes_s: tuple[float, ...] | None = None
 
     @classmethod
     def from_bytes(cls, l1_bytes: int, chunk_bytes: int, chunk_tokens: int = 256,
@@ -109,8 +113,14 @@ class LMCacheL1:
                 self.order[key] = None
 
     def advance(self, now_s: float) -> None:
-        """Run every loop wake due up to ``now_s`` (the loop wakes at phase + k x tick)."""
+        """Run every loop wake due up to ``now_s`` (at phase + k x tick, or the given wakes)."""
         c = self.config
+        if c.wakes_s is not None:
+            done = self.counters.ticks
+            while done < len(c.wakes_s) and c.wakes_s[done] <= now_s:
+                self._tick()
+                done += 1
+            return
         if self._next_tick_s is None:  # the loop ran before; its first wake we see
             k = max(0.0, float(np.ceil((now_s - c.tick_phase_s) / c.tick_s)))
             self._next_tick_s = c.tick_phase_s + k * c.tick_s
@@ -135,7 +145,7 @@ class LMCacheL1:
         self.counters.evicted_chunks += target
 
     def lookup(self, keys, prompt_tokens: int, now_s: float) -> int:
-        """Leading stored full chunks of the prompt; hits are touched (reverse order)."""
+        """Leading stored full chunks of the prompt (no reordering)."""
         self.advance(now_s)
         n_full = prompt_tokens // self.config.chunk_tokens
         n = 0
@@ -143,8 +153,13 @@ class LMCacheL1:
             if key not in self.order:
                 break
             n += 1
-        self._touch(keys[:n])
         return n
+
+    def finish(self, keys, prompt_tokens: int, now_s: float) -> None:
+        """A request ended: its stored full chunks become the most recent (reverse order)."""
+        self.advance(now_s)
+        held = [k for k in keys[:prompt_tokens // self.config.chunk_tokens] if k in self.order]
+        self._touch(held)
 
     def store(self, keys, first: int, last: int, now_s: float) -> bool:
         """Store chunks ``first..last-1`` in one allocation; False when it did not fit."""
@@ -164,16 +179,24 @@ class LMCacheL1:
 def _lmcache(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
     """LMCache's L1 over a trace whose blocks are its chunks; wakes on the trace's clock.
 
-    Capacity counts chunks (``capacity_blocks``); a prefix hit is the leading stored chunks.
+    Capacity in chunks (``capacity_blocks``) or, as the server takes it, in bytes of slab
+    (``capacity``; one chunk size in bytes, from the model); a prefix hit is the leading stored
+    chunks.
     """
     if cfg.ttl_s is not None:
         raise InputError("the lmcache policy has no TTL (LMCache evicts by its loop)", where="ttl")
     if cfg.reuse != "prefix":
         raise InputError("the lmcache policy models prefix reuse only", where="reuse")
-    if cfg.capacity_bytes is not None:
-        raise InputError("give the lmcache policy's capacity in chunks (capacity_blocks)",
-                         where="capacity")
-    l1 = LMCacheL1(L1Config(None if capacity < 0 else int(capacity), trace.block_tokens))
+    if capacity < 0:
+        l1 = LMCacheL1(L1Config(None, trace.block_tokens))
+    elif cfg.capacity_bytes is not None:
+        sizes = np.unique(stream.sizes)
+        if len(sizes) != 1:
+            raise InputError("the lmcache policy needs one chunk size in bytes (one model); "
+                             "give the capacity in chunks", where="capacity")
+        l1 = LMCacheL1(L1Config.from_bytes(int(capacity), int(sizes[0]), trace.block_tokens))
+    else:
+        l1 = LMCacheL1(L1Config(int(capacity), trace.block_tokens))
     n = trace.n_requests
     hit = np.zeros(len(stream.ids), dtype=np.uint8)
     hit_tokens = np.zeros(n, dtype=np.int64)
@@ -191,5 +214,6 @@ def _lmcache(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int
         hit[a:a + got] = 1
         hit_tokens[i] = got * bt
         l1.store(keys, got, p // bt, t)
+        l1.finish(keys, p, t)
         evictions[i] = l1.counters.evicted_chunks - before
     return KernelOutput(hit, evictions, np.zeros(n, dtype=np.int64), prefix_hit_tokens=hit_tokens)

@@ -94,3 +94,18 @@ def test_the_policy_takes_capacity_in_chunks_only():
                               block_hashes=np.array([1], dtype=np.uint64))
     with pytest.raises(InputError):
         simulate(trace, CacheConfig(capacity_blocks=3, policy="lmcache", ttl_s=5.0))
+
+
+def test_the_policy_takes_the_servers_bytes_too():
+    """tiny-llama-2l: 1 KiB per token, 256-token chunks = 256 KiB; 0.01 GiB -> 40 chunks, and
+    the watermark counts the 40.96-chunk slab: 33 chunks stored evict at the next wake."""
+    n = 34
+    arrival = np.r_[np.arange(n - 1) * 0.01 + 0.5, 1.5]
+    trace = Trace.from_arrays(block_tokens=256, arrival_s=arrival, input_tokens=[256] * n,
+                              output_tokens=[1] * n, block_offsets=np.arange(n + 1),
+                              block_hashes=np.arange(1, n + 1, dtype=np.uint64),
+                              models=("tiny-llama-2l",), model_index=np.zeros(n, dtype=np.int16))
+    res = simulate(trace, CacheConfig(capacity_bytes=int(0.01 * GIB), policy="lmcache"))
+    # 33 distinct chunks by 0.82 s; the wake at 1.0 s sees 33 / 40.96 >= 0.8 and evicts
+    # int(0.2 x 33) = 6 before the last request (1.5 s)
+    assert res.records["evictions"].tolist() == [0] * 33 + [6]
