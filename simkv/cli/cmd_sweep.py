@@ -12,6 +12,7 @@ from rich.table import Table
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.errors import InputError
 from simkv.trace import load_trace
+from simkv.trace.shardset import is_partition, open_partition, reassemble
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
 
 _UNLIMITED = ("inf", "unlimited", "none")
@@ -73,8 +74,19 @@ def _print_grid(frame, title: str) -> None:
     console.print(table)
 
 
+def _rate(text: str, *, where: str) -> float:
+    """A SHARDS sampling rate: a number within (0, 1]."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise InputError(f"not a number: {text!r}", where=where) from None
+    if not 0 < value <= 1:
+        raise InputError(f"rates must be within (0, 1], got {text!r}", where=where)
+    return value
+
+
 def sweep_cmd(
-    trace_path: Path = typer.Option(..., "--trace", help="Trace file."),
+    trace_path: Path = typer.Option(..., "--trace", help="Trace file, or a `simkv trace partition` folder (SHARDS then samples one shard per task)."),
     format: str | None = typer.Option(None, "--format", help="Trace format (default: from suffix)."),
     model: str | None = typer.Option(None, "--model", help="Model for a trace that names none (needed for byte capacities)."),
     capacities: str | None = typer.Option(None, "--capacities", help="Capacities in bytes: 1GiB,10GiB,inf (needs a model)."),
@@ -100,16 +112,26 @@ def sweep_cmd(
         raise InputError("must be within (0, 1]", where="--sample-rate")
     if out is not None:
         check_output_path(out, force=force)
-    trace = load_trace(trace_path, format)
+    # a `simkv trace partition` folder: SHARDS runs one sampled shard per task (docs/sizing.md)
+    partition = is_partition(trace_path)
+    if partition and belady and sample_rate is not None:
+        raise InputError("Belady needs the whole trace, not a sample", where="--belady")
+    trace = None if partition else load_trace(trace_path, format)
     kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
     if shards_error is not None:
+        from simkv.sizing.shards import partition_shards_error
         from simkv.sizing.shards import shards_error as measure
 
-        rates = parse_list(shards_error, lambda t, where: float(t), where="--shards-error")
-        if any(not 0 < r <= 1 for r in rates):
-            raise InputError("rates must be within (0, 1]", where="--shards-error")
-        frame = measure(trace, rates, **kw)
+        rates = parse_list(shards_error, _rate, where="--shards-error")
+        frame = (partition_shards_error(trace_path, rates, executor=executor, address=address, **kw)
+                 if partition else measure(trace, rates, **kw))
+    elif partition and sample_rate is not None:
+        from simkv.sizing.shards import partition_grid
+
+        frame = partition_grid(trace_path, sample_rate, executor=executor, address=address, **kw)
     else:
+        if partition:
+            trace = reassemble(open_partition(trace_path))
         frame = lru_grid(trace, sample_rate=sample_rate, executor=executor, address=address,
                          ttl_chunks=parts, **kw)
         if belady:
