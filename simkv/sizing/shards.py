@@ -20,7 +20,7 @@ from simkv.sizing.grid import assemble, lru_grid, plan_parts
 from simkv.sizing.storeshards import block_bytes_by_model
 from simkv.sizing.stream import SizingStream
 from simkv.trace.model import Trace
-from simkv.trace.partition import HASH_BITS, rate_threshold, shard_bounds, spatial_hash24
+from simkv.trace.partition import rate_threshold, shard_bounds, spatial_hash24
 from simkv.trace.shardset import Partition, open_partition, read_shard, reassemble
 
 METRICS = ("block_hit_ratio", "prefix_token_hit_ratio")
@@ -54,14 +54,15 @@ COUNTS = ("hit_blocks", "prefix_hit_tokens", "block_accesses", "input_tokens")
 
 
 def check_rate_fits(part: Partition, rate: float, where: str) -> None:
-    """A sample at ``rate`` must fit in every shard's hash range."""
+    """A sample at ``rate`` must fit in one shard: ``rate <= 1/K``.  (Shard bounds are rounded
+    to whole hash values, so at ``rate == 1/K`` a task other than 0 may keep one hash value of
+    2^24 fewer than ``rate`` asks: its shard is all it reads.)"""
     if not 0.0 < rate <= 1.0:
         raise InputError(f"rate {rate:g} is not within (0, 1]", where=where)
-    width = int(np.diff(shard_bounds(part.shards)).min())
-    if rate_threshold(rate) > width:
+    if rate > 1.0 / part.shards:
         raise InputError(f"rate {rate:g} is larger than one shard of this {part.shards}-shard "
-                         f"partition (at most {width / (1 << HASH_BITS):.6g}); partition into "
-                         f"at most {int(1 / rate)} shards", where=where)
+                         f"partition (1/{part.shards}); partition into at most {int(1 / rate)} "
+                         "shards", where=where)
 
 
 def shard_sample_stream(folder: str, k: int, rate: float, unit: str,
