@@ -120,41 +120,52 @@ def pool(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-def partition_grid(folder, sample_rate: float, *, capacities_blocks=None, capacities_bytes=None,
-                   ttls_s=(None,), model: str | None = None, tasks: int | None = None,
-                   executor: str = "inline", address: str | None = None,
-                   where: str = "--sample-rate") -> pd.DataFrame:
-    """SHARDS grid from a partition: one sampled shard per task (the first ``tasks``, default
-    all), pooled."""
-    part = open_partition(folder)
+def _task_frames(part: Partition, sample_rate: float, tasks: int | None, grid_kwargs: dict,
+                 executor: str, address: str | None, where: str) -> list[pd.DataFrame]:
     check_rate_fits(part, sample_rate, where)
-    if (capacities_blocks is None) == (capacities_bytes is None):
+    cb, cy = grid_kwargs.get("capacities_blocks"), grid_kwargs.get("capacities_bytes")
+    if (cb is None) == (cy is None):
         raise InputError("give capacities in blocks or in bytes (exactly one)", where="capacities")
-    unit = "blocks" if capacities_blocks is not None else "bytes"
-    capacities = list(capacities_blocks if capacities_blocks is not None else capacities_bytes)
+    unit = "blocks" if cb is not None else "bytes"
+    model = grid_kwargs.get("model")
     if unit == "bytes":
         block_bytes_by_model(part, model)  # fails before any task starts
     n = part.shards if tasks is None else min(tasks, part.shards)
-    items = [(str(part.folder), k, float(sample_rate), unit, model, capacities, list(ttls_s))
-             for k in range(n)]
-    return pool(map_tasks(shard_sample_grid, items, executor=executor, address=address))
+    items = [(str(part.folder), k, float(sample_rate), unit, model, list(cb if cb is not None else cy),
+              list(grid_kwargs.get("ttls_s", (None,)))) for k in range(n)]
+    return map_tasks(shard_sample_grid, items, executor=executor, address=address)
+
+
+def partition_grid(folder, sample_rate: float, *, tasks: int | None = None, executor: str = "inline",
+                   address: str | None = None, where: str = "--sample-rate",
+                   **grid_kwargs) -> pd.DataFrame:
+    """SHARDS grid from a partition: one sampled shard per task (the first ``tasks``, default
+    all), pooled.  ``grid_kwargs``: ``capacities_blocks`` or ``capacities_bytes``, ``ttls_s``,
+    ``model``, as for ``lru_grid``."""
+    part = open_partition(folder)
+    return pool(_task_frames(part, sample_rate, tasks, grid_kwargs, executor, address, where))
 
 
 def partition_shards_error(folder, sample_rates, *, executor: str = "inline",
                            address: str | None = None, **grid_kwargs) -> pd.DataFrame:
-    """Per rate: the error of one sampled shard and of all shards pooled, against the exact
-    grid of the reassembled trace (so the trace must fit in memory)."""
+    """Per rate, against the exact grid of the reassembled trace (so the trace must fit in
+    memory): the error of task 0 alone (the in-memory sample), of the worst single task, and
+    of all ``K`` tasks pooled.  The spread shows how much one sample can miss on a skewed
+    trace (a sample that catches, or misses, the few blocks every request shares)."""
     part = open_partition(folder)
     for rate in sample_rates:
         check_rate_fits(part, rate, "--shards-error")
     exact = lru_grid(reassemble(part), **grid_kwargs)
     rows = []
     for rate in sample_rates:
-        for tasks in dict.fromkeys((1, part.shards)):
-            est = partition_grid(folder, rate, tasks=tasks, executor=executor, address=address,
-                                 where="--shards-error", **grid_kwargs)
-            rows.append(_error_row(est, exact, rate, tasks))
-    return pd.DataFrame(rows)
+        frames = _task_frames(part, rate, None, grid_kwargs, executor, address, "--shards-error")
+        singles = [_error_row(f, exact, rate, 1) for f in frames]
+        worst = max(singles, key=lambda r: r["block_hit_ratio_max_abs_error"])
+        rows += [dict(singles[0], estimate="task 0"), dict(worst, estimate="worst single task"),
+                 dict(_error_row(pool(frames), exact, rate, len(frames)), estimate="pooled")]
+    cols = ["sample_rate", "estimate", "tasks", "sampled_accesses", "points"]
+    frame = pd.DataFrame(rows)
+    return frame[cols + [c for c in frame.columns if c not in cols]]
 
 
 def _error_row(est: pd.DataFrame, exact: pd.DataFrame, rate: float, tasks: int) -> dict:

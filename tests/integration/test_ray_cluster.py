@@ -114,7 +114,7 @@ def partition(tmp_path_factory, mooncake_path):
 
 
 @pytest.mark.slow
-def test_store_shards_on_ray_equal_local(ray_cluster, partition, cli, tmp_path):
+def test_store_shards_on_ray_equal_local(ray_cluster, partition, cli, tmp_path, mooncake_trace):
     import pandas as pd
 
     common = ("simulate", "--trace", str(partition), "--capacity-blocks", "4000", "--ttl", "2m",
@@ -124,7 +124,15 @@ def test_store_shards_on_ray_equal_local(ray_cluster, partition, cli, tmp_path):
                  "--records", str(tmp_path / "ray.parquet"))
     assert local.exit_code == 0 and on_ray.exit_code == 0, local.stderr + on_ray.stderr
     assert json.loads(on_ray.stdout) == json.loads(local.stdout)
-    assert pd.read_parquet(tmp_path / "ray.parquet").equals(pd.read_parquet(tmp_path / "local.parquet"))
+    records = pd.read_parquet(tmp_path / "ray.parquet")
+    assert records.equals(pd.read_parquet(tmp_path / "local.parquet"))
+    # and K shards on Ray equal K separate in-process simulate runs, recombined
+    from simkv.cache import CacheConfig
+    from tests.unit.test_storeshards import COLUMNS, separate_runs
+
+    sep = separate_runs(mooncake_trace, 4, CacheConfig(capacity_blocks=4000, ttl_s=120))
+    for c in COLUMNS:
+        assert (records[c].to_numpy() == sep[c]).all(), c
 
 
 @pytest.mark.slow
