@@ -99,6 +99,7 @@ def run_shard(folder: str, k: int, cfg: CacheConfig, model: str | None) -> Shard
         sizes[ids[::-1]] = weights[::-1]  # an object weighs what its first access weighs
     stream = AccessStream(ids=ids, n_objects=n_obj, sizes=sizes, req_offsets=data.offsets,
                           req_time_s=data.arrival_s)
+    # the store policies read the stream alone; a node has no whole-request Trace to give them
     out = POLICIES.get(cfg.policy, where="--policy")(None, stream, cfg, capacity)
     rows = len(data.requests)
     hit = out.hit.astype(np.int64)
