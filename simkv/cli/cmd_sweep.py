@@ -112,6 +112,10 @@ def sweep_cmd(
         raise InputError("must be within (0, 1]", where="--sample-rate")
     if out is not None:
         check_output_path(out, force=force)
+    from simkv.sizing.executor import check_executor, check_ray_address
+
+    if check_executor(executor) == "ray":
+        address = check_ray_address(address)  # an unreachable cluster fails before any work
     # a `simkv trace partition` folder: SHARDS runs one sampled shard per task (docs/sizing.md)
     partition = is_partition(trace_path)
     if partition and belady and sample_rate is not None:

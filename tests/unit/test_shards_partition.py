@@ -65,6 +65,7 @@ def test_error_rows_and_rates_that_do_not_fit(tmp_path, mooncake_path):
     (("--shards-error", "0.1,abc"), "--shards-error"),
     (("--shards-error", "0.5"), "--shards-error"),
     (("--sample-rate", "0.1", "--belady"), "--belady"),
+    (("--sample-rate", "0.1", "--executor", "ray", "--address", "127.0.0.1:1"), "--address"),
 ])
 def test_sweep_partition_bad_rates(cli, tmp_path, mooncake_path, args, where):
     partition_trace(mooncake_path, 4, tmp_path / "p")
