@@ -101,6 +101,8 @@ def sweep_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the grid as Parquet."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the grid points as a JSON list."),
+    store_shards: int | None = typer.Option(None, "--store-shards", help="The grid of a store sharded over K nodes by block hash (one policy run per point per node); --trace may be a partition folder."),
+    policy: str = typer.Option("lru", "--policy", help="Store node policy with --store-shards: lru, fifo, lfu."),
 ) -> None:
     """Exact LRU block and prefix-token hit ratios at every capacity x TTL, in one pass."""
     from simkv.sizing.grid import lru_grid
@@ -116,6 +118,14 @@ def sweep_cmd(
 
     if check_executor(executor) == "ray":
         address = check_ray_address(address)  # an unreachable cluster fails before any work
+    if policy != "lru" and store_shards is None:
+        raise InputError("the one-pass grid is LRU; other policies need --store-shards", where="--policy")
+    if store_shards is not None:
+        frame = _store_grid(trace_path, format, store_shards, policy, cap_blocks, cap_bytes,
+                            ttl_list, model, executor, address,
+                            conflicts=sample_rate is not None or shards_error is not None or belady)
+        _output(frame, out, json_out, f"sweep {trace_path.name} ({store_shards} store shards)")
+        return
     # a `simkv trace partition` folder: SHARDS runs one sampled shard per task (docs/sizing.md)
     partition = is_partition(trace_path)
     if partition and belady and sample_rate is not None:
@@ -145,15 +155,40 @@ def sweep_cmd(
                                model=model)
             frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                         len(ttl_list))
+    if shards_error is not None:
+        _output(frame, out, json_out, None)
+    else:
+        _output(frame, out, json_out,
+                f"sweep {trace_path.name}" + (f" (SHARDS R={sample_rate:g})" if sample_rate else ""))
+
+
+def _output(frame, out: Path | None, json_out: bool, title: str | None) -> None:
+    """Parquet to --out, then JSON, a table of ratios (title given) or the frame as text."""
     if out is not None:
         frame.to_parquet(out, index=False)
     if json_out:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)
-    elif shards_error is not None:
+    elif title is None:
         sys.stdout.write(frame.to_string(index=False) + "\n")
     else:
-        _print_grid(frame, f"sweep {trace_path.name}" + (f" (SHARDS R={sample_rate:g})" if sample_rate else ""))
+        _print_grid(frame, title)
+
+
+def _store_grid(trace_path: Path, format: str | None, shards: int, policy: str, cap_blocks,
+                cap_bytes, ttl_list, model: str | None, executor: str, address: str | None, *,
+                conflicts: bool):
+    """``--store-shards``: the grid of a sharded store (simkv/sizing/storesweep.py)."""
+    from simkv.sizing.storeshards import partition_for
+    from simkv.sizing.storesweep import store_grid
+
+    if conflicts:
+        raise InputError("a sharded store's grid is exact: no --sample-rate, --shards-error or "
+                         "--belady with it", where="--store-shards")
+    with partition_for(trace_path, shards, format=format) as folder:
+        return store_grid(folder, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
+                          ttls_s=ttl_list, policy=policy, model=model, executor=executor,
+                          address=address)
 
 
 def register(app: typer.Typer) -> None:

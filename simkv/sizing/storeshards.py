@@ -18,7 +18,11 @@ Each task reads only its shard's dataset; the driver reads the per-request table
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +32,7 @@ from simkv.cache.policies import POLICIES
 from simkv.cache.stream import AccessStream, densify
 from simkv.errors import InputError
 from simkv.models.geometry import get_model
-from simkv.trace.shardset import Partition, open_partition, read_requests, read_shard
+from simkv.trace.shardset import Partition, ShardData, open_partition, read_requests, read_shard
 
 #: policies a store node can run: they act on the keys alone (``vllm`` is the engine's own
 #: GPU block pool, not a store node's)
@@ -83,27 +87,28 @@ def block_bytes_by_model(part: Partition, model: str | None) -> np.ndarray:
     return np.array([get_model(m).block_bytes(part.block_tokens) for m in names], dtype=np.int64)
 
 
-def run_shard(folder: str, k: int, cfg: CacheConfig, model: str | None) -> ShardOutcome:
-    """Node ``k``: its policy over its own shard's dataset (``cfg`` holds the node's capacity)."""
-    part = open_partition(folder)
-    data = read_shard(part, k)
+def node_stream(part: Partition, data: ShardData, by_bytes: bool, model: str | None) -> AccessStream:
+    """Node ``k``'s access stream: dense ids of its blocks, each weighing 1 or its bytes."""
     ids, n_obj = densify(data.hashes)
     sizes = np.ones(n_obj, dtype=np.int64)
-    capacity = -1 if cfg.unlimited else int(cfg.capacity_blocks if cfg.by_blocks else cfg.capacity_bytes)
-    if cfg.capacity_bytes is not None and len(ids):
+    if by_bytes and len(ids):
         per_model = block_bytes_by_model(part, model)
         midx = np.zeros(len(data.requests), dtype=np.int64) if model is not None else \
             data.model_index.astype(np.int64)
         weights = np.repeat(per_model[midx], np.diff(data.offsets))
         sizes = np.zeros(n_obj, dtype=np.int64)
         sizes[ids[::-1]] = weights[::-1]  # an object weighs what its first access weighs
-    stream = AccessStream(ids=ids, n_objects=n_obj, sizes=sizes, req_offsets=data.offsets,
-                          req_time_s=data.arrival_s)
+    return AccessStream(ids=ids, n_objects=n_obj, sizes=sizes, req_offsets=data.offsets,
+                        req_time_s=data.arrival_s)
+
+
+def node_outcome(k: int, data: ShardData, stream: AccessStream, cfg: CacheConfig) -> ShardOutcome:
+    """Node ``k`` running ``cfg`` (its own capacity) over its stream."""
+    capacity = -1 if cfg.unlimited else int(cfg.capacity_blocks if cfg.by_blocks else cfg.capacity_bytes)
     # the store policies read the stream alone; a node has no whole-request Trace to give them
     out = POLICIES.get(cfg.policy, where="--policy")(None, stream, cfg, capacity)
-    rows = len(data.requests)
     hit = out.hit.astype(np.int64)
-    if rows:
+    if len(data.requests):
         starts = data.offsets[:-1]
         hits = np.add.reduceat(hit, starts)
         missed_at = np.where(hit == 0, data.positions, np.iinfo(np.int64).max)
@@ -113,7 +118,15 @@ def run_shard(folder: str, k: int, cfg: CacheConfig, model: str | None) -> Shard
     return ShardOutcome(shard=k, requests=data.requests, hit_blocks=hits, first_miss=first_miss,
                         evictions=np.asarray(out.evictions, dtype=np.int64),
                         expirations=np.asarray(out.expirations, dtype=np.int64),
-                        accesses=len(ids), unique_blocks=int(n_obj), capacity=capacity)
+                        accesses=len(stream.ids), unique_blocks=int(stream.n_objects),
+                        capacity=capacity)
+
+
+def run_shard(folder: str, k: int, cfg: CacheConfig, model: str | None) -> ShardOutcome:
+    """Node ``k``: its policy over its own shard's dataset (``cfg`` holds the node's capacity)."""
+    part = open_partition(folder)
+    data = read_shard(part, k)
+    return node_outcome(k, data, node_stream(part, data, cfg.capacity_bytes is not None, model), cfg)
 
 
 def combine(n_blocks: np.ndarray, outcomes: list[ShardOutcome]) -> dict[str, np.ndarray]:
@@ -191,25 +204,18 @@ def summarize(part: Partition, cfg: CacheConfig, records: pd.DataFrame,
     }
 
 
-def simulate_store_shards_at(trace_path, cfg: CacheConfig, *, shards: int | None,
-                             format: str | None = None, model: str | None = None,
-                             executor: str = "local", address: str | None = None,
-                             chunk_requests: int | None = None):
-    """``--store-shards`` from the CLI: ``trace_path`` is a partition folder (used as it is)
-    or a trace file (partitioned first into a temporary folder, removed after).
+@contextlib.contextmanager
+def partition_for(trace_path, shards: int | None, *, format: str | None = None,
+                  chunk_requests: int | None = None) -> Iterator[Path]:
+    """The partition folder for ``--store-shards``: ``trace_path`` itself when it is one (its
+    shard count must match ``shards`` if given), else the trace file partitioned into a
+    temporary folder, removed afterwards.
 
     A multi-node Ray cluster needs the partition on storage every node sees: partition once
     with ``simkv trace partition`` onto it and pass that folder."""
-    import tempfile
-    from pathlib import Path
-
-    from simkv.sizing.executor import check_executor, check_ray_address
     from simkv.trace.partition import DEFAULT_CHUNK_REQUESTS, partition_trace
     from simkv.trace.shardset import is_partition
 
-    check_store_config(cfg)
-    if check_executor(executor) == "ray":
-        address = check_ray_address(address)  # before any partitioning work
     path = Path(trace_path)
     if shards is not None and (isinstance(shards, bool) or shards < 1):
         raise InputError(f"must be a whole number >= 1, got {shards!r}", where="--store-shards")
@@ -218,11 +224,26 @@ def simulate_store_shards_at(trace_path, cfg: CacheConfig, *, shards: int | None
         if shards is not None and shards != part.shards:
             raise InputError(f"the partition {path} has {part.shards} shards, not {shards}",
                              where="--store-shards")
-        return simulate_store_shards(path, cfg, model=model, executor=executor, address=address)
+        yield path
+        return
     if shards is None:
         raise InputError("give the number of store shards", where="--store-shards")
     with tempfile.TemporaryDirectory(prefix="simkv-store-shards-") as tmp:
         folder = Path(tmp) / "partition"
         partition_trace(path, shards, folder, format=format, option="--store-shards",
                         chunk_requests=chunk_requests or DEFAULT_CHUNK_REQUESTS)
+        yield folder
+
+
+def simulate_store_shards_at(trace_path, cfg: CacheConfig, *, shards: int | None,
+                             format: str | None = None, model: str | None = None,
+                             executor: str = "local", address: str | None = None,
+                             chunk_requests: int | None = None):
+    """``simulate --store-shards``: a partition folder, or a trace file partitioned first."""
+    from simkv.sizing.executor import check_executor, check_ray_address
+
+    check_store_config(cfg)
+    if check_executor(executor) == "ray":
+        address = check_ray_address(address)  # before any partitioning work
+    with partition_for(trace_path, shards, format=format, chunk_requests=chunk_requests) as folder:
         return simulate_store_shards(folder, cfg, model=model, executor=executor, address=address)

@@ -200,3 +200,42 @@ def test_simulate_cli_on_a_partition_folder(cli, tmp_path, mooncake_path):
     assert json.loads(on_the_fly.stdout) == s
     wrong = cli(*args, "--store-shards", "3")
     assert wrong.exit_code == 2 and "--store-shards" in wrong.stderr
+
+
+# ------------------------------------------------------------------ sweep --store-shards
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), shards=st.integers(1, 4), policy=st.sampled_from(["lru", "fifo"]))
+def test_store_grid_equals_reference_at_every_point(tmp_path_factory, seed, shards, policy):
+    from simkv.sizing.storesweep import store_grid
+
+    trace = random_trace(seed, n_requests=60, duration_s=300.0)
+    caps, ttls = [0, 3, 9, None], [30.0, None]
+    grid = store_grid(_partition(tmp_path_factory.mktemp("g"), trace, shards), capacities_blocks=caps,
+                      ttls_s=ttls, policy=policy, executor="inline")
+    assert len(grid) == len(caps) * len(ttls)
+    for row, (cap, ttl) in zip(grid.itertuples(), [(c, t) for c in caps for t in ttls], strict=True):
+        hits, lead = reference_store(trace, shards, cap, ttl, policy == "lru", False)
+        tokens = np.where(lead == np.diff(trace.block_offsets), trace.input_tokens,
+                          lead * trace.block_tokens)
+        assert row.hit_blocks == hits.sum() and row.prefix_hit_tokens == tokens.sum()
+
+
+def test_sweep_store_shards_cli(cli, tmp_path, mooncake_path):
+    res = cli("sweep", "--trace", str(mooncake_path), "--store-shards", "3", "--capacities-blocks",
+              "2000,inf", "--ttls", "1m,inf", "--executor", "inline", "--json")
+    assert res.exit_code == 0, res.stderr
+    points = json.loads(res.stdout)
+    assert [(p["capacity_blocks"], p["ttl_s"]) for p in points] == [(2000, 60.0), (2000, None),
+                                                                    (None, 60.0), (None, None)]
+    one = cli("simulate", "--trace", str(mooncake_path), "--store-shards", "3", "--capacity-blocks",
+              "2000", "--ttl", "1m", "--executor", "inline", "--json")
+    s = json.loads(one.stdout)
+    assert points[0]["block_hit_ratio"] == s["block_hit_ratio"]
+    assert points[0]["prefix_token_hit_ratio"] == s["prefix_token_hit_ratio"]
+    for args, where in ((("--store-shards", "3", "--sample-rate", "0.1"), "--store-shards"),
+                        (("--policy", "fifo"), "--policy"),
+                        (("--store-shards", "0"), "--store-shards")):
+        bad = cli("sweep", "--trace", str(mooncake_path), "--capacities-blocks", "100", *args)
+        assert bad.exit_code == 2 and where in bad.stderr and bad.stderr.count("\n") == 1
