@@ -1,6 +1,6 @@
 """Where independent tasks run: this process, a local process pool, or Ray tasks.
 
-Two kinds of work go through here: the parts of a capacity x TTL grid (``run_parts``: the
+Two kinds of work go through here: the parts of a capacity x TTL grid (``map_shared``: the
 stream is shipped once, to each pool worker by pickling, to Ray through the object store
 with ``ray.put``, where numpy arrays are shared without copying) and per-shard tasks that
 read their own dataset from a path (``map_tasks``: nothing big is shipped, so no node holds
@@ -21,10 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-import numpy as np
-
 from simkv.errors import InputError
-from simkv.sizing.stream import SizingStream
 
 EXECUTORS = ("inline", "local", "ray")
 ADDRESS_TIMEOUT_S = 3.0
@@ -60,24 +57,18 @@ def check_ray_address(address: str | None, timeout_s: float = ADDRESS_TIMEOUT_S)
     return text
 
 
-def _grid_part(stream: SizingStream, caps: np.ndarray, ttls: np.ndarray, part):
-    from simkv.sizing.grid import run_part
-
-    return run_part(stream, caps, ttls, part)
-
-
-def run_parts(stream: SizingStream, caps: np.ndarray, ttls: np.ndarray, parts: list, *,
-              executor: str = "inline", address: str | None = None,
-              workers: int | None = None) -> list:
-    """Results of ``run_part`` for each part, in the order of ``parts``."""
+def map_shared(fn: Callable, items: list[tuple], *, shared: tuple, executor: str = "inline",
+               address: str | None = None, workers: int | None = None) -> list:
+    """``[fn(*shared, *item) for item in items]``: ``shared`` (a grid's stream) is shipped once
+    per pool worker by pickling, or once to Ray's object store.  ``fn`` is module-level."""
     check_executor(executor)
     if executor == "ray":
-        return map_ray(_grid_part, [(p,) for p in parts], shared=(stream, caps, ttls), address=address)
-    if executor == "inline" or len(parts) <= 1:
-        return [_grid_part(stream, caps, ttls, p) for p in parts]
-    n = workers or min(len(parts), os.cpu_count() or 1)
+        return map_ray(fn, items, shared=shared, address=address)
+    if executor == "inline" or len(items) <= 1:
+        return [fn(*shared, *item) for item in items]
+    n = workers or min(len(items), os.cpu_count() or 1)
     with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_grid_part, stream, caps, ttls, p) for p in parts]
+        futures = [pool.submit(fn, *shared, *item) for item in items]
         return [f.result() for f in futures]
 
 

@@ -14,9 +14,9 @@ import pandas as pd
 
 from simkv.cache.stream import densify
 from simkv.errors import InputError
-from simkv.sizing.executor import map_tasks, run_parts
+from simkv.sizing.executor import map_tasks
 from simkv.sizing.grid import _axes as grid_axes
-from simkv.sizing.grid import assemble, lru_grid, plan_parts
+from simkv.sizing.grid import assemble, lru_grid, plan_parts, run_part
 from simkv.sizing.storeshards import block_bytes_by_model
 from simkv.sizing.stream import SizingStream
 from simkv.trace.model import Trace
@@ -103,7 +103,7 @@ def shard_sample_grid(folder: str, k: int, rate: float, unit: str, model: str | 
     stream = shard_sample_stream(folder, k, rate, unit, model)
     caps, ttls = grid_axes(capacities, ttls_s)
     parts = plan_parts(stream, caps, len(ttls))
-    results = run_parts(stream, caps, ttls, parts, executor="inline")
+    results = [run_part(stream, caps, ttls, p) for p in parts]
     return assemble(stream, capacities, ttls_s, caps, ttls, results)
 
 

@@ -2,8 +2,9 @@
 
 A distributed KV store (Mooncake Store, LMCache P2P / remote, Redis Cluster) places each
 block on one node by its key.  simkv models that with a *spatial hash* of the block hash:
-``spatial_hash24`` (the splitmix64 finaliser's top 24 bits, the same hash SHARDS sampling
-keeps or drops a block by, ``simkv.sizing.stream.spatial_sample_mask``) and ``K`` contiguous
+``spatial_hash24`` (the top 24 bits of ``simkv.hashing.finalize64``, the splitmix64
+finaliser: the same hash SHARDS sampling keeps or drops a block by,
+``simkv.sizing.stream.spatial_sample_mask``) and ``K`` contiguous
 ranges of it (``shard_bounds``).  Shard 0 of ``K`` is therefore exactly the SHARDS sample at
 rate ``1/K``, and any shard is a spatial sample of that rate.
 
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 
 from simkv.atomicio import atomic_writer, owned_files, sha256_file, write_manifest
 from simkv.errors import InputError
+from simkv.hashing import finalize64
 from simkv.trace.chunks import iter_trace_chunks
 from simkv.trace.model import Trace
 
@@ -48,21 +50,9 @@ SHARD_SCHEMA = pa.schema([
 ])
 
 
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads block ids uniformly (wrapping uint64 arithmetic)."""
-    x = np.asarray(x, dtype=np.uint64).copy()
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
-
-
 def spatial_hash24(block_hashes: np.ndarray, salt: int = 0) -> np.ndarray:
     """The 24-bit spatial hash of each block (uniform over ``[0, 2^24)``)."""
-    h = mix64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
+    h = finalize64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
     return h >> np.uint64(64 - HASH_BITS)
 
 
