@@ -143,3 +143,13 @@ def test_shards_sampling_on_ray_equals_local(ray_cluster, partition, cli):
     on_ray = cli(*common, "--executor", "ray", "--address", ray_cluster)
     assert local.exit_code == 0 and on_ray.exit_code == 0, local.stderr + on_ray.stderr
     assert json.loads(on_ray.stdout) == json.loads(local.stdout)
+
+
+@pytest.mark.slow
+def test_store_grid_on_ray_equals_local(ray_cluster, partition, cli):
+    common = ("sweep", "--trace", str(partition), "--store-shards", "4", "--capacities-blocks",
+              "1000,inf", "--ttls", "1m,inf", "--json")
+    local = cli(*common, "--executor", "local")
+    on_ray = cli(*common, "--executor", "ray", "--address", ray_cluster)
+    assert local.exit_code == 0 and on_ray.exit_code == 0, local.stderr + on_ray.stderr
+    assert json.loads(on_ray.stdout) == json.loads(local.stdout)
