@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from simkv.errors import InputError
 from simkv.sizing.stream import spatial_sample_mask
-from simkv.trace import save_trace
+from simkv.trace import load_trace, save_trace
 from simkv.trace.partition import partition_trace, shard_bounds, shard_of
 from simkv.trace.shardset import open_partition, read_shard, reassemble
 from tests.conftest import random_trace
@@ -34,12 +34,22 @@ def _write(tmp_path, trace, name="t.parquet"):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), k=st.integers(1, 6), chunk=st.sampled_from([1, 7, 4096]))
-def test_partition_holds_each_block_once_and_reassembles(tmp_path_factory, seed, k, chunk):
-    trace = random_trace(seed, n_requests=60, models=("llama-3.1-8b", "qwen3-32b"))
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 6), chunk=st.sampled_from([1, 7, 4096]),
+       fmt=st.sampled_from(["parquet", "mooncake"]))
+def test_partition_holds_each_block_once_and_reassembles(tmp_path_factory, monkeypatch, seed, k,
+                                                         chunk, fmt):
+    """Mooncake JSONL is read ``chunk`` lines at a time; Parquet one row group at a time, with
+    row groups of at most ``chunk`` blocks here, so chunk boundaries fall everywhere."""
+    import simkv.trace.parquet as parquet_module
+
+    monkeypatch.setattr(parquet_module, "ROW_GROUP_BLOCKS", chunk)
+    if fmt == "mooncake":
+        trace = random_trace(seed, n_requests=60, block_tokens=512)
+    else:
+        trace = random_trace(seed, n_requests=60, models=("llama-3.1-8b", "qwen3-32b"))
     tmp = tmp_path_factory.mktemp("p")
-    src = _write(tmp, trace)
-    # the JSONL reader is chunked by --chunk-requests; Parquet by row group
+    src = _write(tmp, trace, "t.jsonl" if fmt == "mooncake" else "t.parquet")
+    trace = load_trace(src)  # what the file holds (Mooncake keeps no sessions or models)
     manifest = partition_trace(src, k, tmp / "parts", chunk_requests=chunk)
     assert manifest["unique_blocks"] == len(np.unique(trace.block_hashes))
     part = open_partition(tmp / "parts")
