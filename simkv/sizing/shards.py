@@ -20,7 +20,7 @@ from simkv.sizing.grid import assemble, lru_grid, plan_parts, run_part
 from simkv.sizing.storeshards import block_bytes_by_model
 from simkv.sizing.stream import SizingStream
 from simkv.trace.model import Trace
-from simkv.trace.partition import rate_threshold, shard_bounds, spatial_hash24
+from simkv.trace.shardlayout import rate_threshold, shard_bounds, spatial_hash24
 from simkv.trace.shardset import Partition, open_partition, read_shard, reassemble
 
 METRICS = ("block_hit_ratio", "prefix_token_hit_ratio")

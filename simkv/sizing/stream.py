@@ -17,7 +17,7 @@ from simkv.cache.engine import block_bytes_per_access, resolve_trace_models
 from simkv.cache.stream import dense_block_ids, densify
 from simkv.errors import InputError
 from simkv.trace.model import Trace
-from simkv.trace.partition import rate_threshold, spatial_hash24
+from simkv.trace.shardlayout import rate_threshold, spatial_hash24
 
 UNITS = ("blocks", "bytes")
 

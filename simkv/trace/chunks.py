@@ -23,7 +23,12 @@ from simkv.trace.formats import guess_format, load_trace
 from simkv.trace.jsonl import extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import Trace
 from simkv.trace.mooncake import MOONCAKE_BLOCK_TOKENS
-from simkv.trace.parquet import _SCALARS, SCHEMA_VERSION, _check_schema
+from simkv.trace.parquet import SCHEMA_VERSION
+
+#: Parquet column -> Trace attribute (schema v1, as ``simkv.trace.parquet`` writes it)
+SCALAR_COLUMNS = {"arrival_s": "arrival_s", "session_id": "session_ids", "tenant_id": "tenant_ids",
+                  "model_index": "model_index", "input_tokens": "input_tokens",
+                  "output_tokens": "output_tokens"}
 
 
 def _parquet_chunks(path: Path) -> Iterator[Trace]:
@@ -34,7 +39,9 @@ def _parquet_chunks(path: Path) -> Iterator[Trace]:
     meta = pf.schema_arrow.metadata or {}
     if meta.get(b"simkv.schema_version") != str(SCHEMA_VERSION).encode():
         raise InputError(f"not a simkv trace of schema version {SCHEMA_VERSION}", source=path)
-    _check_schema(pf.schema_arrow, path)
+    for name in (*SCALAR_COLUMNS, "hash_ids"):
+        if name not in pf.schema_arrow.names:
+            raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
     try:
         block_tokens = int(meta[b"simkv.block_tokens"])
         models = tuple(json.loads(meta.get(b"simkv.models", b"[]")))
@@ -45,7 +52,7 @@ def _parquet_chunks(path: Path) -> Iterator[Trace]:
     for g in range(pf.metadata.num_row_groups):
         try:
             tb = pf.read_row_group(g, use_threads=False)
-            scal = {attr: tb.column(name).to_numpy() for name, (_, _, attr) in _SCALARS.items()}
+            scal = {attr: tb.column(name).to_numpy() for name, attr in SCALAR_COLUMNS.items()}
             vals = {}
             offsets = None
             for name in lists:

@@ -28,53 +28,21 @@ import pyarrow.parquet as pq
 
 from simkv.atomicio import atomic_writer, owned_files, sha256_file, write_manifest
 from simkv.errors import InputError
-from simkv.hashing import finalize64
 from simkv.trace.chunks import iter_trace_chunks
 from simkv.trace.model import Trace
+from simkv.trace.shardlayout import (
+    PARTITION_KIND,
+    PARTITION_VERSION,
+    REQUEST_SCHEMA,
+    REQUESTS_FILE,
+    SHARD_SCHEMA,
+    shard_bounds,
+    shard_file,
+    spatial_hash24,
+)
 
-HASH_BITS = 24
-PARTITION_KIND = "simkv-trace-partition"
-PARTITION_VERSION = 1
-REQUESTS_FILE = "requests.parquet"
 MAX_OPEN_SHARDS = 256
 DEFAULT_CHUNK_REQUESTS = 65536
-
-REQUEST_SCHEMA = pa.schema([
-    ("arrival_s", pa.float64()), ("session_id", pa.int64()), ("tenant_id", pa.int32()),
-    ("model_index", pa.int16()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
-])
-SHARD_SCHEMA = pa.schema([
-    ("request", pa.int64()), ("arrival_s", pa.float64()), ("model_index", pa.int16()),
-    ("input_tokens", pa.int64()), ("n_blocks", pa.int64()),
-    ("hash_ids", pa.list_(pa.uint64())), ("positions", pa.list_(pa.int32())),
-])
-
-
-def spatial_hash24(block_hashes: np.ndarray, salt: int = 0) -> np.ndarray:
-    """The 24-bit spatial hash of each block (uniform over ``[0, 2^24)``)."""
-    h = finalize64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
-    return h >> np.uint64(64 - HASH_BITS)
-
-
-def rate_threshold(rate: float) -> int:
-    """Hash values below this form the SHARDS sample at ``rate``."""
-    return int(round(rate * (1 << HASH_BITS)))
-
-
-def shard_bounds(shards: int) -> np.ndarray:
-    """``shards + 1`` ascending hash bounds; shard ``k`` holds ``[b[k], b[k+1])``."""
-    # the same float arithmetic as rate_threshold(k / shards), vectorised (rint: half to even)
-    return np.rint((np.arange(shards + 1) / shards) * float(1 << HASH_BITS)).astype(np.int64)
-
-
-def shard_of(block_hashes: np.ndarray, shards: int) -> np.ndarray:
-    """The shard (0..shards-1) each block lives on."""
-    h = spatial_hash24(block_hashes).astype(np.int64)
-    return np.searchsorted(shard_bounds(shards), h, side="right") - 1
-
-
-def shard_file(k: int) -> str:
-    return f"shard-{k:05d}.parquet"
 
 
 def _request_table(chunk: Trace) -> pa.Table:

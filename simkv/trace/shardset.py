@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from simkv.atomicio import read_manifest
 from simkv.errors import InputError
 from simkv.trace.model import Trace
-from simkv.trace.partition import (
+from simkv.trace.shardlayout import (
     PARTITION_KIND,
     PARTITION_VERSION,
     REQUEST_SCHEMA,

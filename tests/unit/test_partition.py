@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from simkv.errors import InputError
 from simkv.sizing.stream import spatial_sample_mask
 from simkv.trace import load_trace, save_trace
-from simkv.trace.partition import partition_trace, shard_bounds, shard_of
+from simkv.trace.partition import partition_trace
+from simkv.trace.shardlayout import shard_bounds, shard_of
 from simkv.trace.shardset import open_partition, read_shard, reassemble
 from tests.conftest import random_trace
 

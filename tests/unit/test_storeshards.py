@@ -21,7 +21,8 @@ from simkv.errors import InputError
 from simkv.sizing.storeshards import node_capacity, node_config, simulate_store_shards
 from simkv.trace import save_trace
 from simkv.trace.model import Trace
-from simkv.trace.partition import partition_trace, shard_of
+from simkv.trace.partition import partition_trace
+from simkv.trace.shardlayout import shard_of
 from tests.conftest import random_trace
 
 COLUMNS = ("hit_blocks", "prefix_hit_blocks", "prefix_hit_tokens", "evictions")
