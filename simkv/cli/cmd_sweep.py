@@ -9,11 +9,13 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.errors import InputError
 from simkv.trace import load_trace
 from simkv.trace.shardset import is_partition, open_partition, reassemble
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
+from simkv.validate import check_number, count, real
 
 _UNLIMITED = ("inf", "unlimited", "none")
 
@@ -26,6 +28,15 @@ def _capacity(parse):
     return inner
 
 
+def _rate(text: str, *, where: str) -> float:
+    """A SHARDS sampling rate in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"not a number: {text[:60]!r}", where=where) from None
+    return float(check_number(value, real(0.0, 1.0, lo_open=True), where))
+
+
 def _blocks(text: str, *, where: str) -> int:
     try:
         value = int(str(text).strip())
@@ -33,7 +44,7 @@ def _blocks(text: str, *, where: str) -> int:
         raise InputError(f"not a whole number of blocks: {text!r}", where=where) from None
     if value < 0:
         raise InputError(f"must be >= 0: {text!r}", where=where)
-    return value
+    return int(check_number(value, count(0, 2**62), where))
 
 
 def parse_grid_axes(capacities: str | None, capacities_blocks: str | None, ttls: str):
@@ -72,17 +83,6 @@ def _print_grid(frame, title: str) -> None:
             label = f"{cap:,}" if col == "capacity_blocks" else format_bytes(cap)
         table.add_row(label, *cells)
     console.print(table)
-
-
-def _rate(text: str, *, where: str) -> float:
-    """A SHARDS sampling rate: a number within (0, 1]."""
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise InputError(f"not a number: {text!r}", where=where) from None
-    if not 0 < value <= 1:
-        raise InputError(f"rates must be within (0, 1], got {text!r}", where=where)
-    return value
 
 
 def sweep_cmd(
@@ -165,7 +165,8 @@ def sweep_cmd(
 def _output(frame, out: Path | None, json_out: bool, title: str | None) -> None:
     """Parquet to --out, then JSON, a table of ratios (title given) or the frame as text."""
     if out is not None:
-        frame.to_parquet(out, index=False)
+        with atomic_path(out) as tmp:
+            frame.to_parquet(tmp, index=False)
     if json_out:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)

@@ -5,148 +5,44 @@ raw storage, your own GPUs).  Its YAML ``kind:`` names an entry of :data:`PRICEB
 each kind pairs a pydantic schema (user-facing validation, errors naming file and field path)
 with a frozen book class that knows how to bill a trace (``bills``) and, where it has one, how
 to quote storing a prefix for a month (``storage_quotes``).  Adding a kind means registering one
-more :class:`Kind`, never editing a switch.
+more :class:`Kind`, never editing a switch.  The base definitions live in
+:mod:`simkv.economics.book` (re-exported here); this module loads and finds books.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+import simkv.economics.kinds  # noqa: F401  (registers the shipped kinds)
+from simkv.economics.book import (
+    FIGURE_STATUSES,
+    FULL_DATE,
+    PLACEHOLDER_NOTE,
+    PRICEBOOK_KINDS,
+    BookSchema,
+    FigureSource,
+    FigureStatus,
+    Kind,
+    PriceBook,
+    StorageQuote,
+    status_of,
+)
 from simkv.errors import InputError
-from simkv.registry import Registry
 from simkv.yamlio import read_yaml, validation_error
 
-if TYPE_CHECKING:  # pragma: no cover
-    from simkv.economics.bill import Bill
-    from simkv.economics.context import BillContext
-
-#: Statement attached to any output that shows a placeholder figure.
-PLACEHOLDER_NOTE = ("PLACEHOLDER figures (not published prices): replace them with your own "
-                    "in a price book YAML")
-
-
-#: A full date, as every price's ``as_of`` must give it (a year alone cannot be re-checked).
-FULL_DATE = r"^\d{4}-\d{2}-\d{2}$"
-
-#: How a figure is known.  ``published``: read on the provider's own page; ``secondary``: a
-#: third-party page quoting the provider; ``derived``: computed from published figures (e.g.
-#: a multiplier times a base price); ``assumption``: no public figure, a stated modelling
-#: choice; ``placeholder``: no public figure exists, replace it with yours.
-FIGURE_STATUSES = ("published", "secondary", "derived", "assumption", "placeholder")
-FigureStatus = Literal["published", "secondary", "derived", "assumption", "placeholder"]
-
-
-class FigureSource(BaseModel):
-    """Where one figure of a book comes from: a URL, the date it was read, how it is known."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str = Field(min_length=1)
-    as_of: str = Field(pattern=FULL_DATE)
-    status: FigureStatus = "published"
-    note: str = ""
-
-
-class BookSchema(BaseModel):
-    """Fields every price book has; kinds extend it.  Unknown fields are errors (typos)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: str
-    name: str | None = None
-    description: str = ""
-    source: str = ""
-    as_of: str = Field("", pattern=r"^$|" + FULL_DATE)
-    placeholder: bool = False
-    notes: list[str] = []
-    #: per figure (a field name of the book, e.g. ``input_usd_per_mtok``): its source
-    figures: dict[str, FigureSource] = {}
-
-
-def status_of(placeholder: bool, figures) -> str:
-    """``placeholder`` if any figure is one (or the book says so), ``derived`` if any figure is
-    not read on the provider's own page, else ``published``.  ``figures``: FigureSource values
-    (or a mapping / pairs of name and FigureSource)."""
-    if isinstance(figures, dict):
-        figures = figures.values()
-    items = [f[1] if isinstance(f, tuple) else f for f in figures]
-    if placeholder or any(f.status == "placeholder" for f in items):
-        return "placeholder"
-    if any(f.status != "published" for f in items):
-        return "derived"
-    return "published"
-
-
-@dataclass(frozen=True)
-class StorageQuote:
-    """What keeping a prefix of ``tokens`` tokens stored for one month, and reading it back
-    ``reads_per_month`` times, costs under a book.
-
-    ``monthly_usd`` is the whole store-and-read charge; ``components_usd`` splits it
-    (``storage_usd``, ``read_usd``, ``write_usd``, ``requests_usd``, ``egress_usd``);
-    ``load_s`` is the time one read takes at the medium's bandwidth (None: not known).
-    """
-
-    book: str
-    variant: str
-    monthly_usd: float
-    basis: str
-    placeholder: bool = False
-    components_usd: tuple[tuple[str, float], ...] = ()
-    load_s: float | None = None
-    status: str = "published"
-
-
-class PriceBook:
-    """Interface of a built book (frozen dataclasses in :mod:`simkv.economics.kinds`)."""
-
-    name: str
-    kind: str
-    source: str
-    as_of: str
-    placeholder: bool
-    figures: tuple[tuple[str, FigureSource], ...] = ()
-    #: whether a chunk-reuse (CacheBlend-style) cache can be bought this way; provider prompt
-    #: caches are prefix caches, so only self-managed stores say yes.
-    supports_chunk: bool = False
-
-    def bills(self, ctx: BillContext) -> list[Bill]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def storage_quotes(self, tokens: int, kv_bytes: float, days: float, *,
-                       reads_per_month: float = 0.0) -> list[StorageQuote]:
-        """Monthly store-and-read quotes for a prefix; empty for kinds with no storage charge."""
-        return []
-
-    def status(self, variant: str | None = None) -> str:
-        """``published``, ``derived`` or ``placeholder`` (see :func:`status_of`)."""
-        return status_of(self.placeholder, self.figures)
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A registered price-book kind: its schema and the function building a book from it."""
-
-    schema: type[BookSchema]
-    build: Callable[[Any, str], PriceBook]
-    summary: str
-
-
-PRICEBOOK_KINDS: Registry[Kind] = Registry("price book kind")
+__all__ = ["FIGURE_STATUSES", "FULL_DATE", "PLACEHOLDER_NOTE", "PRICEBOOK_KINDS", "BookSchema",
+           "FigureSource", "FigureStatus", "Kind", "PriceBook", "StorageQuote", "book_from_dict",
+           "default_pricebook_dir", "find_book", "load_pricebook", "load_pricebooks", "status_of"]
 
 
 def book_from_dict(data: Any, *, source: str | Path, default_name: str) -> PriceBook:
     """Validate one price book mapping; errors name ``source`` and the field path."""
-    import simkv.economics.kinds  # noqa: F401  (registers the shipped kinds)
-
     if not isinstance(data, dict):
         raise InputError("a price book must be a YAML mapping with a 'kind' field", source=source)
     if "kind" not in data:

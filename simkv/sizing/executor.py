@@ -38,21 +38,21 @@ def check_executor(executor: str) -> str:
 
 def check_ray_address(address: str | None, timeout_s: float = ADDRESS_TIMEOUT_S) -> str | None:
     """``address`` if a Ray head answers there (``auto``/None pass through), else InputError."""
-    if address is None or address == "auto":
+    if address is None or address in ("auto", "local"):
         return address
     text = address.strip()
     hostport = text[len("ray://"):] if text.startswith("ray://") else text
     host, sep, port_text = hostport.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise InputError(f"not a Ray address {address!r} (want HOST:PORT, ray://HOST:PORT or "
-                         "auto)", where="--address")
+        raise InputError(f"not HOST:PORT (or ray://HOST:PORT, auto): {address[:100]!r}",
+                         where="--address")
     try:
         with socket.create_connection((host, int(port_text)), timeout=timeout_s):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise InputError(f"no Ray cluster reachable at {address} within {timeout_s:g} s ({reason})",
+        raise InputError(f"cannot reach the Ray cluster at {address} ({reason})",
                          where="--address") from None
     return text
 

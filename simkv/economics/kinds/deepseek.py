@@ -29,6 +29,7 @@ import numpy as np
 
 from simkv.cache import CacheConfig
 from simkv.economics.bill import Bill, usd
+from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext, CacheRun
 from simkv.economics.kinds.common import (
     Duration,
@@ -38,7 +39,6 @@ from simkv.economics.kinds.common import (
     hits_and_writes,
     make_bill,
 )
-from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.trace.model import NO_ID, Trace
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 from simkv.cache import CacheConfig
 from simkv.economics.bill import MTOK, Bill, usd
+from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook, StorageQuote
 from simkv.economics.context import BillContext
 from simkv.economics.kinds.common import (
     Duration,
@@ -32,7 +33,6 @@ from simkv.economics.kinds.common import (
     hits_and_writes,
     make_bill,
 )
-from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook, StorageQuote
 
 
 class GeminiSchema(BookSchema):

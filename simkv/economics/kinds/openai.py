@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from simkv.cache import CacheConfig
 from simkv.economics.bill import Bill, usd
+from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext
 from simkv.economics.kinds.common import (
     Duration,
@@ -28,10 +29,10 @@ from simkv.economics.kinds.common import (
     hits_and_writes,
     make_bill,
 )
-from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
+from simkv.validate import UserModel
 
 
-class Retention(BaseModel):
+class Retention(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     label: str
     idle: Duration

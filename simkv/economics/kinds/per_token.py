@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simkv.economics.bill import Bill, usd
+from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext
 from simkv.economics.kinds.common import Price, make_bill
-from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 
 
 class PerTokenSchema(BookSchema):

@@ -25,10 +25,10 @@ import numpy as np
 from pydantic import Field
 
 from simkv.economics.bill import Bill, Unavailable, usd
+from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext
 from simkv.economics.fleet import monthly_fleet_usd, size_fleet
 from simkv.economics.kinds.common import Duration, Price, Size, make_bill
-from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.latency.api import prefill_tokens_per_s
 from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 

@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from simkv.economics.bill import Bill, usd
-from simkv.economics.context import BillContext
-from simkv.economics.kinds.common import Duration, Price, Size, make_bill
-from simkv.economics.pricebook import (
+from simkv.economics.book import (
     PLACEHOLDER_NOTE,
     PRICEBOOK_KINDS,
     BookSchema,
@@ -33,14 +31,17 @@ from simkv.economics.pricebook import (
     StorageQuote,
     status_of,
 )
+from simkv.economics.context import BillContext
+from simkv.economics.kinds.common import Duration, Price, Size, make_bill
 from simkv.units import format_bytes
+from simkv.validate import UserModel
 
 GIB = float(1 << 30)
 #: Tokens per stored object when quoting one prefix (LMCache's default chunk, docs/facts.md).
 QUOTE_OBJECT_TOKENS = 256
 
 
-class Medium(BaseModel):
+class Medium(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     usd_per_gib_month: Price
     usd_per_1k_put: Price = 0.0

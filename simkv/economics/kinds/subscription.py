@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from simkv.economics.bill import Bill, usd
-from simkv.economics.context import BillContext
-from simkv.economics.kinds.common import Price, Size, make_bill
-from simkv.economics.pricebook import (
+from simkv.economics.book import (
     PLACEHOLDER_NOTE,
     PRICEBOOK_KINDS,
     BookSchema,
@@ -26,10 +24,13 @@ from simkv.economics.pricebook import (
     PriceBook,
     StorageQuote,
 )
+from simkv.economics.context import BillContext
+from simkv.economics.kinds.common import Price, Size, make_bill
 from simkv.units import format_bytes
+from simkv.validate import UserModel
 
 
-class Tier(BaseModel):
+class Tier(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     capacity: Size
