@@ -13,6 +13,7 @@ from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.errors import InputError
 from simkv.trace import load_trace
+from simkv.trace.shardset import is_partition
 from simkv.units import parse_duration, parse_size
 
 
@@ -33,6 +34,18 @@ def build_cache_config(capacity: str | None, capacity_blocks: int | None, policy
         ttl_s=parse_duration(ttl, where="--ttl") if ttl is not None else None,
         ttl_mode=ttl_mode, reuse=reuse, blend_recompute_share=blend_share,
     )
+
+
+def _simulate_store(trace_path: Path, format: str | None, cfg: CacheConfig, shards: int | None,
+                    model: str | None, executor: str, address: str | None, latency: bool):
+    """``--store-shards``: K independent store nodes, each fed only its shard (docs/sizing.md)."""
+    if latency:
+        raise InputError("TTFT is not modelled for a sharded store", where="--latency")
+    from simkv.sizing.storeshards import simulate_store_shards_at
+
+    with stage(f"simulating a store over {shards or 'its'} shards ({cfg.describe()})"):
+        return simulate_store_shards_at(trace_path, cfg, shards=shards, format=format, model=model,
+                                        executor=executor, address=address)
 
 
 def simulate_cmd(
@@ -56,6 +69,9 @@ def simulate_cmd(
     records_out: Path | None = typer.Option(None, "--records", help="Write per-request records (Parquet)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --records if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    store_shards: int | None = typer.Option(None, "--store-shards", help="Simulate a store sharded over K nodes by block hash (K caches of capacity C/K); --trace may be a `simkv trace partition` folder."),
+    executor: str = typer.Option("local", "--executor", help="Where --store-shards nodes run: local (processes) | ray | inline."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address HOST:PORT for --executor ray (default: a private local Ray)."),
 ) -> None:
     """Simulate one cache configuration over a trace and print the summary."""
     if capacity is None and capacity_blocks is None:
@@ -67,20 +83,24 @@ def simulate_cmd(
         raise InputError("must be >= 1", where="--replicas")
     cfg = build_cache_config(capacity, capacity_blocks, policy, ttl, ttl_mode,
                              reuse, blend_share if reuse == "chunk" else 0.0)
-    with stage(f"loading {trace_path.name}"):
-        trace = load_trace(trace_path, format)
-    if latency:
-        guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
-                    f"--replicas {replicas} over {trace.n_requests:,} requests")
-    with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
+    if store_shards is not None or is_partition(trace_path):
+        result = _simulate_store(trace_path, format, cfg, store_shards, model, executor, address,
+                                 latency)
+    else:
+        with stage(f"loading {trace_path.name}"):
+            trace = load_trace(trace_path, format)
         if latency:
-            from simkv.latency.api import simulate_with_latency
+            guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
+                        f"--replicas {replicas} over {trace.n_requests:,} requests")
+        with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
+            if latency:
+                from simkv.latency.api import simulate_with_latency
 
-            result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
-                                           routing=routing, calibration=calibration, tier=tier,
-                                           tensor_parallel=tp)
-        else:
-            result = simulate(trace, cfg, model=model)
+                result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
+                                               routing=routing, calibration=calibration, tier=tier,
+                                               tensor_parallel=tp)
+            else:
+                result = simulate(trace, cfg, model=model)
     summary = dict(result.summary_dict)
     if model is not None:
         summary["model"] = model

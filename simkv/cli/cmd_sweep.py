@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.errors import InputError
 from simkv.trace import load_trace
+from simkv.trace.shardset import is_partition, open_partition, reassemble
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
 from simkv.validate import check_number, count, real
 
@@ -26,22 +26,6 @@ def _capacity(parse):
             return None
         return parse(text, where=where)
     return inner
-
-
-def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
-    """Refuse a Ray address that does not answer, before Ray spends minutes retrying it."""
-    if address in ("auto", "local"):
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"not HOST:PORT (or ray://HOST:PORT, auto): {address[:100]!r}",
-                         where="--address")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise InputError(f"cannot reach the Ray cluster at {address} "
-                         f"({exc.strerror or type(exc).__name__})", where="--address") from None
 
 
 def _rate(text: str, *, where: str) -> float:
@@ -102,7 +86,7 @@ def _print_grid(frame, title: str) -> None:
 
 
 def sweep_cmd(
-    trace_path: Path = typer.Option(..., "--trace", help="Trace file."),
+    trace_path: Path = typer.Option(..., "--trace", help="Trace file, or a `simkv trace partition` folder (SHARDS then samples one shard per task)."),
     format: str | None = typer.Option(None, "--format", help="Trace format (default: from suffix)."),
     model: str | None = typer.Option(None, "--model", help="Model for a trace that names none (needed for byte capacities)."),
     capacities: str | None = typer.Option(None, "--capacities", help="Capacities in bytes: 1GiB,10GiB,inf (needs a model)."),
@@ -117,6 +101,8 @@ def sweep_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the grid as Parquet."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the grid points as a JSON list."),
+    store_shards: int | None = typer.Option(None, "--store-shards", help="The grid of a store sharded over K nodes by block hash (one policy run per point per node); --trace may be a partition folder."),
+    policy: str = typer.Option("lru", "--policy", help="Store node policy with --store-shards: lru, fifo, lfu."),
 ) -> None:
     """Exact LRU block and prefix-token hit ratios at every capacity x TTL, in one pass."""
     from simkv.sizing.grid import lru_grid
@@ -128,16 +114,38 @@ def sweep_cmd(
         raise InputError("must be within (0, 1]", where="--sample-rate")
     if out is not None:
         check_output_path(out, force=force)
-    if address is not None and executor == "ray":
-        check_ray_address(address)
-    trace = load_trace(trace_path, format)
+    from simkv.sizing.executor import check_executor, check_ray_address
+
+    if check_executor(executor) == "ray":
+        address = check_ray_address(address)  # an unreachable cluster fails before any work
+    if policy != "lru" and store_shards is None:
+        raise InputError("the one-pass grid is LRU; other policies need --store-shards", where="--policy")
+    if store_shards is not None:
+        frame = _store_grid(trace_path, format, store_shards, policy, cap_blocks, cap_bytes,
+                            ttl_list, model, executor, address,
+                            conflicts=sample_rate is not None or shards_error is not None or belady)
+        _output(frame, out, json_out, f"sweep {trace_path.name} ({store_shards} store shards)")
+        return
+    # a `simkv trace partition` folder: SHARDS runs one sampled shard per task (docs/sizing.md)
+    partition = is_partition(trace_path)
+    if partition and belady and sample_rate is not None:
+        raise InputError("Belady needs the whole trace, not a sample", where="--belady")
+    trace = None if partition else load_trace(trace_path, format)
     kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
     if shards_error is not None:
+        from simkv.sizing.shards import partition_shards_error
         from simkv.sizing.shards import shards_error as measure
 
         rates = parse_list(shards_error, _rate, where="--shards-error")
-        frame = measure(trace, rates, **kw)
+        frame = (partition_shards_error(trace_path, rates, executor=executor, address=address, **kw)
+                 if partition else measure(trace, rates, **kw))
+    elif partition and sample_rate is not None:
+        from simkv.sizing.shards import partition_grid
+
+        frame = partition_grid(trace_path, sample_rate, executor=executor, address=address, **kw)
     else:
+        if partition:
+            trace = reassemble(open_partition(trace_path))
         frame = lru_grid(trace, sample_rate=sample_rate, executor=executor, address=address,
                          ttl_chunks=parts, **kw)
         if belady:
@@ -147,16 +155,41 @@ def sweep_cmd(
                                model=model)
             frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                         len(ttl_list))
+    if shards_error is not None:
+        _output(frame, out, json_out, None)
+    else:
+        _output(frame, out, json_out,
+                f"sweep {trace_path.name}" + (f" (SHARDS R={sample_rate:g})" if sample_rate else ""))
+
+
+def _output(frame, out: Path | None, json_out: bool, title: str | None) -> None:
+    """Parquet to --out, then JSON, a table of ratios (title given) or the frame as text."""
     if out is not None:
         with atomic_path(out) as tmp:
             frame.to_parquet(tmp, index=False)
     if json_out:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)
-    elif shards_error is not None:
+    elif title is None:
         sys.stdout.write(frame.to_string(index=False) + "\n")
     else:
-        _print_grid(frame, f"sweep {trace_path.name}" + (f" (SHARDS R={sample_rate:g})" if sample_rate else ""))
+        _print_grid(frame, title)
+
+
+def _store_grid(trace_path: Path, format: str | None, shards: int, policy: str, cap_blocks,
+                cap_bytes, ttl_list, model: str | None, executor: str, address: str | None, *,
+                conflicts: bool):
+    """``--store-shards``: the grid of a sharded store (simkv/sizing/storesweep.py)."""
+    from simkv.sizing.storeshards import partition_for
+    from simkv.sizing.storesweep import store_grid
+
+    if conflicts:
+        raise InputError("a sharded store's grid is exact: no --sample-rate, --shards-error or "
+                         "--belady with it", where="--store-shards")
+    with partition_for(trace_path, shards, format=format) as folder:
+        return store_grid(folder, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
+                          ttls_s=ttl_list, policy=policy, model=model, executor=executor,
+                          address=address)
 
 
 def register(app: typer.Typer) -> None:

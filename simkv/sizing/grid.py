@@ -147,7 +147,7 @@ def lru_grid(trace: Trace, *, capacities_blocks=None, capacities_bytes=None, ttl
     gives SHARDS estimates.  ``executor``: ``inline`` (this process), ``local`` (a process
     pool over the grid's parts) or ``ray``.
     """
-    from simkv.sizing.executor import run_parts
+    from simkv.sizing.executor import map_shared
 
     if (capacities_blocks is None) == (capacities_bytes is None):
         raise InputError("give capacities in blocks or in bytes (exactly one)", where="capacities")
@@ -160,5 +160,6 @@ def lru_grid(trace: Trace, *, capacities_blocks=None, capacities_bytes=None, ttl
     stream = prepare_stream(trace, unit=unit, model=model, sample_rate=sample_rate,
                             sample_salt=sample_salt)
     parts = plan_parts(stream, caps, len(ttls), ttl_chunks)
-    results = run_parts(stream, caps, ttls, parts, executor=executor, address=address)
+    results = map_shared(run_part, [(p,) for p in parts], shared=(stream, caps, ttls),
+                         executor=executor, address=address)
     return assemble(stream, capacities, ttls_s, caps, ttls, results)

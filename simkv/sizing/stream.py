@@ -16,11 +16,10 @@ import numpy as np
 from simkv.cache.engine import block_bytes_per_access, resolve_trace_models
 from simkv.cache.stream import dense_block_ids, densify
 from simkv.errors import InputError
-from simkv.hashing import finalize64
 from simkv.trace.model import Trace
+from simkv.trace.shardlayout import rate_threshold, spatial_hash24
 
 UNITS = ("blocks", "bytes")
-_SAMPLE_BITS = 24
 
 
 @dataclass(frozen=True)
@@ -43,10 +42,11 @@ class SizingStream:
 
 
 def spatial_sample_mask(block_hashes: np.ndarray, rate: float, salt: int = 0) -> np.ndarray:
-    """SHARDS spatial sampling: True for accesses whose block id hashes under ``rate``."""
-    h = finalize64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
-    threshold = np.uint64(int(round(rate * (1 << _SAMPLE_BITS))))
-    return (h >> np.uint64(64 - _SAMPLE_BITS)) < threshold
+    """SHARDS spatial sampling: True for accesses whose block id hashes under ``rate``.
+
+    The hash is the one store shards are placed by (``simkv.trace.partition``), so shard 0
+    of ``K`` is exactly the sample at rate ``1/K``."""
+    return spatial_hash24(block_hashes, salt) < np.uint64(rate_threshold(rate))
 
 
 def prepare_stream(trace: Trace, *, unit: str = "blocks", model: str | None = None,
