@@ -30,6 +30,10 @@ from simkv.errors import InputError
 from simkv.latency.api import simulate_with_latency
 from simkv.trace.model import Trace
 
+#: The default service-level objective wherever simkv sizes replicas: TTFT p90 <= 2 seconds
+#: (an interactive chat bar; override it per run).  Shared by the report and the economics.
+DEFAULT_TTFT_SLO_P90_S = 2.0
+
 #: The "no cache" configuration a saving is measured against (nothing is ever admitted).
 NO_CACHE = CacheConfig(capacity_blocks=0)
 

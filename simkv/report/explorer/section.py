@@ -1,0 +1,139 @@
+"""The decision section: the cards at the top of the report and the explorer's embedded data.
+
+Wiring only: it gathers the report's workloads and subscription book, has
+:mod:`simkv.report.explorer.tables` compute the tables, writes them under ``data/`` (CSV, plus
+``data/decision.json``), and returns a :class:`DecisionSection` that the templates render first
+(cards) and again at the explorer panel (the payload).  When the report's computations move into
+pipeline stages, only this module changes: the cards and the payload read plain tables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simkv.atomicio import atomic_write_text
+from simkv.economics.kinds.subscription import SubscriptionBook
+from simkv.economics.pricebook import load_pricebook, load_pricebooks
+from simkv.errors import InputError
+from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
+from simkv.report import fmt
+from simkv.report.explorer.card import build_card, headline, ttft_sentence
+from simkv.report.explorer.money import TierPrice
+from simkv.report.explorer.payload import build_payload, decision_json, script_json
+from simkv.report.explorer.tables import HBM_SHARE, explorer_tables
+from simkv.report.model import ReportContext, Section
+from simkv.trace.model import Trace
+
+KEY = "decision"
+DECISION_FILE = "data/decision.json"
+
+
+@dataclass
+class DecisionSection(Section):
+    """A section that also carries the cards and the explorer payload (JSON text)."""
+
+    cards: list[dict] = field(default_factory=list)
+    payload_json: str = ""
+    slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S
+
+
+def subscription_books(ctx: ReportContext) -> list[SubscriptionBook]:
+    """--tiers FILE, else every subscription book among the run's price books."""
+    if ctx.options.tiers_path is not None:
+        book = load_pricebook(ctx.options.tiers_path)
+        if not isinstance(book, SubscriptionBook):
+            raise InputError(f"needs a subscription price book, got kind {book.kind!r}",
+                             source=ctx.options.tiers_path, where="--tiers")
+        return [book]
+    if "books" not in ctx.cache:
+        ctx.cache["books"] = load_pricebooks(ctx.options.pricebooks_dir)
+    return [b for b in ctx.cache["books"] if isinstance(b, SubscriptionBook)]
+
+
+def pairs(ctx: ReportContext) -> list[tuple[str, str, Trace]]:
+    """(workload, model, single-model trace): a model mix is split, as the bills split it."""
+    out = []
+    for w in ctx.workloads:
+        tr = w.trace
+        if len(set(tr.models)) <= 1:
+            out.append((w.name, w.model, tr))
+            continue
+        for k, name in enumerate(tr.models):
+            rows = np.flatnonzero(tr.model_index == k)
+            if len(rows) >= 2:
+                out.append((w.name, name, tr.select(rows).with_model(name)))
+    return out
+
+
+def tier_prices(book: SubscriptionBook) -> list[TierPrice]:
+    return [TierPrice(t.name, float(t.capacity), float(t.usd_per_month)) for t in book.sorted_tiers()]
+
+
+def book_dict(book: SubscriptionBook) -> dict:
+    return {"name": book.name, "recompute_usd_per_mtok": float(book.recompute_usd_per_mtok),
+            "placeholder": bool(book.placeholder), "source": book.source, "as_of": book.as_of,
+            "tiers": [{"name": t.name, "capacity_bytes": t.capacity_bytes,
+                       "usd_per_month": t.usd_per_month} for t in tier_prices(book)]}
+
+
+def _readings(sec: DecisionSection, cards: list[dict]) -> None:
+    for c in cards:
+        text = c["answer"]
+        tt = ttft_sentence(c)
+        if tt:
+            text += " " + tt
+        if c.get("sensitivity"):
+            text += " " + c["sensitivity"]["sentence"]
+        sec.readings.append(text)
+
+
+def build(ctx: ReportContext) -> DecisionSection:
+    sec = DecisionSection(KEY, "What to buy, and what it saves")
+    sec.intro = ("One card per workload: the bucket tier with the largest net monthly savings "
+                 "after its price, its break-even hit rate, and TTFT before and after at the "
+                 f"fewest replicas meeting TTFT p90 <= {DEFAULT_TTFT_SLO_P90_S:g} s.")
+    books = subscription_books(ctx)
+    if not books:
+        sec.status = "unavailable"
+        sec.mark_missing("decision cards: no subscription price book (give --tiers FILE)")
+        return sec
+    book = books[0]
+    tables = explorer_tables(pairs(ctx), tier_prices(book), quick=ctx.options.quick,
+                             days_per_month=ctx.options.days_per_month)
+    grid_file = ctx.write_data("explorer_grid", tables.grid)
+    ctx.write_data("explorer_volume", tables.volume)
+    ctx.write_data("explorer_ttft", tables.ttft)
+    cards = [build_card(tables, w, m, book=book.name, tiers=tier_prices(book),
+                        usd_per_mtok=float(book.recompute_usd_per_mtok),
+                        placeholder=bool(book.placeholder))
+             for w, m in dict.fromkeys(zip(tables.volume["workload"], tables.volume["model"],
+                                           strict=True))]
+    sec.cards = cards
+    _readings(sec, cards)
+    decision = decision_json(cards, slo_p90_s=DEFAULT_TTFT_SLO_P90_S,
+                             days_per_month=ctx.options.days_per_month)
+    ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(ctx.out_dir / DECISION_FILE,
+                      json.dumps(decision, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    ctx.data_files.append(DECISION_FILE)
+    payload = build_payload(tables, [book_dict(b) for b in books], cards,
+                            days_per_month=ctx.options.days_per_month,
+                            slo_p90_s=DEFAULT_TTFT_SLO_P90_S)
+    sec.payload_json = script_json(payload)
+    sec.headline = headline(cards)
+    sec.assumptions += [
+        f"Bucket hit rates are the exact LRU grid ({grid_file}) over the whole window, warm-up "
+        "included, extrapolated linearly to a month; the provider-bills section discards a warm-up "
+        "first, so its dollars can differ slightly.",
+        f"TTFT: analytic latency model (not calibrated here) on {tables.ttft['gpu'].iloc[0]}; the "
+        f"bucket sits on the remote tier behind an HBM prefix cache of {fmt.pct(HBM_SHARE, 0)} of "
+        "the workload's working set per replica.",
+        "Traffic 2x and 5x are copies of the sessions with fresh content (simkv.economics.growth).",
+    ]
+    if book.placeholder:
+        sec.assumptions.append(f"{book.name}'s tier sizes and prices are PLACEHOLDERS, not "
+                               "published prices: the cards' dollars rest on them.")
+    return sec
