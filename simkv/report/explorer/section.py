@@ -134,6 +134,7 @@ def build(ctx: ReportContext) -> DecisionSection:
         "Traffic 2x and 5x are copies of the sessions with fresh content (simkv.economics.growth).",
     ]
     if book.placeholder:
-        sec.assumptions.append(f"{book.name}'s tier sizes and prices are PLACEHOLDERS, not "
-                               "published prices: the cards' dollars rest on them.")
+        sec.assumptions.append(f"The tier sizes and prices of the {book.name!r} price book are "
+                               "PLACEHOLDERS, not published prices: the cards' dollars rest on "
+                               "them (give yours with --tiers FILE).")
     return sec

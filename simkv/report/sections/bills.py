@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 from simkv.report import fmt
 from simkv.report.deps import need
+from simkv.report.explorer.replicas import sized_ttft
 from simkv.report.figures import new_figure
 from simkv.report.model import Missing, ReportContext, Section, Table, WorkloadInput
 from simkv.report.sections.common import BLEND_RECOMPUTE_SHARE, unlimited
@@ -21,7 +23,8 @@ from simkv.trace.model import Trace
 KEY = "bills"
 #: price-book kinds that are API prompt caches (priced against their own input price)
 API_KINDS = ("anthropic", "openai", "gemini", "deepseek")
-#: where prefix vs chunk TTFT is predicted: a shared bucket on the remote tier, one GPU
+#: where prefix vs chunk TTFT is predicted: a shared bucket on the remote tier, replicas sized to
+#: the load
 TTFT_GPU, TTFT_TIER = "H100", "remote"
 
 
@@ -124,28 +127,27 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
     if not rows:
         sec.mark_missing("prefix vs chunk reuse: no workload carries per-block content hashes")
         return
-    try:
-        simulate_with_latency = need("simkv.latency.api", "simulate_with_latency")
-        from simkv.cache import CacheConfig
+    from simkv.cache import CacheConfig
 
-        for r in rows:
-            w = next(x for x in ctx.workloads if x.name == r["workload"])
-            for mode in ("prefix", "chunk"):
-                cfg = CacheConfig(reuse=mode, blend_recompute_share=BLEND_RECOMPUTE_SHARE
-                                  if mode == "chunk" else 0.0)
-                s = simulate_with_latency(w.trace, cfg, gpu=TTFT_GPU, tier=TTFT_TIER).summary_dict
-                r[f"{mode}_ttft_p50_s"], r[f"{mode}_ttft_p90_s"] = s["ttft_p50_s"], s["ttft_p90_s"]
-    except Missing as exc:
-        sec.missing.append(f"prefix vs chunk TTFT: {exc}")
+    for r in rows:
+        w = next(x for x in ctx.workloads if x.name == r["workload"])
+        for mode in ("prefix", "chunk"):
+            cfg = CacheConfig(reuse=mode, blend_recompute_share=BLEND_RECOMPUTE_SHARE
+                              if mode == "chunk" else 0.0)
+            s = sized_ttft(w.trace, cfg, gpu=TTFT_GPU, tier=TTFT_TIER)
+            r[f"{mode}_ttft_p50_s"], r[f"{mode}_ttft_p90_s"] = s.ttft_p50_s, s.ttft_p90_s
+            r[f"{mode}_replicas"], r[f"{mode}_meets_slo"] = s.replicas, s.meets
     frame = pd.DataFrame(rows)
     data = ctx.write_data("reuse_prefix_vs_chunk", frame)
     if "chunk_ttft_p50_s" in frame:
         sec.tables.append(Table(
-            f"Prefix vs chunk reuse, unlimited bucket on a {TTFT_TIER} tier, one {TTFT_GPU} "
-            "(modelled only)",
-            ("workload", "prefix reuse", "chunk reuse", "TTFT p50 prefix", "TTFT p50 chunk",
-             "TTFT p90 prefix", "TTFT p90 chunk"),
+            f"Prefix vs chunk reuse, unlimited bucket on a {TTFT_TIER} tier, each on the fewest "
+            f"{TTFT_GPU} replicas meeting TTFT p90 <= {DEFAULT_TTFT_SLO_P90_S:g} s (modelled only)",
+            ("workload", "prefix reuse", "chunk reuse", "replicas prefix / chunk",
+             "TTFT p50 prefix", "TTFT p50 chunk", "TTFT p90 prefix", "TTFT p90 chunk"),
             tuple((r.workload, fmt.pct(r.prefix_token_hit_ratio), fmt.pct(r.chunk_token_reuse_ratio),
+                   f"{r.prefix_replicas} / {r.chunk_replicas}"
+                   + ("" if r.prefix_meets_slo and r.chunk_meets_slo else " (SLO not met)"),
                    fmt.ms(r.prefix_ttft_p50_s), fmt.ms(r.chunk_ttft_p50_s), fmt.ms(r.prefix_ttft_p90_s),
                    fmt.ms(r.chunk_ttft_p90_s)) for r in frame.itertuples()),
             data_file=data))

@@ -14,17 +14,18 @@ import numpy as np
 import pandas as pd
 
 from simkv.cache import CacheConfig
+from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 from simkv.report import fmt
 from simkv.report.deps import need
+from simkv.report.explorer.replicas import MAX_REPLICAS, sized_ttft
 from simkv.report.figures import new_figure
 from simkv.report.model import Missing, ReportContext, Section, Table
 from simkv.report.sections.common import working_set_bytes
 
 KEY = "ttft"
 GPU = "H100"
-REPLICAS = 1
-#: a p90 TTFT above this means the replicas are overloaded (the queue keeps growing)
-OVERLOAD_S = 60.0
+#: replicas are sized to the load: the fewest meeting TTFT p90 <= this (simkv.latency.slo)
+SLO_P90_S = DEFAULT_TTFT_SLO_P90_S
 #: HBM prefix cache per replica, as a share of the workload's working set
 HBM_SHARE = 0.05
 #: cache choices: (label, tier serving the hits, bucket size as a share of the working set
@@ -42,7 +43,6 @@ HOW_TO_MEASURE = ("run `make report` without QUICK=1 (it replays a small workloa
 
 
 def _predicted(ctx: ReportContext, sec: Section) -> None:
-    simulate_with_latency = need("simkv.latency.api", "simulate_with_latency")
     rows, dist = [], []
     for w in ctx.workloads:
         ws = working_set_bytes(ctx, w)
@@ -50,18 +50,20 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
         for label, tier, frac, front in CHOICES:
             cfg = (CacheConfig() if frac is None else CacheConfig(capacity_bytes=int(ws * frac))
                    if frac > 0 else CacheConfig(capacity_blocks=0))
-            res = simulate_with_latency(w.trace, cfg, gpu=GPU, tier=tier, replicas=REPLICAS,
-                                        hbm_cache=hbm if front else None)
-            rec = res.records
-            s = res.summary_dict
+            sized = sized_ttft(w.trace, cfg, slo_p90_s=SLO_P90_S, gpu=GPU, tier=tier,
+                               hbm_cache=hbm if front else None)
+            rec = sized.records
+            s = sized.summary
             rows.append({"workload": w.name, "choice": label, "tier": tier, "gpu": GPU,
-                         "replicas": REPLICAS, "loaded_tokens": s.get("loaded_tokens"),
+                         "replicas": sized.replicas, "meets_slo": sized.meets,
+                         "slo_p90_s": SLO_P90_S, "serving": sized.describe(GPU),
+                         "loaded_tokens": s.get("loaded_tokens"),
                          "load_beats_recompute_share": s.get("load_beats_recompute_share"),
                          "queue_p90_s": s.get("queue_p90_s"),
                          "capacity_bytes": cfg.capacity_bytes,
                          "prefix_token_hit_ratio": s.get("prefix_token_hit_ratio"),
-                         "ttft_p50_s": s.get("ttft_p50_s"), "ttft_p90_s": s.get("ttft_p90_s"),
-                         "ttft_p99_s": s.get("ttft_p99_s")})
+                         "ttft_p50_s": sized.ttft_p50_s, "ttft_p90_s": sized.ttft_p90_s,
+                         "ttft_p99_s": sized.ttft_p99_s})
             q = np.linspace(0, 1, 101)
             dist.append(pd.DataFrame({"workload": w.name, "choice": label, "quantile": q,
                                       "ttft_s": np.quantile(rec["ttft_s"].to_numpy(), q)}))
@@ -79,29 +81,32 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
             ax.legend(fontsize=7)
             sec.figures.append(ctx.figure(
                 KEY, fig, title=f"{wl}: predicted TTFT by cache choice",
-                caption=(f"Distribution of predicted TTFT (queueing included) on {REPLICAS} {GPU} "
-                         "replica(s) for each cache choice; the analytic latency model (not "
-                         "calibrated on this hardware)."),
+                caption=(f"Distribution of predicted TTFT (queueing included) for each cache "
+                         f"choice, each on the fewest {GPU} replicas meeting TTFT p90 <= "
+                         f"{SLO_P90_S:g} s (replicas per choice in {data}); the analytic latency "
+                         "model (not calibrated on this hardware)."),
                 data_file=dfile, basis="modelled"))
     for wl, g in frame.groupby("workload", sort=False):
         base = g.iloc[0]
         best = g.loc[g["ttft_p90_s"].idxmin()]
         for r in g.itertuples():
-            if r.ttft_p90_s is not None and r.ttft_p90_s > OVERLOAD_S:
-                sec.readings.append(
-                    f"{wl}: with {r.choice}, {REPLICAS} {GPU} replica(s) cannot keep up with the "
-                    f"prefill work: the queue grows through the window (p90 TTFT {fmt.duration(r.ttft_p90_s)}); "
-                    "caching is what makes this traffic servable on that hardware.")
+            if not r.meets_slo:
+                sec.readings.append(f"{wl}: with {r.choice}, the load {r.serving}.")
         sec.readings.append(
-            f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache vs {fmt.ms(best['ttft_p90_s'])} "
-            f"with {best['choice']} (p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
+            f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache on {base['replicas']} {GPU} vs "
+            f"{fmt.ms(best['ttft_p90_s'])} with {best['choice']} on {best['replicas']} "
+            f"(p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
     tiers = need("simkv.latency.hardware", "TIERS")
     sec.assumptions.append(
-        f"Latency: analytic model on {REPLICAS} {GPU} replica(s), one request at a time per "
+        f"Latency: analytic model on {GPU} replicas, as many as the fewest meeting TTFT p90 <= "
+        f"{SLO_P90_S:g} s (searched up to {MAX_REPLICAS}), one request at a time per "
         f"engine step budget; HBM prefix cache = {HBM_SHARE:.0%} of each workload's working set. "
         "KV load bandwidths: " + "; ".join(f"{t}: {tiers.get(t).source}" for t in ("cpu", "remote")) + ".")
-    sec.tables.append(Table("Predicted TTFT percentiles", ("workload", "choice", "hit", "p50", "p90", "p99"),
-                            tuple((r.workload, r.choice, fmt.pct(r.prefix_token_hit_ratio),
+    sec.tables.append(Table("Predicted TTFT percentiles at replicas sized to the load",
+                            ("workload", "choice", "replicas", "hit", "p50", "p90", "p99"),
+                            tuple((r.workload, r.choice,
+                                   f"{r.replicas}" + ("" if r.meets_slo else " (SLO not met)"),
+                                   fmt.pct(r.prefix_token_hit_ratio),
                                    fmt.ms(r.ttft_p50_s), fmt.ms(r.ttft_p90_s), fmt.ms(r.ttft_p99_s))
                                   for r in frame.itertuples()), data_file=data))
 
@@ -202,7 +207,8 @@ def _measured(ctx: ReportContext, sec: Section) -> None:
 def build(ctx: ReportContext) -> Section:
     sec = Section(KEY, "Time to first token")
     sec.intro = ("A hit saves time as well as money when loading the KV beats recomputing it. "
-                 "Predicted TTFT per cache choice, then simkv's predictions beside a real engine's "
+                 "Predicted TTFT per cache choice at the fewest replicas meeting TTFT p90 <= "
+                 f"{SLO_P90_S:g} s, then simkv's predictions beside a real engine's "
                  "measurements where they exist.")
     try:
         _predicted(ctx, sec)

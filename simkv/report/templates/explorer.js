@@ -178,8 +178,8 @@
       el("line", {x1: PAD.l, y1: sy(y), x2: W - PAD.r, y2: sy(y), stroke: "#eee"}, svg);
       text(svg, PAD.l - 4, sy(y) + 4, yfmt(y), "end");
     }
-    [0, Math.floor((xs.length - 1) / 2), xs.length - 1].forEach(function (i) {
-      text(svg, sx(xs[i]), H - PAD.b + 14, size(xs[i]));
+    [0, Math.floor((xs.length - 1) / 2), xs.length - 1].forEach(function (i, k) {
+      text(svg, sx(xs[i]), H - PAD.b + 14, size(xs[i]), ["start", "middle", "end"][k]);
     });
     text(svg, (W + PAD.l) / 2, H - 4, "capacity (log scale)");
     return {sx: sx, sy: sy};
@@ -188,8 +188,10 @@
   var COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"];
 
   function drawHit(w, r, ti, pt) {
-    var svg = $("p-hit"), xs = finiteCaps(w);
-    var s = axes(svg, xs, 0, 1, function (y) { return (100 * y).toFixed(0) + "%"; });
+    var svg = $("p-hit"), xs = finiteCaps(w), top = 0;
+    r.hit.forEach(function (row) { row.forEach(function (v) { top = Math.max(top, v); }); });
+    top = Math.min(1, Math.max(0.1, Math.ceil(top * 10) / 10));
+    var s = axes(svg, xs, 0, top, function (y) { return (100 * y).toFixed(0) + "%"; });
     DATA.ttls_s.forEach(function (ttl, j) {
       var d = xs.map(function (c, i) { return (i ? "L" : "M") + s.sx(c).toFixed(1) + "," + s.sy(r.hit[i][j]).toFixed(1); }).join("");
       el("path", {d: d, fill: "none", stroke: COLORS[j % COLORS.length], "stroke-width": j === ti ? 3 : 1,
