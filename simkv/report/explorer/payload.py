@@ -14,8 +14,12 @@ Payload (``kind: simkv.explorer``)::
                  runs: {"1": {input_tokens_per_month, working_set_bytes,
                               hit: [[ratio per ttl] per capacity],
                               ttft: [{setup, capacity_bytes, hit_rate, replicas, meets,
-                                      ttft_p50_s, ttft_p90_s, gpu}]}, "2": ..., "5": ...}}]
+                                      ttft_p50_s, ttft_p90_s, gpu}]}, "2": ..., "5": ...},
+                 alternatives: [{provider, kind, hit_rate, total_usd, no_cache_usd, savings_usd,
+                                 placeholder}]}]   (every price book's own bill at 1x, data/bills.csv)
     cards:     [card, ...]   (simkv.report.explorer.card.build_card)
+    measured:  [{label, source, predicted_prefix_hit_ratio, measured_prefix_hit_ratio,
+                 predicted_ttft_p50_s, measured_ttft_p50_s}]   (engine replays, when given)
 """
 
 from __future__ import annotations
@@ -38,6 +42,17 @@ def _f(x) -> float | None:
         return None
     x = float(x)
     return None if math.isnan(x) else x
+
+
+def _alternatives(bills: pd.DataFrame | None, workload: str, model: str) -> list[dict]:
+    if bills is None or bills.empty:
+        return []
+    b = bills[(bills["workload"] == workload) & (bills["model"] == model) & bills["available"]
+              & bills["total_usd"].notna()].sort_values("total_usd")
+    return [{"provider": str(r.provider), "kind": str(r.kind), "hit_rate": _f(r.hit_rate),
+             "total_usd": _f(r.total_usd), "no_cache_usd": _f(r.no_cache_usd),
+             "savings_usd": _f(r.savings_usd), "placeholder": bool(r.placeholder)}
+            for r in b.itertuples()]
 
 
 def _workload(t: ExplorerTables, workload: str, model: str, ttls: list[float | None]) -> dict:
@@ -73,8 +88,11 @@ def _workload(t: ExplorerTables, workload: str, model: str, ttls: list[float | N
 
 
 def build_payload(t: ExplorerTables, books: Sequence[dict], cards: Sequence[dict], *,
-                  days_per_month: float, slo_p90_s: float) -> dict:
-    """The explorer payload (see the module docstring); ``books`` are already plain dicts."""
+                  days_per_month: float, slo_p90_s: float, bills: pd.DataFrame | None = None,
+                  measured: Sequence[dict] = ()) -> dict:
+    """The explorer payload (see the module docstring); ``books`` are already plain dicts,
+    ``bills`` the bills section's table (workload, model, provider, kind, available, hit_rate,
+    total_usd, no_cache_usd, savings_usd, placeholder), when it ran."""
     ttls_raw = t.grid["ttl_s"].drop_duplicates().tolist()
     ttls: list[float | None] = sorted(float(x) for x in ttls_raw if not pd.isna(x))
     if any(pd.isna(x) for x in ttls_raw):
@@ -83,13 +101,17 @@ def build_payload(t: ExplorerTables, books: Sequence[dict], cards: Sequence[dict
     return {"schema_version": SCHEMA_VERSION, "kind": "simkv.explorer",
             "days_per_month": days_per_month, "slo_ttft_p90_s": slo_p90_s,
             "traffic": list(TRAFFIC), "ttls_s": ttls, "books": list(books),
-            "workloads": [_workload(t, w, m, ttls) for w, m in pairs], "cards": list(cards)}
+            "workloads": [{**_workload(t, w, m, ttls), "alternatives": _alternatives(bills, w, m)}
+                          for w, m in pairs],
+            "cards": list(cards), "measured": list(measured)}
 
 
-def decision_json(cards: Sequence[dict], *, slo_p90_s: float, days_per_month: float) -> dict:
-    """``data/decision.json``: the cards alone, for tools."""
+def decision_json(cards: Sequence[dict], *, slo_p90_s: float, days_per_month: float,
+                  measured: Sequence[dict] = ()) -> dict:
+    """``data/decision.json``: the cards (and the engine checks of the model), for tools."""
     return {"schema_version": SCHEMA_VERSION, "kind": "simkv.decision",
-            "slo_ttft_p90_s": slo_p90_s, "days_per_month": days_per_month, "cards": list(cards)}
+            "slo_ttft_p90_s": slo_p90_s, "days_per_month": days_per_month, "cards": list(cards),
+            "measured": list(measured)}
 
 
 def script_json(obj: dict) -> str:

@@ -5,8 +5,8 @@ more replicas than that (the support assistant's p90 on one H100 was 11.5 minute
 the report predicts goes through :func:`sized_ttft`: it finds the smallest replica count whose
 p90 meets the objective (doubling then bisection, as :func:`simkv.latency.slo.replicas_needed`,
 keeping each run so the chosen count's distribution is not simulated twice), and, when no count
-up to ``max_replicas`` meets it, says so and by how much: the p90 floor (one request's own
-prefill already exceeds the objective) at the fewest replicas that reach it, over the SLO.
+meets it, says so and by how much: the p90 floor (one request's own prefill already exceeds the
+objective, so doubling the replicas stops helping) over the SLO.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from simkv.trace.model import Trace
 
 #: the largest replica count the report tries before calling the load unservable
 MAX_REPLICAS = 256
+#: doubling the replicas must lower p90 by at least this share, or the p90 is a floor
+FLAT = 0.01
 
 
 @dataclass(frozen=True)
@@ -50,23 +52,24 @@ class SizedTtft:
             return (f"{self.replicas} {gpu} replica(s), the fewest meeting TTFT p90 <= "
                     f"{self.slo_p90_s:g} s")
         return (f"cannot be served within TTFT p90 <= {self.slo_p90_s:g} s at any replica count: "
-                f"from {self.replicas} {gpu} replicas on, p90 stays at {self.ttft_p90_s:,.1f} s, "
+                f"from {self.replicas} {gpu} replicas on, p90 stays near {self.ttft_p90_s:,.1f} s, "
                 f"{self.over_slo_factor:,.1f}x the objective")
 
 
 def _search(value, slo_s: float, max_replicas: int) -> tuple[int, bool]:
-    """Fewest replicas with ``value(r) <= slo_s`` (doubling, then bisection; more replicas never
-    make TTFT worse with the shipped routers); when none up to ``max_replicas`` does, the fewest
-    in the doubling sequence within 1% of the best p90 (more would not help)."""
+    """Fewest replicas with ``value(r) <= slo_s``: doubling, then bisection (more replicas never
+    make TTFT worse with the shipped routers).  The doubling stops early, as unservable, once
+    doubling the replicas lowers p90 by less than ``FLAT`` (the p90 is then one request's own
+    prefill and load, which no replica count shortens); the count returned is the smaller of
+    that pair.  At ``max_replicas`` without meeting the objective it is unservable too."""
     hi = 1
     while value(hi) > slo_s:
         if hi >= max_replicas:
-            floor = value(max_replicas)
-            r = 1
-            while value(r) > 1.01 * floor and r < max_replicas:
-                r = min(2 * r, max_replicas)
-            return r, False
-        hi = min(2 * hi, max_replicas)
+            return hi, False
+        nxt = min(2 * hi, max_replicas)
+        if value(nxt) > slo_s and value(nxt) >= (1.0 - FLAT) * value(hi):
+            return hi, False
+        hi = nxt
     lo = hi // 2
     while hi - lo > 1:
         mid = (lo + hi) // 2

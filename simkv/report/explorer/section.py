@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class DecisionSection(Section):
     """A section that also carries the cards and the explorer payload (JSON text)."""
 
     cards: list[dict] = field(default_factory=list)
+    measured: list[dict] = field(default_factory=list)
     payload_json: str = ""
     slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S
 
@@ -79,6 +81,34 @@ def book_dict(book: SubscriptionBook) -> dict:
                        "usd_per_month": t.usd_per_month} for t in tier_prices(book)]}
 
 
+#: what the cards quote from an engine replay (``simkv-harness validate --json``)
+MEASURED_FIELDS = ("predicted_prefix_hit_ratio", "measured_prefix_hit_ratio",
+                   "predicted_ttft_p50_s", "measured_ttft_p50_s")
+
+
+def measured_checks(ctx: ReportContext) -> list[dict]:
+    """The engine replays given to the report, as checks of the model (basis ``measured``).
+
+    The replay is its own small workload on a tiny CPU model, not the cards' workloads: it tells
+    the reader how far simkv's hit-rate and TTFT modelling was from a real engine, no more.  A
+    malformed file is the TTFT section's to report; here it is skipped.
+    """
+    path = ctx.options.measured_path
+    if path is None or not Path(path).is_file():
+        return []
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for item in obj if isinstance(obj, list) else [obj]:
+        if isinstance(item, dict) and all(isinstance(item.get(k), int | float) for k in MEASURED_FIELDS):
+            out.append({"label": str(item.get("label", item.get("trace", "replay"))),
+                        "basis": "measured", "source": Path(path).name,
+                        **{k: float(item[k]) for k in MEASURED_FIELDS}})
+    return out
+
+
 def _readings(sec: DecisionSection, cards: list[dict]) -> None:
     for c in cards:
         text = c["answer"]
@@ -113,15 +143,17 @@ def build(ctx: ReportContext) -> DecisionSection:
                                            strict=True))]
     sec.cards = cards
     _readings(sec, cards)
+    sec.measured = measured_checks(ctx)
     decision = decision_json(cards, slo_p90_s=DEFAULT_TTFT_SLO_P90_S,
-                             days_per_month=ctx.options.days_per_month)
+                             days_per_month=ctx.options.days_per_month, measured=sec.measured)
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(ctx.out_dir / DECISION_FILE,
                       json.dumps(decision, indent=1, sort_keys=True, allow_nan=False) + "\n")
     ctx.data_files.append(DECISION_FILE)
     payload = build_payload(tables, [book_dict(b) for b in books], cards,
                             days_per_month=ctx.options.days_per_month,
-                            slo_p90_s=DEFAULT_TTFT_SLO_P90_S)
+                            slo_p90_s=DEFAULT_TTFT_SLO_P90_S, bills=ctx.cache.get("bills"),
+                            measured=sec.measured)
     sec.payload_json = script_json(payload)
     sec.headline = headline(cards)
     sec.assumptions += [

@@ -151,8 +151,26 @@
     $("o-note").textContent = "Hit rate: " + pt.note + ". TTFT from the computed setup '" + tt.setup +
       "' (hit rate " + pct(tt.hit_rate, 2) + "), the fewest replicas meeting p90 <= " + DATA.slo_ttft_p90_s +
       " s. Input tokens per month: " + Math.round(V).toLocaleString("en-US") + ".";
+    alternatives(w);
     drawHit(w, r, ti, pt);
     drawNet(w, r, ti, b, p, V, pt);
+  }
+
+  /* every price book's own bill, as the run computed it (1x only) */
+  function alternatives(w) {
+    var body = $("x-alt-rows");
+    while (body.firstChild) { body.removeChild(body.firstChild); }
+    (w.alternatives || []).forEach(function (a) {
+      var tr = document.createElement("tr");
+      [a.provider + (a.placeholder ? " (PLACEHOLDER)" : ""), pct(a.hit_rate, 1), usd(a.total_usd),
+       usd(a.no_cache_usd), usd(a.savings_usd)].forEach(function (v) {
+        var td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+    $("x-alt-note").textContent = $("x-traffic").value === "1" ? "computed by the run at 1x traffic" :
+      "computed by the run at 1x traffic only: these rows do not follow the traffic control";
+    $("x-alt").style.display = (w.alternatives || []).length ? "" : "none";
   }
 
   /* ---------------------------------------------------------------- SVG plots */
