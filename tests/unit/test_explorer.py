@@ -152,3 +152,19 @@ def test_payload_is_the_grid_and_escapes_script_text():
     text = script_json(p)
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == json.loads(json.dumps(p))
+
+
+def test_measured_checks_quote_the_engine_replay(tmp_path):
+    from simkv.report.explorer.section import measured_checks
+    from simkv.report.model import ReportContext, ReportOptions
+
+    res = tmp_path / "validate.json"
+    res.write_text(json.dumps([{"label": "replay", "predicted_prefix_hit_ratio": 0.61,
+                                "measured_prefix_hit_ratio": 0.6, "predicted_ttft_p50_s": 0.05,
+                                "measured_ttft_p50_s": 0.04},
+                               {"label": "incomplete", "predicted_prefix_hit_ratio": 0.5}]))
+    got = measured_checks(ReportContext(tmp_path, [], ReportOptions(measured_path=res)))
+    assert [m["label"] for m in got] == ["replay"]
+    assert got[0]["basis"] == "measured" and got[0]["source"] == "validate.json"
+    assert got[0]["measured_prefix_hit_ratio"] == 0.6
+    assert measured_checks(ReportContext(tmp_path, [], ReportOptions())) == []
