@@ -258,6 +258,7 @@ def test_headline_and_explorer_screenshots_no_errors(report, tmp_path):
     from PIL import Image
 
     async def script(cdp: Cdp):
+        first = await cdp.js(READ)
         box = await cdp.js("(() => { const r = document.querySelector('#answers tbody tr td.big')"
                            ".getBoundingClientRect(); const h = document.getElementById('headline')"
                            ".getBoundingClientRect(); return [r.bottom, h.top, window.innerWidth]; })()")
@@ -265,10 +266,16 @@ def test_headline_and_explorer_screenshots_no_errors(report, tmp_path):
         await cdp.js("document.getElementById('explorer').scrollIntoView(); true")
         svg = await cdp.js("document.querySelectorAll('#p-hit path, #p-net path').length")
         await cdp.screenshot(tmp_path / "explorer.png")
-        return box, svg, cdp.errors()
+        return first, box, svg, cdp.errors()
 
-    (bottom, head_top, width), n_paths, errors = run_page(tmp_path, report / "index.html", script)
+    first, (bottom, head_top, width), n_paths, errors = run_page(tmp_path, report / "index.html",
+                                                                 script)
     assert errors == []
+    # the explorer opens on the card's own point, and its JavaScript agrees with the card's Python
+    card = json.loads((report / "data" / "decision.json").read_text())["cards"][0]
+    if card["tier"]["recommended"]:
+        assert first["o-net"] == usd(card["net_savings_usd"]["value"])
+    assert first["o-hit"] == f"{100 * card['hit_rate']['value']:.2f}%"
     assert width == WIDTH and head_top < HEIGHT and bottom <= HEIGHT  # the answer is on screen one
     assert n_paths >= 2  # the SVG plots were drawn
     for name in ("headline.png", "explorer.png"):
