@@ -28,6 +28,12 @@ MAX_REPLICAS = 256
 FLAT = 0.01
 
 
+def report_slo_s(options: Any) -> float:
+    """The run's TTFT p90 objective: ``options.ttft_slo_p90_s`` or the documented default."""
+    value = getattr(options, "ttft_slo_p90_s", None)
+    return DEFAULT_TTFT_SLO_P90_S if value is None else float(value)
+
+
 @dataclass(frozen=True)
 class SizedTtft:
     """TTFT percentiles at the fewest replicas meeting ``slo_p90_s`` (or at ``MAX_REPLICAS``)."""

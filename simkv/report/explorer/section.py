@@ -24,6 +24,7 @@ from simkv.report import fmt
 from simkv.report.explorer.card import build_card, headline, ttft_sentence
 from simkv.report.explorer.money import TierPrice
 from simkv.report.explorer.payload import build_payload, decision_json, script_json
+from simkv.report.explorer.replicas import report_slo_s
 from simkv.report.explorer.tables import HBM_SHARE, explorer_tables
 from simkv.report.model import ReportContext, Section
 from simkv.trace.model import Trace
@@ -121,10 +122,11 @@ def _readings(sec: DecisionSection, cards: list[dict]) -> None:
 
 
 def build(ctx: ReportContext) -> DecisionSection:
-    sec = DecisionSection(KEY, "What to buy, and what it saves")
+    slo = report_slo_s(ctx.options)
+    sec = DecisionSection(KEY, "What to buy, and what it saves", slo_p90_s=slo)
     sec.intro = ("One card per workload: the bucket tier with the largest net monthly savings "
                  "after its price, its break-even hit rate, and TTFT before and after at the "
-                 f"fewest replicas meeting TTFT p90 <= {DEFAULT_TTFT_SLO_P90_S:g} s.")
+                 f"fewest replicas meeting TTFT p90 <= {slo:g} s.")
     books = subscription_books(ctx)
     if not books:
         sec.status = "unavailable"
@@ -132,7 +134,7 @@ def build(ctx: ReportContext) -> DecisionSection:
         return sec
     book = books[0]
     tables = explorer_tables(pairs(ctx), tier_prices(book), quick=ctx.options.quick,
-                             days_per_month=ctx.options.days_per_month)
+                             days_per_month=ctx.options.days_per_month, slo_p90_s=slo)
     grid_file = ctx.write_data("explorer_grid", tables.grid)
     ctx.write_data("explorer_volume", tables.volume)
     ctx.write_data("explorer_ttft", tables.ttft)
@@ -144,7 +146,7 @@ def build(ctx: ReportContext) -> DecisionSection:
     sec.cards = cards
     _readings(sec, cards)
     sec.measured = measured_checks(ctx)
-    decision = decision_json(cards, slo_p90_s=DEFAULT_TTFT_SLO_P90_S,
+    decision = decision_json(cards, slo_p90_s=slo,
                              days_per_month=ctx.options.days_per_month, measured=sec.measured)
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(ctx.out_dir / DECISION_FILE,
@@ -152,7 +154,7 @@ def build(ctx: ReportContext) -> DecisionSection:
     ctx.data_files.append(DECISION_FILE)
     payload = build_payload(tables, [book_dict(b) for b in books], cards,
                             days_per_month=ctx.options.days_per_month,
-                            slo_p90_s=DEFAULT_TTFT_SLO_P90_S, bills=ctx.cache.get("bills"),
+                            slo_p90_s=slo, bills=ctx.cache.get("bills"),
                             measured=sec.measured)
     sec.payload_json = script_json(payload)
     sec.headline = headline(cards)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 from simkv.report import fmt
 from simkv.report.deps import need
-from simkv.report.explorer.replicas import sized_ttft
+from simkv.report.explorer.replicas import report_slo_s, sized_ttft
 from simkv.report.figures import new_figure
 from simkv.report.model import Missing, ReportContext, Section, Table, WorkloadInput
 from simkv.report.sections.common import BLEND_RECOMPUTE_SHARE, unlimited
@@ -134,7 +133,8 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
         for mode in ("prefix", "chunk"):
             cfg = CacheConfig(reuse=mode, blend_recompute_share=BLEND_RECOMPUTE_SHARE
                               if mode == "chunk" else 0.0)
-            s = sized_ttft(w.trace, cfg, gpu=TTFT_GPU, tier=TTFT_TIER)
+            s = sized_ttft(w.trace, cfg, slo_p90_s=report_slo_s(ctx.options), gpu=TTFT_GPU,
+                           tier=TTFT_TIER)
             r[f"{mode}_ttft_p50_s"], r[f"{mode}_ttft_p90_s"] = s.ttft_p50_s, s.ttft_p90_s
             r[f"{mode}_replicas"], r[f"{mode}_meets_slo"] = s.replicas, s.meets
     frame = pd.DataFrame(rows)
@@ -142,7 +142,7 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
     if "chunk_ttft_p50_s" in frame:
         sec.tables.append(Table(
             f"Prefix vs chunk reuse, unlimited bucket on a {TTFT_TIER} tier, each on the fewest "
-            f"{TTFT_GPU} replicas meeting TTFT p90 <= {DEFAULT_TTFT_SLO_P90_S:g} s (modelled only)",
+            f"{TTFT_GPU} replicas meeting TTFT p90 <= {report_slo_s(ctx.options):g} s (modelled only)",
             ("workload", "prefix reuse", "chunk reuse", "replicas prefix / chunk",
              "TTFT p50 prefix", "TTFT p50 chunk", "TTFT p90 prefix", "TTFT p90 chunk"),
             tuple((r.workload, fmt.pct(r.prefix_token_hit_ratio), fmt.pct(r.chunk_token_reuse_ratio),

@@ -14,18 +14,15 @@ import numpy as np
 import pandas as pd
 
 from simkv.cache import CacheConfig
-from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 from simkv.report import fmt
 from simkv.report.deps import need
-from simkv.report.explorer.replicas import MAX_REPLICAS, sized_ttft
+from simkv.report.explorer.replicas import MAX_REPLICAS, report_slo_s, sized_ttft
 from simkv.report.figures import new_figure
 from simkv.report.model import Missing, ReportContext, Section, Table
 from simkv.report.sections.common import working_set_bytes
 
 KEY = "ttft"
 GPU = "H100"
-#: replicas are sized to the load: the fewest meeting TTFT p90 <= this (simkv.latency.slo)
-SLO_P90_S = DEFAULT_TTFT_SLO_P90_S
 #: HBM prefix cache per replica, as a share of the workload's working set
 HBM_SHARE = 0.05
 #: cache choices: (label, tier serving the hits, bucket size as a share of the working set
@@ -44,19 +41,20 @@ HOW_TO_MEASURE = ("run `make report` without QUICK=1 (it replays a small workloa
 
 def _predicted(ctx: ReportContext, sec: Section) -> None:
     rows, dist = [], []
+    slo = report_slo_s(ctx.options)  # replicas are sized to the load: fewest meeting p90 <= slo
     for w in ctx.workloads:
         ws = working_set_bytes(ctx, w)
         hbm = CacheConfig(capacity_bytes=int(ws * HBM_SHARE))
         for label, tier, frac, front in CHOICES:
             cfg = (CacheConfig() if frac is None else CacheConfig(capacity_bytes=int(ws * frac))
                    if frac > 0 else CacheConfig(capacity_blocks=0))
-            sized = sized_ttft(w.trace, cfg, slo_p90_s=SLO_P90_S, gpu=GPU, tier=tier,
+            sized = sized_ttft(w.trace, cfg, slo_p90_s=slo, gpu=GPU, tier=tier,
                                hbm_cache=hbm if front else None)
             rec = sized.records
             s = sized.summary
             rows.append({"workload": w.name, "choice": label, "tier": tier, "gpu": GPU,
                          "replicas": sized.replicas, "meets_slo": sized.meets,
-                         "slo_p90_s": SLO_P90_S, "serving": sized.describe(GPU),
+                         "slo_p90_s": slo, "serving": sized.describe(GPU),
                          "loaded_tokens": s.get("loaded_tokens"),
                          "load_beats_recompute_share": s.get("load_beats_recompute_share"),
                          "queue_p90_s": s.get("queue_p90_s"),
@@ -83,7 +81,7 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
                 KEY, fig, title=f"{wl}: predicted TTFT by cache choice",
                 caption=(f"Distribution of predicted TTFT (queueing included) for each cache "
                          f"choice, each on the fewest {GPU} replicas meeting TTFT p90 <= "
-                         f"{SLO_P90_S:g} s (replicas per choice in {data}); the analytic latency "
+                         f"{slo:g} s (replicas per choice in {data}); the analytic latency "
                          "model (not calibrated on this hardware)."),
                 data_file=dfile, basis="modelled"))
     for wl, g in frame.groupby("workload", sort=False):
@@ -99,7 +97,7 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
     tiers = need("simkv.latency.hardware", "TIERS")
     sec.assumptions.append(
         f"Latency: analytic model on {GPU} replicas, as many as the fewest meeting TTFT p90 <= "
-        f"{SLO_P90_S:g} s (searched up to {MAX_REPLICAS}), one request at a time per "
+        f"{slo:g} s (searched up to {MAX_REPLICAS}), one request at a time per "
         f"engine step budget; HBM prefix cache = {HBM_SHARE:.0%} of each workload's working set. "
         "KV load bandwidths: " + "; ".join(f"{t}: {tiers.get(t).source}" for t in ("cpu", "remote")) + ".")
     sec.tables.append(Table("Predicted TTFT percentiles at replicas sized to the load",
@@ -208,7 +206,7 @@ def build(ctx: ReportContext) -> Section:
     sec = Section(KEY, "Time to first token")
     sec.intro = ("A hit saves time as well as money when loading the KV beats recomputing it. "
                  "Predicted TTFT per cache choice at the fewest replicas meeting TTFT p90 <= "
-                 f"{SLO_P90_S:g} s, then simkv's predictions beside a real engine's "
+                 f"{report_slo_s(ctx.options):g} s, then simkv's predictions beside a real engine's "
                  "measurements where they exist.")
     try:
         _predicted(ctx, sec)
