@@ -94,6 +94,7 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
             f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache on {base['replicas']} {GPU} vs "
             f"{fmt.ms(best['ttft_p90_s'])} with {best['choice']} on {best['replicas']} "
             f"(p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
+    sec.headline = _headline(frame, slo)
     tiers = need("simkv.latency.hardware", "TIERS")
     sec.assumptions.append(
         f"Latency: analytic model on {GPU} replicas, as many as the fewest meeting TTFT p90 <= "
@@ -107,6 +108,27 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
                                    fmt.pct(r.prefix_token_hit_ratio),
                                    fmt.ms(r.ttft_p50_s), fmt.ms(r.ttft_p90_s), fmt.ms(r.ttft_p99_s))
                                   for r in frame.itertuples()), data_file=data))
+
+
+def _span(replicas: pd.Series) -> str:
+    lo, hi = int(replicas.min()), int(replicas.max())
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def _headline(frame: pd.DataFrame, slo: float) -> str:
+    """The section's answer in one sentence: who can be served, without and with a cache."""
+    base = frame.groupby("workload", sort=False).head(1)
+    best = frame.loc[frame.groupby("workload", sort=False)["ttft_p90_s"].idxmin()]
+    no = base[~base["meets_slo"]]["workload"].tolist()
+    text = f"Sized to TTFT p90 <= {slo:g} s: "
+    text += (f"without a cache {len(no)} of {len(base)} workloads cannot meet it at any replica "
+             f"count ({', '.join(no)})" if no else
+             f"every workload meets it without a cache on {_span(base['replicas'])} {GPU}")
+    ok = best[best["meets_slo"]]
+    text += (f"; with its best cache choice {len(ok)} of {len(best)} meet it, on "
+             f"{_span(ok['replicas'])} {GPU}" if len(ok) else
+             "; no cache choice makes any of them meet it")
+    return text + "."
 
 
 def load_measured(path: Path) -> list[dict]:
