@@ -57,6 +57,10 @@ class SizedTtft:
         if self.meets:
             return (f"{self.replicas} {gpu} replica(s), the fewest meeting TTFT p90 <= "
                     f"{self.slo_p90_s:g} s")
+        if self.replicas >= MAX_REPLICAS:
+            return (f"cannot be served within TTFT p90 <= {self.slo_p90_s:g} s on up to "
+                    f"{self.replicas} {gpu} replicas: p90 {self.ttft_p90_s:,.1f} s there, "
+                    f"{self.over_slo_factor:,.1f}x the objective")
         return (f"cannot be served within TTFT p90 <= {self.slo_p90_s:g} s at any replica count: "
                 f"from {self.replicas} {gpu} replicas on, p90 stays near {self.ttft_p90_s:,.1f} s, "
                 f"{self.over_slo_factor:,.1f}x the objective")

@@ -121,8 +121,8 @@ def _headline(frame: pd.DataFrame, slo: float) -> str:
     best = frame.loc[frame.groupby("workload", sort=False)["ttft_p90_s"].idxmin()]
     no = base[~base["meets_slo"]]["workload"].tolist()
     text = f"Sized to TTFT p90 <= {slo:g} s: "
-    text += (f"without a cache {len(no)} of {len(base)} workloads cannot meet it at any replica "
-             f"count ({', '.join(no)})" if no else
+    text += (f"without a cache {len(no)} of {len(base)} workloads cannot meet it on any "
+             f"replica count up to {MAX_REPLICAS} ({', '.join(no)})" if no else
              f"every workload meets it without a cache on {_span(base['replicas'])} {GPU}")
     ok = best[best["meets_slo"]]
     text += (f"; with its best cache choice {len(ok)} of {len(best)} meet it, on "
