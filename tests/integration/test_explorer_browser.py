@@ -226,6 +226,25 @@ def test_ttl_15_minutes_and_traffic_doubled_match_python_to_the_cent(report, tmp
     assert "2x traffic" in got["x-answer"] and "15 min" in got["x-answer"]
 
 
+def test_what_if_button_from_the_card(report, tmp_path):
+    """The "TTL 15 min, 2x traffic" button moves the card's own point; same check in Python."""
+    p, _ = shipped_tiers()
+    card = json.loads((report / "data" / "decision.json").read_text())["cards"][0]
+    tier = card["tier"]
+
+    async def script(cdp: Cdp):
+        await cdp.js("document.getElementById('x-preset-15m-2x').click(); true")
+        got = await cdp.js(READ)
+        await cdp.js("document.getElementById('x-preset-card').click(); true")
+        return got, await cdp.js(READ), cdp.errors()
+
+    got, back, errors = run_page(tmp_path, report / "index.html", script)
+    assert errors == []
+    want = expected_point(report, 2, 900.0, tier["capacity_bytes"], p, tier["usd_per_month"])
+    assert got["o-hit"] == f"{100 * want['hit']:.2f}%" and got["o-net"] == usd(want["net"])
+    assert back["o-hit"] == f"{100 * card['hit_rate']['value']:.2f}%"
+
+
 def test_own_price_and_an_interpolated_capacity(report, tmp_path):
     """A typed price and a capacity between two grid points: log-linear between those two."""
     grid = pd.read_csv(report / "data" / "explorer_grid.csv")

@@ -269,7 +269,22 @@
       $(id).addEventListener("input", update);
       $(id).addEventListener("change", update);
     });
+    preset("x-preset-15m-2x", 900, "2");
+    preset("x-preset-1h-5x", 3600, "5");
+    $("x-preset-card").addEventListener("click", function () {
+      $("x-traffic").value = "1"; $("x-ttl").value = String(DATA.ttls_s.length - 1);
+      $("x-pricing").value = DATA.books.length ? "0" : "custom";
+      $("x-capacity-gib").value = ""; fillCapacities(); update();
+    });
     update();
+  }
+  /* a what-if button: set TTL and traffic, keep the rest (hidden if the run lacks that TTL) */
+  function preset(id, ttl, traffic) {
+    var j = DATA.ttls_s.indexOf(ttl), button = $(id);
+    if (j < 0 || DATA.traffic.indexOf(Number(traffic)) < 0) { button.style.display = "none"; return; }
+    button.addEventListener("click", function () {
+      $("x-ttl").value = String(j); $("x-traffic").value = traffic; update();
+    });
   }
   init();
 }());
