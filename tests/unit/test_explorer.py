@@ -4,6 +4,7 @@ cards and payload, each against hand calculations written in the docstrings."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -189,3 +190,30 @@ def test_slo_is_overridable_and_checked(tmp_path, cli):
     ttft = pd.read_csv(tmp_path / "out" / "data" / "explorer_ttft.csv")
     assert (ttft["slo_p90_s"] == 5.0).all()
     assert (ttft[ttft["meets"]]["ttft_p90_s"] <= 5.0).all()
+
+
+def test_no_subscription_book_says_why_and_the_page_still_renders(tmp_path):
+    import shutil
+
+    from simkv.report.explorer.section import build
+    from simkv.report.model import ReportContext, ReportOptions, WorkloadInput
+    from simkv.report.render import render
+    from simkv.trace import load_trace
+    from tests.conftest import MOONCAKE
+
+    books = tmp_path / "books"
+    books.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "simkv" / "data" / "pricebooks" / "anthropic.yaml", books)
+    tr = load_trace(MOONCAKE).head(50).with_model("llama-3.1-8b")
+    w = WorkloadInput(name="m", trace=tr, model="llama-3.1-8b", source="m.jsonl")
+    sec = build(ReportContext(tmp_path / "out", [w], ReportOptions(quick=True, pricebooks_dir=books)))
+    assert sec.status == "unavailable" and "no subscription price book" in sec.missing[0]
+    prov = {"simkv_version": "0", "git": {"commit": "abc", "dirty": False}, "command": "c",
+            "seed": 0, "packages": {}, "engine": {}, "inputs": [], "pricebooks": []}
+    (tmp_path / "page").mkdir()
+    html, md = render(tmp_path / "page", sections=[sec], provenance=prov, title="T", subtitle="S",
+                      mode="m")
+    text = html.read_text()
+    assert "no subscription price book" in text and "<script" not in text
+    assert "no subscription price book" in md.read_text()
