@@ -55,6 +55,22 @@ def belady(ctx: ReportContext, w: WorkloadInput, caps_bytes: list[int]) -> pd.Da
     return out
 
 
+def _headline(heads: list[tuple]) -> str:
+    """The section's answer: how big a cache must be, and what a short TTL costs."""
+    c90 = sorted((v, n) for k, n, v in heads if k == "c90")
+    ttl = [(v[0], n, v[1]) for k, n, v in heads if k == "ttl"]
+    parts = []
+    if c90:
+        parts.append(f"90% of what an unlimited cache reuses takes {fmt.pct(c90[0][0], 0)} "
+                     f"({c90[0][1]}) to {fmt.pct(c90[-1][0], 0)} ({c90[-1][1]}) of a workload's "
+                     "working set")
+    if ttl:
+        loss, name, t0 = max(ttl)
+        parts.append(f"a {fmt.duration(t0)} TTL costs up to {100 * loss:.1f} points of hit rate "
+                     f"({name})")
+    return ("; ".join(parts) + ".") if parts else ""
+
+
 def build(ctx: ReportContext) -> Section:
     sec = Section(KEY, "Hit rate over capacity x TTL")
     sec.intro = ("How much of the input an LRU cache serves at each size and TTL, from one exact "
@@ -81,6 +97,7 @@ def build(ctx: ReportContext) -> Section:
     data = ctx.write_data("grid", grid)
     bel_frame = pd.concat(bel, ignore_index=True) if bel else None
     bel_file = ctx.write_data("grid_belady", bel_frame) if bel_frame is not None else None
+    heads: list[tuple] = []
     for w in ctx.workloads:
         g = grid[grid["workload"] == w.name]
         if g.empty:
@@ -133,6 +150,7 @@ def build(ctx: ReportContext) -> Section:
                 f"(working set {fmt.size(ws)}).")
         if unl > 0 and not enough.empty:
             c90 = float(enough["capacity_bytes"].iloc[0])
+            heads.append(("c90", w.name, c90 / ws if ws else 0.0))
             text += (f" 90% of that is reached at {fmt.size(c90)} "
                      f"({fmt.pct(c90 / ws if ws else 0, 0)} of the working set).")
         short = [t for t in ttls if not pd.isna(t)]
@@ -141,6 +159,7 @@ def build(ctx: ReportContext) -> Section:
             at = g[g["capacity_bytes"].isna() & (g["ttl_s"] == t0)]["prefix_token_hit_ratio"].iloc[0]
             text += (f" With a {fmt.duration(t0)} TTL even unlimited capacity serves only "
                      f"{fmt.pct(at)}.")
+            heads.append(("ttl", w.name, (float(unl) - float(at), t0)))
         sec.readings.append(text)
         if bel_frame is not None:
             b = bel_frame[bel_frame["workload"] == w.name]
@@ -152,6 +171,7 @@ def build(ctx: ReportContext) -> Section:
                     f"{w.name}: at {fmt.size(mid)} with no TTL, LRU hits {fmt.pct(lm)} of block "
                     f"accesses and Belady's optimum {fmt.pct(bm)}: the gap is what a better "
                     "eviction policy could still win.")
+    sec.headline = _headline(heads)
     sec.tables.append(Table(
         "Grid size", ("workload", "capacities", "TTLs", "points"),
         tuple((wl, str(g["capacity_bytes"].nunique(dropna=False)), str(g["ttl_s"].nunique(dropna=False)),
