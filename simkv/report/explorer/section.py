@@ -133,7 +133,12 @@ def build(ctx: ReportContext) -> DecisionSection:
         sec.mark_missing("decision cards: no subscription price book (give --tiers FILE)")
         return sec
     book = books[0]
-    tables = explorer_tables(pairs(ctx), tier_prices(book), quick=ctx.options.quick,
+    studied = pairs(ctx)
+    if not studied:
+        sec.status = "unavailable"
+        sec.mark_missing("decision cards: no workload has two or more requests of one model")
+        return sec
+    tables = explorer_tables(studied, tier_prices(book), quick=ctx.options.quick,
                              days_per_month=ctx.options.days_per_month, slo_p90_s=slo)
     grid_file = ctx.write_data("explorer_grid", tables.grid)
     ctx.write_data("explorer_volume", tables.volume)
