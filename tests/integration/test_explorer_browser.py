@@ -245,6 +245,33 @@ def test_what_if_button_from_the_card(report, tmp_path):
     assert back["o-hit"] == f"{100 * card['hit_rate']['value']:.2f}%"
 
 
+def test_another_model_scales_capacity_by_its_kv_block_size(report, tmp_path):
+    """llama-3.1-70b on the same trace: 80 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 320 KiB
+    of KV per token against llama-3.1-8b's 32 layers = 128 KiB, 2.5x the bytes per block: the
+    grid point c hits the same at 2.5 c, and the fee is that of the cheapest tier holding 2.5 c."""
+    p, tiers = shipped_tiers()
+    grid = pd.read_csv(report / "data" / "explorer_grid.csv")
+    caps = sorted(grid["capacity_bytes"].dropna().unique())
+    idx = len(caps) // 2
+    cap70 = caps[idx] * 2.5
+    fee = min((t for t in tiers if t[1] >= cap70), key=lambda t: t[2])
+
+    async def script(cdp: Cdp):
+        ttl_idx = await cdp.js("JSON.parse(document.getElementById('simkv-explorer-data').textContent)"
+                               ".ttls_s.indexOf(null)")
+        got = await cdp.js(set_controls(**{"x-model": "llama-3.1-70b", "x-traffic": 1,
+                                           "x-ttl": ttl_idx, "x-capacity": idx}))
+        return got, cdp.errors()
+
+    got, errors = run_page(tmp_path, report / "index.html", script)
+    assert errors == []
+    want = expected_point(report, 1, None, caps[idx], p, fee[2])
+    assert got["o-hit"] == f"{100 * want['hit']:.2f}%"
+    assert got["o-bill"] == usd(want["bill"]) and got["o-net"] == usd(want["net"])
+    assert fee[0] in got["o-fee"] and "llama-3.1-70b" in got["x-answer"]
+    assert "not computed" in got["o-ttft"]
+
+
 def test_own_price_and_an_interpolated_capacity(report, tmp_path):
     """A typed price and a capacity between two grid points: log-linear between those two."""
     grid = pd.read_csv(report / "data" / "explorer_grid.csv")

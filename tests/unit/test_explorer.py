@@ -99,7 +99,7 @@ def _tables(volume_tokens: float) -> ExplorerTables:
                          "ttl_s": np.nan, "prefix_token_hit_ratio": h})
         vol.append({"workload": "w", "model": "m", "traffic": g, "input_tokens": 1,
                     "window_s": 1.0, "input_tokens_per_month": volume_tokens * g,
-                    "working_set_bytes": 500.0 * g})
+                    "working_set_bytes": 500.0 * g, "block_tokens": 16, "block_bytes": 10})
         for setup, cap, h in (("no cache", 0.0, 0.0), ("bronze", 100.0, 0.3), ("silver", 1000.0, 0.5)):
             ttft.append({"workload": "w", "model": "m", "traffic": g, "setup": setup,
                          "capacity_bytes": cap, "prefix_token_hit_ratio": h, "gpu": "H100",
@@ -150,6 +150,8 @@ def test_payload_is_the_grid_and_escapes_script_text():
     assert w["capacities_bytes"] == [100.0, 1000.0, None]
     assert w["runs"]["1"]["hit"] == [[0.3], [0.5], [0.6]]
     assert p["ttls_s"] == [None] and p["traffic"] == [1, 2, 5]
+    assert w["block_bytes"] == 10 and w["models"]["m"] == 10
+    assert w["models"]["llama-3.1-8b"] == 2 * 1024 * 1024  # 16 tokens x 128 KiB (32 layers x 8 x 128 x 2 x 2)
     text = script_json(p)
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == json.loads(json.dumps(p))

@@ -10,7 +10,9 @@ Payload (``kind: simkv.explorer``)::
     schema_version, kind, days_per_month, slo_ttft_p90_s, traffic [1, 2, 5], ttls_s [.., null],
     books:     [{name, recompute_usd_per_mtok, placeholder, source, as_of,
                  tiers: [{name, capacity_bytes, usd_per_month}]}]
-    workloads: [{id, workload, model, capacities_bytes [.., null = unlimited],
+    workloads: [{id, workload, model, capacities_bytes [.., null = unlimited], block_bytes,
+                 models: {catalogue model: block_bytes} (the same trace on another model:
+                          capacity x its block bytes / block_bytes hits the same),
                  runs: {"1": {input_tokens_per_month, working_set_bytes,
                               hit: [[ratio per ttl] per capacity],
                               ttft: [{setup, capacity_bytes, hit_rate, replicas, meets,
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from simkv.report.explorer.tables import TRAFFIC, ExplorerTables
+from simkv.report.explorer.tables import TRAFFIC, ExplorerTables, catalogue_block_bytes
 
 SCHEMA_VERSION = 1
 #: the page must stay light: a payload above this is a bug (aggregates only)
@@ -83,8 +85,12 @@ def _workload(t: ExplorerTables, workload: str, model: str, ttls: list[float | N
                       "hit_rate": float(r.prefix_token_hit_ratio), "replicas": int(r.replicas),
                       "meets": bool(r.meets), "ttft_p50_s": float(r.ttft_p50_s),
                       "ttft_p90_s": float(r.ttft_p90_s), "gpu": r.gpu} for r in x.itertuples()]}
+    v1 = t.volume[(t.volume["workload"] == workload) & (t.volume["model"] == model)].iloc[0]
+    models = {name: bb for name, bb in catalogue_block_bytes(int(v1["block_tokens"])).items()}
+    models[model] = int(v1["block_bytes"])
     return {"id": f"{workload} | {model}", "workload": workload, "model": model,
-            "capacities_bytes": caps_all, "runs": runs}
+            "capacities_bytes": caps_all, "block_bytes": int(v1["block_bytes"]),
+            "models": dict(sorted(models.items())), "runs": runs}
 
 
 def build_payload(t: ExplorerTables, books: Sequence[dict], cards: Sequence[dict], *,

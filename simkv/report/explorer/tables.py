@@ -10,7 +10,7 @@ Columns (one row per workload x model x traffic multiplier x ...):
 ``grid``    workload, model, traffic, capacity_bytes (NaN = unlimited), ttl_s (NaN = no TTL),
             prefix_token_hit_ratio (exact LRU, ``simkv.sizing.lru_grid``, whole window)
 ``volume``  workload, model, traffic, input_tokens, window_s, input_tokens_per_month,
-            working_set_bytes
+            working_set_bytes, block_tokens, block_bytes (KV bytes of one block of the model)
 ``ttft``    workload, model, traffic, setup, capacity_bytes (0 = no cache, NaN = unlimited),
             prefix_token_hit_ratio, gpu, tier, hbm_bytes_per_replica, slo_p90_s, replicas,
             meets, ttft_p50_s, ttft_p90_s
@@ -29,6 +29,7 @@ from simkv.cache.engine import block_bytes_per_access
 from simkv.cache.stream import dense_block_ids
 from simkv.economics.growth import grow
 from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
+from simkv.models.geometry import catalogue_names, get_model
 from simkv.report.explorer.money import TierPrice, tokens_per_month
 from simkv.report.explorer.replicas import sized_ttft
 from simkv.sizing import lru_grid
@@ -52,6 +53,12 @@ class ExplorerTables:
     grid: pd.DataFrame
     volume: pd.DataFrame
     ttft: pd.DataFrame
+
+
+def catalogue_block_bytes(block_tokens: int) -> dict[str, int]:
+    """KV bytes of one ``block_tokens`` block for every catalogue model (the explorer's model
+    choice: an LRU over blocks of equal size hits the same at capacity x its block size)."""
+    return {name: int(get_model(name).block_bytes(block_tokens)) for name in catalogue_names()}
 
 
 def working_set_bytes(trace: Trace) -> int:
@@ -112,7 +119,9 @@ def explorer_tables(pairs: Sequence[tuple[str, str, Trace]], tiers: Sequence[Tie
             vols.append({"workload": name, "model": model, "traffic": g, "input_tokens": tokens,
                          "window_s": window,
                          "input_tokens_per_month": tokens_per_month(tokens, window, days_per_month),
-                         "working_set_bytes": working_set_bytes(tr)})
+                         "working_set_bytes": working_set_bytes(tr),
+                         "block_tokens": int(tr.block_tokens),
+                         "block_bytes": int(get_model(model).block_bytes(tr.block_tokens))})
             ttfts += _ttft_rows(name, model, g, tr, ws, tiers, slo_p90_s)
     return ExplorerTables(pd.concat(grids, ignore_index=True), pd.DataFrame(vols),
                           pd.DataFrame(ttfts))

@@ -46,6 +46,9 @@
   }
 
   function workload() { return DATA.workloads[Number($("x-workload").value)]; }
+  /* another model on the same trace: capacities scale by the ratio of KV bytes per block */
+  function modelName() { return $("x-model").value || workload().model; }
+  function scale() { var w = workload(); return (w.models[modelName()] || w.block_bytes) / w.block_bytes; }
   function run() { return workload().runs[$("x-traffic").value]; }
   function ttlIndex() { return Number($("x-ttl").value); }
   function book() {
@@ -54,18 +57,19 @@
   }
 
   /* hit rate at the selected capacity: exact grid point, or log-linear between two */
-  function hitAt(w, r, ti, capBytes, idx) {
+  function hitAt(w, r, ti, capBytes, idx, k) {
+    var sz = function (c) { return size(c * k); };
     var caps = w.capacities_bytes, n = caps.length;
     if (capBytes === null) {
-      return {h: r.hit[idx][ti], cap: caps[idx], note: "exact grid point (" + size(caps[idx]) + ")"};
+      return {h: r.hit[idx][ti], cap: caps[idx], note: "exact grid point (" + sz(caps[idx]) + ")"};
     }
     var finite = caps.slice(0, caps[n - 1] === null ? n - 1 : n);
     if (capBytes <= finite[0]) {
-      return {h: r.hit[0][ti], cap: finite[0], note: "below the smallest computed capacity: shown at " + size(finite[0])};
+      return {h: r.hit[0][ti], cap: finite[0], note: "below the smallest computed capacity: shown at " + sz(finite[0])};
     }
     if (capBytes >= finite[finite.length - 1]) {
       var last = finite.length - 1;
-      return {h: r.hit[last][ti], cap: finite[last], note: "above the largest computed finite capacity: shown at " + size(finite[last])};
+      return {h: r.hit[last][ti], cap: finite[last], note: "above the largest computed finite capacity: shown at " + sz(finite[last])};
     }
     for (var i = 0; i < finite.length - 1; i += 1) {
       if (capBytes === finite[i]) { return {h: r.hit[i][ti], cap: capBytes, note: "exact grid point"}; }
@@ -73,7 +77,7 @@
         var f = (Math.log(capBytes) - Math.log(finite[i])) / (Math.log(finite[i + 1]) - Math.log(finite[i]));
         var h = r.hit[i][ti] + f * (r.hit[i + 1][ti] - r.hit[i][ti]);
         return {h: h, cap: capBytes, note: "interpolated (log capacity) between the computed " +
-                size(finite[i]) + " and " + size(finite[i + 1])};
+                sz(finite[i]) + " and " + sz(finite[i + 1])};
       }
     }
     return {h: r.hit[finite.length - 1][ti], cap: capBytes, note: "exact grid point"};
@@ -120,18 +124,24 @@
 
   function update() {
     var w = workload(), r = run(), ti = ttlIndex(), idx = Number($("x-capacity").value);
+    var k = scale(), other = modelName() !== w.model;
     var typed = selectedCap();
-    var pt = hitAt(w, r, ti, typed, idx);
-    $("x-capacity-label").textContent = size(w.capacities_bytes[idx]);
+    var pt = hitAt(w, r, ti, typed === null ? null : typed / k, idx, k);
+    var capShown = pt.cap === null ? null : pt.cap * k;
+    $("x-capacity-label").textContent = capShown === null ? "unlimited" : size(capShown);
     var b = book();
     $("x-fee").disabled = b !== null;
     var p = Number($("x-mtok").value);
-    var fee = feeFor(b, pt.cap);
+    var fee = feeFor(b, capShown);
     var V = r.input_tokens_per_month;
     setText("o-hit", pct(pt.h, 2), pt.h);
     var tt = ttftFor(r, pt.h);
-    setText("o-ttft", ms(tt.ttft_p50_s) + " / " + ms(tt.ttft_p90_s) + " on " + tt.replicas + " " + tt.gpu +
-            (tt.meets ? "" : " (no replica count meets the SLO)"), tt.ttft_p90_s);
+    if (other) {
+      setText("o-ttft", "not computed for " + modelName() + " (the run computed TTFT for " + w.model + ")", null);
+    } else {
+      setText("o-ttft", ms(tt.ttft_p50_s) + " / " + ms(tt.ttft_p90_s) + " on " + tt.replicas + " " + tt.gpu +
+              (tt.meets ? "" : " (no replica count meets the SLO)"), tt.ttft_p90_s);
+    }
     if (fee.fee === null) {
       ["o-bill", "o-net", "o-breakeven"].forEach(function (id) { setText(id, "n/a", null); });
       var m0 = month(V, pt.h, p, 0);
@@ -144,16 +154,19 @@
       setText("o-net", usd(m.net), m.net);
       setText("o-breakeven", pct(m.breakEven, 2), m.breakEven);
       setText("o-fee", usd(fee.fee) + " (" + fee.label + ")", fee.fee);
-      $("x-answer").textContent = w.workload + " (" + w.model + ") at " + $("x-traffic").value + "x traffic, " +
-        size(pt.cap) + ", " + ttlLabel(DATA.ttls_s[ti]) + ": " + (m.net >= 0 ? "saves " : "loses ") +
+      $("x-answer").textContent = w.workload + " (" + modelName() + ") at " + $("x-traffic").value + "x traffic, " +
+        size(capShown) + ", " + ttlLabel(DATA.ttls_s[ti]) + ": " + (m.net >= 0 ? "saves " : "loses ") +
         usd(Math.abs(m.net)) + " a month net of a " + usd(fee.fee) + " bucket.";
     }
-    $("o-note").textContent = "Hit rate: " + pt.note + ". TTFT from the computed setup '" + tt.setup +
+    $("o-note").textContent = (other ? "Model " + modelName() + " instead of " + w.model +
+      ": the same trace with " + k.toPrecision(4) + "x the KV bytes per block, so every computed capacity scales by " +
+      k.toPrecision(4) + " with the same hit rate (exact for an LRU over equal blocks); capacities below are " +
+      modelName() + "'s. " : "") + "Hit rate: " + pt.note + ". TTFT from the computed setup '" + tt.setup +
       "' (hit rate " + pct(tt.hit_rate, 2) + "), the fewest replicas meeting p90 <= " + DATA.slo_ttft_p90_s +
       " s. Input tokens per month: " + Math.round(V).toLocaleString("en-US") + ".";
     alternatives(w);
-    drawHit(w, r, ti, pt);
-    drawNet(w, r, ti, b, p, V, pt);
+    drawHit(w, r, ti, pt, k);
+    drawNet(w, r, ti, b, p, V, pt, k);
   }
 
   /* every price book's own bill, as the run computed it (1x only) */
@@ -168,8 +181,9 @@
       });
       body.appendChild(tr);
     });
-    $("x-alt-note").textContent = $("x-traffic").value === "1" ? "computed by the run at 1x traffic" :
-      "computed by the run at 1x traffic only: these rows do not follow the traffic control";
+    var which = "computed by the run for " + w.model + " at 1x traffic";
+    $("x-alt-note").textContent = $("x-traffic").value === "1" && modelName() === w.model ? which :
+      which + " only: these rows do not follow the traffic and model controls";
     $("x-alt").style.display = (w.alternatives || []).length ? "" : "none";
   }
 
@@ -205,8 +219,8 @@
   function finiteCaps(w) { return w.capacities_bytes.filter(function (c) { return c !== null; }); }
   var COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"];
 
-  function drawHit(w, r, ti, pt) {
-    var svg = $("p-hit"), xs = finiteCaps(w), top = 0;
+  function drawHit(w, r, ti, pt, k) {
+    var svg = $("p-hit"), xs = finiteCaps(w).map(function (c) { return c * k; }), top = 0;
     r.hit.forEach(function (row) { row.forEach(function (v) { top = Math.max(top, v); }); });
     top = Math.min(1, Math.max(0.1, Math.ceil(top * 10) / 10));
     var s = axes(svg, xs, 0, top, function (y) { return (100 * y).toFixed(0) + "%"; });
@@ -216,11 +230,11 @@
                   opacity: j === ti ? 1 : 0.55}, svg);
       text(svg, W - PAD.r - 2, PAD.t + 12 + 12 * j, ttlLabel(ttl), "end").setAttribute("fill", COLORS[j % COLORS.length]);
     });
-    if (pt.cap !== null) { el("circle", {cx: s.sx(pt.cap), cy: s.sy(pt.h), r: 5, fill: "#111"}, svg); }
+    if (pt.cap !== null) { el("circle", {cx: s.sx(pt.cap * k), cy: s.sy(pt.h), r: 5, fill: "#111"}, svg); }
   }
 
-  function drawNet(w, r, ti, b, p, V, pt) {
-    var svg = $("p-net"), xs = finiteCaps(w), vals = [];
+  function drawNet(w, r, ti, b, p, V, pt, k) {
+    var svg = $("p-net"), xs = finiteCaps(w).map(function (c) { return c * k; }), vals = [];
     xs.forEach(function (c, i) {
       var f = feeFor(b, c);
       vals.push(f.fee === null ? null : month(V, r.hit[i][ti], p, f.fee).net);
@@ -237,13 +251,19 @@
       d += (pen ? "L" : "M") + s.sx(c).toFixed(1) + "," + s.sy(vals[i]).toFixed(1); pen = true;
     });
     el("path", {d: d, fill: "none", stroke: "#2e7d32", "stroke-width": 2}, svg);
-    var f = feeFor(b, pt.cap);
+    var f = feeFor(b, pt.cap === null ? null : pt.cap * k);
     if (pt.cap !== null && f.fee !== null) {
-      el("circle", {cx: s.sx(pt.cap), cy: s.sy(month(V, pt.h, p, f.fee).net), r: 5, fill: "#111"}, svg);
+      el("circle", {cx: s.sx(pt.cap * k), cy: s.sy(month(V, pt.h, p, f.fee).net), r: 5, fill: "#111"}, svg);
     }
   }
 
   /* ---------------------------------------------------------------- controls */
+  function fillModels() {
+    var w = workload(), sel = $("x-model");
+    while (sel.firstChild) { sel.removeChild(sel.firstChild); }
+    Object.keys(w.models).forEach(function (m) { option(sel, m, m + (m === w.model ? " (the run's)" : "")); });
+    sel.value = w.model;
+  }
   function fillCapacities() {
     var w = workload(), cap = $("x-capacity");
     cap.max = String(w.capacities_bytes.length - 1);
@@ -262,10 +282,11 @@
     });
     option($("x-pricing"), "custom", "my own bucket price ($/month)");
     $("x-mtok").value = DATA.books.length ? String(DATA.books[0].recompute_usd_per_mtok) : "0.15";
+    fillModels();
     fillCapacities();
-    $("x-workload").addEventListener("change", function () { fillCapacities(); update(); });
+    $("x-workload").addEventListener("change", function () { fillModels(); fillCapacities(); update(); });
     $("x-capacity").addEventListener("input", function () { $("x-capacity-gib").value = ""; update(); });
-    ["x-traffic", "x-ttl", "x-pricing", "x-fee", "x-mtok", "x-capacity-gib"].forEach(function (id) {
+    ["x-model", "x-traffic", "x-ttl", "x-pricing", "x-fee", "x-mtok", "x-capacity-gib"].forEach(function (id) {
       $(id).addEventListener("input", update);
       $(id).addEventListener("change", update);
     });
@@ -274,7 +295,7 @@
     $("x-preset-card").addEventListener("click", function () {
       $("x-traffic").value = "1"; $("x-ttl").value = String(DATA.ttls_s.length - 1);
       $("x-pricing").value = DATA.books.length ? "0" : "custom";
-      $("x-capacity-gib").value = ""; fillCapacities(); update();
+      $("x-capacity-gib").value = ""; fillModels(); fillCapacities(); update();
     });
     update();
   }
