@@ -286,13 +286,16 @@ def test_own_price_and_an_interpolated_capacity(report, tmp_path):
     async def script(cdp: Cdp):
         ttl_idx = await cdp.js("JSON.parse(document.getElementById('simkv-explorer-data').textContent)"
                                ".ttls_s.indexOf(null)")
+        n_caps = await cdp.js("document.getElementById('x-capacity').max")
+        unlimited = await cdp.js(set_controls(**{"x-capacity": n_caps}))  # the unlimited end
         got = await cdp.js(set_controls(**{"x-traffic": 1, "x-ttl": ttl_idx, "x-pricing": "custom",
                                            "x-fee": 40, "x-mtok": 0.3,
                                            "x-capacity-gib": repr(cap / 2**30)}))
-        return got, cdp.errors()
+        return unlimited, got, cdp.errors()
 
-    got, errors = run_page(tmp_path, report / "index.html", script)
+    unlimited, got, errors = run_page(tmp_path, report / "index.html", script)
     assert errors == []
+    assert unlimited["o-bill"] == "n/a" and "no tier holds" in unlimited["x-answer"]
     assert abs(float(got["o-hit:v"]) - want_h) < 1e-6
     assert "interpolated" in got["o-note"]
     h = float(got["o-hit:v"])

@@ -147,6 +147,9 @@
       var m0 = month(V, pt.h, p, 0);
       setText("o-nocache", usd(m0.base), m0.base);
       setText("o-fee", fee.label + ": type your own price", null);
+      $("x-answer").textContent = w.workload + " (" + modelName() + ") at " + $("x-traffic").value + "x traffic, " +
+        size(capShown) + ", " + ttlLabel(DATA.ttls_s[ti]) + ": hit rate " + pct(pt.h, 2) + "; " + fee.label +
+        ", so choose 'my own bucket price' to see a bill.";
     } else {
       var m = month(V, pt.h, p, fee.fee);
       setText("o-bill", usd(m.bill), m.bill);
