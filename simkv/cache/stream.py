@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from simkv.hashing import fibonacci_hash
 from simkv.trace.model import Trace
 
 
@@ -29,7 +30,7 @@ def _densify(keys: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover - 
     next_id = 0
     for i in range(n):
         k = keys[i]
-        h = (k * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(17)
+        h = fibonacci_hash(k)
         slot = np.int64(h & np.uint64(mask))
         while True:
             v = table_vals[slot]

@@ -29,7 +29,7 @@ def report_cmd(
     measured: Path | None = typer.Option(None, "--measured", help="`simkv-harness validate --json` results to show beside the predictions."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals."),
     days_per_month: float = typer.Option(30.0, "--days-per-month", help="Days in a billing month."),
-    ttft_slo_p90: float | None = typer.Option(None, "--ttft-slo-p90", help="TTFT p90 objective in seconds that replicas are sized to (default 2)."),
+    ttft_slo_p90: float | None = typer.Option(None, "--ttft-slo-p90-s", help="TTFT p90 objective in seconds that replicas are sized to (default 2)."),
 ) -> None:
     """Write a sizing report (index.html, report.md, data/) for your trace."""
     from simkv.report.inputs import user_trace
@@ -42,7 +42,7 @@ def report_cmd(
     if days_per_month <= 0:
         raise InputError("must be > 0", where="--days-per-month")
     if ttft_slo_p90 is not None and not 0 < ttft_slo_p90 < float("inf"):
-        raise InputError("must be a number of seconds > 0", where="--ttft-slo-p90")
+        raise InputError("must be a number of seconds > 0", where="--ttft-slo-p90-s")
     for path, where in ((tiers, "--tiers"), (measured, "--measured")):
         if path is not None and not path.is_file():
             raise InputError("file not found", source=path, where=where)

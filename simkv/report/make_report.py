@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--measured", type=Path, default=None,
                    help="existing `simkv-harness validate --json` results to show (skips the replay)")
     p.add_argument("--pricebooks", type=Path, default=None, help="price book folder (default: shipped)")
-    p.add_argument("--ttft-slo-p90", type=float, default=None,
+    p.add_argument("--ttft-slo-p90-s", type=float, default=None,
                    help="TTFT p90 objective (s) replicas are sized to (default 2)")
     return p.parse_args(argv)
 
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from simkv.report.sections import SECTIONS
 
     out = args.out
-    if args.ttft_slo_p90 is not None and not 0 < args.ttft_slo_p90 < float("inf"):
-        sys.stderr.write("simkv report: error: --ttft-slo-p90: must be a number of seconds > 0\n")
+    if args.ttft_slo_p90_s is not None and not 0 < args.ttft_slo_p90_s < float("inf"):
+        sys.stderr.write("simkv report: error: --ttft-slo-p90-s: must be a number of seconds > 0\n")
         return 2
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             opts = ReportOptions(quick=args.quick, seed=args.seed, pricebooks_dir=args.pricebooks,
                                  measured_path=measured_path, run_engine=not args.quick,
                                  measured_note=measured_note, offers_replay=True,
-                                 ttft_slo_p90_s=args.ttft_slo_p90,
+                                 ttft_slo_p90_s=args.ttft_slo_p90_s,
                                  command="make report" + (" QUICK=1" if args.quick else ""))
             subtitle = (f"{len(workloads)} example workloads generated from "
                         f"{args.workloads_dir.name}/ (short windows, extrapolated to a month).")

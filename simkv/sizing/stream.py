@@ -16,6 +16,7 @@ import numpy as np
 from simkv.cache.engine import block_bytes_per_access, resolve_trace_models
 from simkv.cache.stream import dense_block_ids, densify
 from simkv.errors import InputError
+from simkv.hashing import finalize64
 from simkv.trace.model import Trace
 
 UNITS = ("blocks", "bytes")
@@ -41,21 +42,9 @@ class SizingStream:
         return int(self.ids.shape[0])
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads block ids uniformly (wrapping uint64 arithmetic)."""
-    x = x.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
-
-
 def spatial_sample_mask(block_hashes: np.ndarray, rate: float, salt: int = 0) -> np.ndarray:
     """SHARDS spatial sampling: True for accesses whose block id hashes under ``rate``."""
-    h = _mix64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
+    h = finalize64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
     threshold = np.uint64(int(round(rate * (1 << _SAMPLE_BITS))))
     return (h >> np.uint64(64 - _SAMPLE_BITS)) < threshold
 

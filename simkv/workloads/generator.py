@@ -14,7 +14,7 @@ Three phases, exposed separately so the benchmark can time them:
    loop gives the requests in arrival order; requests at or after the window end are dropped.
 3. :func:`assemble` lays out each request's prompt as segments (system template version,
    tool set version, history, retrieved documents, user message), then hashes every block in
-   numba (``simkv.workloads.hashing``).
+   numba (``simkv.hashing``).
 
 Prompt layout of turn ``j`` of a session::
 
@@ -47,8 +47,8 @@ import numba
 import numpy as np
 import simpy
 
+from simkv.hashing import combine, content_unit_tokens, hash_segments, key_of, mix64
 from simkv.trace.model import TAG_CODES, Trace
-from simkv.workloads.hashing import combine, content_unit_tokens, hash_segments, key_of, mix64
 from simkv.workloads.model import Templates, WorkloadSpec
 
 #: One random stream per purpose, in this fixed order (append new ones at the end).

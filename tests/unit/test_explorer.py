@@ -174,15 +174,15 @@ def test_measured_checks_quote_the_engine_replay(tmp_path):
 
 
 def test_slo_is_overridable_and_checked(tmp_path, cli):
-    """--ttft-slo-p90 sizes every replica count in the decision section; a bad value is exit 2."""
+    """--ttft-slo-p90-s sizes every replica count in the decision section; a bad value is exit 2."""
     from simkv.report.explorer.section import build
     from simkv.report.model import ReportContext, ReportOptions, WorkloadInput
     from simkv.trace import load_trace
     from tests.conftest import MOONCAKE
 
-    res = cli("report", "--trace", str(MOONCAKE), "--model", "llama-3.1-8b", "--ttft-slo-p90", "0",
+    res = cli("report", "--trace", str(MOONCAKE), "--model", "llama-3.1-8b", "--ttft-slo-p90-s", "0",
               "--out", str(tmp_path / "r"))
-    assert res.exit_code == 2 and "--ttft-slo-p90" in res.stderr and "Traceback" not in res.stderr
+    assert res.exit_code == 2 and "--ttft-slo-p90-s" in res.stderr and "Traceback" not in res.stderr
     tr = load_trace(MOONCAKE).head(300).with_model("llama-3.1-8b")
     w = WorkloadInput(name="m", trace=tr, model="llama-3.1-8b", source="m.jsonl")
     sec = build(ReportContext(tmp_path / "out", [w], ReportOptions(quick=True, ttft_slo_p90_s=5.0)))
