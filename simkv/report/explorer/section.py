@@ -171,10 +171,10 @@ def build(ctx: ReportContext) -> DecisionSection:
         f"bucket sits on the remote tier behind an HBM prefix cache of {fmt.pct(HBM_SHARE, 0)} of "
         "the workload's working set per replica.",
         "Traffic 2x and 5x are copies of the sessions with fresh content (simkv.economics.growth).",
-        "The cards compare a bucket tier with no cache at the book's input price. The provider-"
-        "bills section prices self-hosting as marginal prefill GPU-seconds, not a fleet, and the "
-        "tier section picks by share of savings; where they name another answer, the cards' net "
-        "savings after the tier's price is the comparison to act on.",
+        "The cards compare each bucket tier with no cache at the book's input price, from the "
+        "whole-window grid; the tier section (simkv recommend) bills after a warm-up, so its net "
+        "savings can differ slightly, and the provider-bills section compares other ways to buy "
+        "the reuse (API caches, storage, self-hosted fleets) at their own prices.",
     ]
     if book.placeholder:
         sec.assumptions.append(f"The tier sizes and prices of the {book.name!r} price book are "
