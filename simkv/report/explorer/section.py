@@ -169,7 +169,8 @@ def build(ctx: ReportContext) -> DecisionSection:
         "first, so its dollars can differ slightly.",
         f"TTFT: analytic latency model (not calibrated here) on {tables.ttft['gpu'].iloc[0]}; the "
         f"bucket sits on the remote tier behind an HBM prefix cache of {fmt.pct(HBM_SHARE, 0)} of "
-        "the workload's working set per replica.",
+        "the workload's working set per replica; requests are routed by prefix with the cache "
+        "and by load without it, as the self-hosted fleets are.",
         "Traffic 2x and 5x are copies of the sessions with fresh content (simkv.economics.growth).",
         "The cards compare each bucket tier with no cache at the book's input price, from the "
         "whole-window grid; the tier section (simkv recommend) bills after a warm-up, so its net "

@@ -12,7 +12,7 @@ Columns (one row per workload x model x traffic multiplier x ...):
 ``volume``  workload, model, traffic, input_tokens, window_s, input_tokens_per_month,
             working_set_bytes, block_tokens, block_bytes (KV bytes of one block of the model)
 ``ttft``    workload, model, traffic, setup, capacity_bytes (0 = no cache, NaN = unlimited),
-            prefix_token_hit_ratio, gpu, tier, hbm_bytes_per_replica, slo_p90_s, replicas,
+            prefix_token_hit_ratio, gpu, tier, routing, hbm_bytes_per_replica, slo_p90_s, replicas,
             meets, ttft_p50_s, ttft_p90_s
 """
 
@@ -46,6 +46,9 @@ MIN_FRACTION = 1.0 / 256
 #: where TTFT is predicted (as in the TTFT section): a shared bucket on the remote tier behind
 #: an HBM prefix cache of this share of the 1x working set per replica
 GPU, BUCKET_TIER, HBM_SHARE = "H100", "remote", 0.05
+#: routing as the self-hosted fleets route (simkv.economics.fleet): with a cache, requests go
+#: where their prefix is; without one, by load (prefix affinity would only concentrate load)
+ROUTING_CACHED, ROUTING_NO_CACHE = "prefix_aware", "least_loaded"
 
 
 @dataclass(frozen=True)
@@ -80,16 +83,17 @@ def capacities(ws_bytes: int, tiers: Sequence[TierPrice], n: int) -> list[int]:
 def _ttft_rows(name: str, model: str, g: int, trace: Trace, ws: int, tiers: Sequence[TierPrice],
                slo_s: float) -> list[dict]:
     hbm = CacheConfig(capacity_bytes=max(1, int(ws * HBM_SHARE)))
-    setups = [("no cache", 0.0, CacheConfig(capacity_blocks=0), "hbm", None)]
+    setups = [("no cache", 0.0, CacheConfig(capacity_blocks=0), "hbm", None, ROUTING_NO_CACHE)]
     setups += [(t.name, float(t.capacity_bytes), CacheConfig(capacity_bytes=int(t.capacity_bytes)),
-                BUCKET_TIER, hbm) for t in tiers if t.capacity_bytes > 0]
+                BUCKET_TIER, hbm, ROUTING_CACHED) for t in tiers if t.capacity_bytes > 0]
     rows = []
-    for label, cap, cfg, tier, front in setups:
-        s = sized_ttft(trace, cfg, slo_p90_s=slo_s, gpu=GPU, tier=tier, hbm_cache=front)
+    for label, cap, cfg, tier, front, routing in setups:
+        s = sized_ttft(trace, cfg, slo_p90_s=slo_s, gpu=GPU, tier=tier, hbm_cache=front,
+                       routing=routing)
         rows.append({"workload": name, "model": model, "traffic": g, "setup": label,
                      "capacity_bytes": cap,
                      "prefix_token_hit_ratio": float(s.summary.get("prefix_token_hit_ratio") or 0.0),
-                     "gpu": GPU, "tier": tier,
+                     "gpu": GPU, "tier": tier, "routing": routing,
                      "hbm_bytes_per_replica": 0.0 if front is None else float(hbm.capacity_bytes),
                      "slo_p90_s": slo_s, "replicas": s.replicas, "meets": s.meets,
                      "ttft_p50_s": s.ttft_p50_s, "ttft_p90_s": s.ttft_p90_s})
