@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from simkv import guard
 from simkv.hashing import fibonacci_hash
 from simkv.trace.model import Trace
 
@@ -47,11 +48,17 @@ def _densify(keys: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover - 
     return out, next_id
 
 
+#: Peak bytes of densify per key: 8 of output ids and a table of >= 2 slots x 16 bytes.
+ID_MAP_BYTES_PER_KEY = 40
+
+
 def densify(keys: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense ids (first-appearance order) for an array of uint64 keys, and how many there are."""
     keys = np.ascontiguousarray(keys, dtype=np.uint64)
     if keys.size == 0:
         return np.zeros(0, dtype=np.int64), 0
+    # the id map: output ids plus an open-addressing table of at least twice the keys
+    guard.check(keys.size * ID_MAP_BYTES_PER_KEY, f"the id map of {keys.size:,} block accesses")
     ids, n = _densify(keys)
     return ids, int(n)
 

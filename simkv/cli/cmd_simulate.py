@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from simkv import guard
+from simkv.atomicio import atomic_path
 from simkv.cache import CacheConfig, simulate
 from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cli.common import check_output_path, print_json, print_table, stage
@@ -67,6 +69,9 @@ def simulate_cmd(
                              reuse, blend_share if reuse == "chunk" else 0.0)
     with stage(f"loading {trace_path.name}"):
         trace = load_trace(trace_path, format)
+    if latency:
+        guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
+                    f"--replicas {replicas} over {trace.n_requests:,} requests")
     with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
         if latency:
             from simkv.latency.api import simulate_with_latency
@@ -80,7 +85,8 @@ def simulate_cmd(
     if model is not None:
         summary["model"] = model
     if records_out is not None:
-        result.records.to_parquet(records_out, index=False)
+        with atomic_path(records_out) as tmp:
+            result.records.to_parquet(tmp, index=False)
     if json_out:
         print_json(summary)
     else:

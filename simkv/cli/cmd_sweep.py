@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.errors import InputError
 from simkv.trace import load_trace
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
+from simkv.validate import check_number, count, real
 
 _UNLIMITED = ("inf", "unlimited", "none")
 
@@ -25,6 +28,31 @@ def _capacity(parse):
     return inner
 
 
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a Ray address that does not answer, before Ray spends minutes retrying it."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"not HOST:PORT (or ray://HOST:PORT, auto): {address[:100]!r}",
+                         where="--address")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address} "
+                         f"({exc.strerror or type(exc).__name__})", where="--address") from None
+
+
+def _rate(text: str, *, where: str) -> float:
+    """A SHARDS sampling rate in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"not a number: {text[:60]!r}", where=where) from None
+    return float(check_number(value, real(0.0, 1.0, lo_open=True), where))
+
+
 def _blocks(text: str, *, where: str) -> int:
     try:
         value = int(str(text).strip())
@@ -32,7 +60,7 @@ def _blocks(text: str, *, where: str) -> int:
         raise InputError(f"not a whole number of blocks: {text!r}", where=where) from None
     if value < 0:
         raise InputError(f"must be >= 0: {text!r}", where=where)
-    return value
+    return int(check_number(value, count(0, 2**62), where))
 
 
 def parse_grid_axes(capacities: str | None, capacities_blocks: str | None, ttls: str):
@@ -100,14 +128,14 @@ def sweep_cmd(
         raise InputError("must be within (0, 1]", where="--sample-rate")
     if out is not None:
         check_output_path(out, force=force)
+    if address is not None and executor == "ray":
+        check_ray_address(address)
     trace = load_trace(trace_path, format)
     kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
     if shards_error is not None:
         from simkv.sizing.shards import shards_error as measure
 
-        rates = parse_list(shards_error, lambda t, where: float(t), where="--shards-error")
-        if any(not 0 < r <= 1 for r in rates):
-            raise InputError("rates must be within (0, 1]", where="--shards-error")
+        rates = parse_list(shards_error, _rate, where="--shards-error")
         frame = measure(trace, rates, **kw)
     else:
         frame = lru_grid(trace, sample_rate=sample_rate, executor=executor, address=address,
@@ -120,7 +148,8 @@ def sweep_cmd(
             frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                         len(ttl_list))
     if out is not None:
-        frame.to_parquet(out, index=False)
+        with atomic_path(out) as tmp:
+            frame.to_parquet(tmp, index=False)
     if json_out:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)

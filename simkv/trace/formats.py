@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from simkv.atomicio import atomic_path
 from simkv.errors import InputError
 from simkv.registry import Registry
 from simkv.trace.model import Trace
+from simkv.validate import input_file
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ def _ensure_loaded() -> None:
         pass
 
 
+def get_format(name: str, *, where: str = "--format") -> TraceFormat:
+    """A registered format by name (the built-in ones loaded first)."""
+    _ensure_loaded()
+    return FORMATS.get(name, where=where)
+
+
 def guess_format(path: Path) -> str:
     _ensure_loaded()
     suffix = path.suffix.lower()
@@ -54,11 +62,7 @@ def guess_format(path: Path) -> str:
 def load_trace(path: str | Path, format: str | None = None, **kwargs) -> Trace:
     """Read a trace file; the format is guessed from the suffix unless given."""
     _ensure_loaded()
-    path = Path(path)
-    if not path.exists():
-        raise InputError("trace file not found", source=path)
-    if path.is_dir():
-        raise InputError("is a directory, not a trace file", source=path)
+    path = input_file(path, "trace file")
     fmt = FORMATS.get(format or guess_format(path), where="--format")
     return fmt.read(path, **kwargs)
 
@@ -70,4 +74,5 @@ def save_trace(trace: Trace, path: str | Path, format: str | None = None) -> Non
     fmt = FORMATS.get(format or guess_format(path), where="--format")
     if fmt.write is None:
         raise InputError(f"format {fmt.name!r} can be read but not written", where="--format")
-    fmt.write(trace, path)
+    with atomic_path(path) as tmp:  # a failed write leaves an existing file as it was
+        fmt.write(trace, tmp)

@@ -19,9 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from simkv import guard
 from simkv.errors import InputError
 from simkv.trace.formats import TraceFormat, register_format
 from simkv.trace.model import Trace
+from simkv.validate import Bound, check_number, count
 
 SCHEMA_VERSION = 1
 ROW_GROUP_BLOCKS = 1 << 16
@@ -94,12 +96,45 @@ def _check_schema(schema: pa.Schema, path: Path) -> None:
                              where=f"column {name}")
 
 
+def _meta_int(meta: dict, key: bytes, path: Path, bound: Bound) -> int:
+    raw = meta[key]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"metadata {key.decode()} is not an integer ({raw[:40]!r})",
+                         source=path) from None
+    return int(check_number(value, bound, f"metadata {key.decode()}", source=path))
+
+
+def _metadata(meta: dict, path: Path) -> tuple[int, int | None, tuple[str, ...], dict]:
+    """block_tokens, n_blocks, model names and meta from the file metadata, type-checked."""
+    if b"simkv.block_tokens" not in meta:
+        raise InputError("bad simkv metadata (no simkv.block_tokens)", source=path)
+    block_tokens = _meta_int(meta, b"simkv.block_tokens", path, count(1, 2**20))
+    n_blocks = (_meta_int(meta, b"simkv.n_blocks", path, count(0, 2**62))
+                if b"simkv.n_blocks" in meta else None)
+    try:
+        models = json.loads(meta.get(b"simkv.models", b"[]"))
+        extra = json.loads(meta.get(b"simkv.meta", b"{}"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError
+        raise InputError(f"bad simkv metadata ({type(exc).__name__})", source=path) from None
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InputError("metadata simkv.models must be a JSON list of model names", source=path)
+    if not isinstance(extra, dict):
+        raise InputError("metadata simkv.meta must be a JSON object", source=path)
+    return block_tokens, n_blocks, tuple(models), extra
+
+
 def read_parquet(path: Path) -> Trace:
     try:
         pf = pq.ParquetFile(str(path), memory_map=False)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from None
-    meta = pf.schema_arrow.metadata or {}
+        schema = pf.schema_arrow
+    # pyarrow's errors on hostile bytes, by name: ArrowInvalid, OSError (torn file) and
+    # UnicodeDecodeError (a column name that is not UTF-8)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"not a readable Parquet file ({first})", source=path) from None
+    meta = schema.metadata or {}
     version = meta.get(b"simkv.schema_version")
     if version is None:
         raise InputError("not a simkv trace (no simkv.schema_version in the file metadata)", source=path)
@@ -110,18 +145,14 @@ def read_parquet(path: Path) -> Trace:
     if version_no != SCHEMA_VERSION:
         raise InputError(f"trace schema version {version_no} is not supported (this simkv reads "
                          f"version {SCHEMA_VERSION})", source=path)
-    _check_schema(pf.schema_arrow, path)
-    try:
-        block_tokens = int(meta[b"simkv.block_tokens"])
-        n_blocks_meta = meta.get(b"simkv.n_blocks")
-        models = tuple(json.loads(meta.get(b"simkv.models", b"[]")))
-        extra = json.loads(meta.get(b"simkv.meta", b"{}"))
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"bad simkv metadata ({exc})", source=path) from None
-    present = [c for c in _LISTS if c in pf.schema_arrow.names]
+    _check_schema(schema, path)
+    block_tokens, n_blocks_meta, models, extra = _metadata(meta, path)
+    present = [c for c in _LISTS if c in schema.names]
     n = pf.metadata.num_rows
     try:
-        n_blocks = int(n_blocks_meta) if n_blocks_meta is not None else None
+        n_blocks = n_blocks_meta
+        guard.check(guard.trace_bytes(n, n_blocks or 0), f"{path}: a trace of {n:,} requests "
+                    f"and {n_blocks or 0:,} blocks (its metadata)")
         scal = {attr: np.empty(n, dtype=dt) for _, dt, attr in _SCALARS.values()}
         offsets = np.zeros(n + 1, dtype=np.int64)
         lists: dict[str, np.ndarray] = {}
@@ -163,8 +194,9 @@ def read_parquet(path: Path) -> Trace:
             block_hashes=lists["hash_ids"], block_tags=lists.get("block_tags"),
             content_hashes=lists.get("content_hashes"), meta=extra,
         )
-    except (ValueError, pa.ArrowException) as exc:
-        raise InputError(f"inconsistent trace: {exc}", source=path) from None
+    except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"inconsistent trace: {first}", source=path) from None
 
 
 register_format(TraceFormat("parquet", read_parquet, write_parquet, (".parquet", ".pq"),

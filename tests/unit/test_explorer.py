@@ -145,7 +145,10 @@ def test_payload_is_the_grid_and_escapes_script_text():
     t = _tables(1e10)
     card = build_card(t, "w", "m", book="bucket", tiers=TIERS, usd_per_mtok=0.15, placeholder=True)
     book = {"name": "</script><b>", "tiers": []}
-    p = build_payload(t, [book], [card], days_per_month=30.0, slo_p90_s=2.0)
+    from simkv.report.explorer.tables import catalogue_block_bytes
+
+    p = build_payload(t, [book], [card], days_per_month=30.0, slo_p90_s=2.0,
+                      model_block_bytes={16: catalogue_block_bytes(16)})
     w = p["workloads"][0]
     assert w["capacities_bytes"] == [100.0, 1000.0, None]
     assert w["runs"]["1"]["hit"] == [[0.3], [0.5], [0.6]]
@@ -166,17 +169,19 @@ def test_measured_checks_quote_the_engine_replay(tmp_path):
                                 "measured_prefix_hit_ratio": 0.6, "predicted_ttft_p50_s": 0.05,
                                 "measured_ttft_p50_s": 0.04},
                                {"label": "incomplete", "predicted_prefix_hit_ratio": 0.5}]))
-    got = measured_checks(ReportContext(tmp_path, [], ReportOptions(measured_path=res)))
+    from simkv.report.runview import RunView
+
+    empty = RunView(tmp_path / "no-run")
+    got = measured_checks(ReportContext(tmp_path, empty, ReportOptions(measured_path=res)))
     assert [m["label"] for m in got] == ["replay"]
     assert got[0]["basis"] == "measured" and got[0]["source"] == "validate.json"
     assert got[0]["measured_prefix_hit_ratio"] == 0.6
-    assert measured_checks(ReportContext(tmp_path, [], ReportOptions())) == []
+    assert measured_checks(ReportContext(tmp_path, empty, ReportOptions())) == []
 
 
 def test_slo_is_overridable_and_checked(tmp_path, cli):
     """--ttft-slo-p90-s sizes every replica count in the decision section; a bad value is exit 2."""
-    from simkv.report.explorer.section import build
-    from simkv.report.model import ReportContext, ReportOptions, WorkloadInput
+    from simkv.report.model import ReportOptions
     from simkv.trace import load_trace
     from tests.conftest import MOONCAKE
 
@@ -184,8 +189,7 @@ def test_slo_is_overridable_and_checked(tmp_path, cli):
               "--out", str(tmp_path / "r"))
     assert res.exit_code == 2 and "--ttft-slo-p90-s" in res.stderr and "Traceback" not in res.stderr
     tr = load_trace(MOONCAKE).head(300).with_model("llama-3.1-8b")
-    w = WorkloadInput(name="m", trace=tr, model="llama-3.1-8b", source="m.jsonl")
-    sec = build(ReportContext(tmp_path / "out", [w], ReportOptions(quick=True, ttft_slo_p90_s=5.0)))
+    sec = _section_from_run(tmp_path, tr, ReportOptions(quick=True, ttft_slo_p90_s=5.0))
     assert sec.slo_p90_s == 5.0
     decision = json.loads((tmp_path / "out" / "data" / "decision.json").read_text())
     assert decision["slo_ttft_p90_s"] == 5.0
@@ -197,8 +201,7 @@ def test_slo_is_overridable_and_checked(tmp_path, cli):
 def test_no_subscription_book_says_why_and_the_page_still_renders(tmp_path):
     import shutil
 
-    from simkv.report.explorer.section import build
-    from simkv.report.model import ReportContext, ReportOptions, WorkloadInput
+    from simkv.report.model import ReportOptions
     from simkv.report.render import render
     from simkv.trace import load_trace
     from tests.conftest import MOONCAKE
@@ -208,8 +211,7 @@ def test_no_subscription_book_says_why_and_the_page_still_renders(tmp_path):
     root = Path(__file__).resolve().parents[2]
     shutil.copy(root / "simkv" / "data" / "pricebooks" / "anthropic.yaml", books)
     tr = load_trace(MOONCAKE).head(50).with_model("llama-3.1-8b")
-    w = WorkloadInput(name="m", trace=tr, model="llama-3.1-8b", source="m.jsonl")
-    sec = build(ReportContext(tmp_path / "out", [w], ReportOptions(quick=True, pricebooks_dir=books)))
+    sec = _section_from_run(tmp_path, tr, ReportOptions(quick=True, pricebooks_dir=books))
     assert sec.status == "unavailable" and "no subscription price book" in sec.missing[0]
     prov = {"simkv_version": "0", "git": {"commit": "abc", "dirty": False}, "command": "c",
             "seed": 0, "packages": {}, "engine": {}, "inputs": [], "pricebooks": []}
@@ -219,3 +221,19 @@ def test_no_subscription_book_says_why_and_the_page_still_renders(tmp_path):
     text = html.read_text()
     assert "no subscription price book" in text and "<script" not in text
     assert "no subscription price book" in md.read_text()
+
+
+def _section_from_run(tmp_path, trace, opts):
+    """Run the explorer stage on ``trace`` into a run folder, then build the section from it."""
+    import simkv.pipeline.builtin  # noqa: F401 - registers simkv's stages
+    from simkv.pipeline.inputs import RunInputs
+    from simkv.pipeline.runner import run_stages
+    from simkv.pipeline.workload import WorkloadInput
+    from simkv.report.explorer.section import build
+    from simkv.report.model import ReportContext
+    from simkv.report.runview import RunView
+
+    w = WorkloadInput(name="m", trace=trace, model="llama-3.1-8b", source="m.jsonl", sha256="0" * 64)
+    run = tmp_path / "run"
+    run_stages(opts, run, RunInputs(given=(w,)), names=["explorer"])
+    return build(ReportContext(tmp_path / "out", RunView(run), opts))

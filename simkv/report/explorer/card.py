@@ -19,8 +19,8 @@ import pandas as pd
 
 from simkv.report import fmt
 from simkv.report.explorer import sensitivity
+from simkv.report.explorer.frames import TRAFFIC, ExplorerTables
 from simkv.report.explorer.money import TierPrice, month
-from simkv.report.explorer.tables import TRAFFIC, ExplorerTables
 
 GRID_FILE, VOLUME_FILE, TTFT_FILE = ("data/explorer_grid.csv", "data/explorer_volume.csv",
                                      "data/explorer_ttft.csv")

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from simkv.report.explorer.tables import TRAFFIC, ExplorerTables, catalogue_block_bytes
+from simkv.report.explorer.frames import TRAFFIC, ExplorerTables
 
 SCHEMA_VERSION = 1
 #: the page must stay light: a payload above this is a bug (aggregates only)
@@ -57,7 +57,8 @@ def _alternatives(bills: pd.DataFrame | None, workload: str, model: str) -> list
             for r in b.itertuples()]
 
 
-def _workload(t: ExplorerTables, workload: str, model: str, ttls: list[float | None]) -> dict:
+def _workload(t: ExplorerTables, workload: str, model: str, ttls: list[float | None],
+              model_block_bytes: dict[int, dict[str, int]]) -> dict:
     g = t.grid[(t.grid["workload"] == workload) & (t.grid["model"] == model)]
     caps = sorted(g["capacity_bytes"].dropna().unique().tolist())
     caps_all: list[float | None] = [float(c) for c in caps] + [None]
@@ -86,7 +87,7 @@ def _workload(t: ExplorerTables, workload: str, model: str, ttls: list[float | N
                       "meets": bool(r.meets), "ttft_p50_s": float(r.ttft_p50_s),
                       "ttft_p90_s": float(r.ttft_p90_s), "gpu": r.gpu} for r in x.itertuples()]}
     v1 = t.volume[(t.volume["workload"] == workload) & (t.volume["model"] == model)].iloc[0]
-    models = {name: bb for name, bb in catalogue_block_bytes(int(v1["block_tokens"])).items()}
+    models = dict(model_block_bytes.get(int(v1["block_tokens"]), {}))
     models[model] = int(v1["block_bytes"])
     return {"id": f"{workload} | {model}", "workload": workload, "model": model,
             "capacities_bytes": caps_all, "block_bytes": int(v1["block_bytes"]),
@@ -95,7 +96,8 @@ def _workload(t: ExplorerTables, workload: str, model: str, ttls: list[float | N
 
 def build_payload(t: ExplorerTables, books: Sequence[dict], cards: Sequence[dict], *,
                   days_per_month: float, slo_p90_s: float, bills: pd.DataFrame | None = None,
-                  measured: Sequence[dict] = ()) -> dict:
+                  measured: Sequence[dict] = (),
+                  model_block_bytes: dict[int, dict[str, int]] | None = None) -> dict:
     """The explorer payload (see the module docstring); ``books`` are already plain dicts,
     ``bills`` the bills section's table (workload, model, provider, kind, available, hit_rate,
     total_usd, no_cache_usd, savings_usd, placeholder), when it ran."""
@@ -107,7 +109,8 @@ def build_payload(t: ExplorerTables, books: Sequence[dict], cards: Sequence[dict
     return {"schema_version": SCHEMA_VERSION, "kind": "simkv.explorer",
             "days_per_month": days_per_month, "slo_ttft_p90_s": slo_p90_s,
             "traffic": list(TRAFFIC), "ttls_s": ttls, "books": list(books),
-            "workloads": [{**_workload(t, w, m, ttls), "alternatives": _alternatives(bills, w, m)}
+            "workloads": [{**_workload(t, w, m, ttls, model_block_bytes or {}),
+                           "alternatives": _alternatives(bills, w, m)}
                           for w, m in pairs],
             "cards": list(cards), "measured": list(measured)}
 

@@ -13,23 +13,23 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from simkv.atomicio import atomic_write_text
-from simkv.economics.kinds.subscription import SubscriptionBook
-from simkv.economics.pricebook import load_pricebook, load_pricebooks
-from simkv.errors import InputError
-from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 from simkv.report import fmt
 from simkv.report.explorer.card import build_card, headline, ttft_sentence
+from simkv.report.explorer.frames import ExplorerTables
 from simkv.report.explorer.money import TierPrice
 from simkv.report.explorer.payload import build_payload, decision_json, script_json
-from simkv.report.explorer.replicas import report_slo_s
-from simkv.report.explorer.tables import HBM_SHARE, explorer_tables
 from simkv.report.model import ReportContext, Section
-from simkv.trace.model import Trace
+
+#: as in simkv.latency.slo (not imported: the report imports no simulator)
+DEFAULT_TTFT_SLO_P90_S = 2.0
+#: HBM prefix cache per replica, as in simkv.report.explorer.tables
+HBM_SHARE = 0.05
 
 KEY = "decision"
+TITLE = "What to buy, and what it saves"
+#: the stages whose tables the section reads (the render cache keys on their outputs)
+READS = ("explorer", "bills")
 DECISION_FILE = "data/decision.json"
 
 
@@ -41,45 +41,6 @@ class DecisionSection(Section):
     measured: list[dict] = field(default_factory=list)
     payload_json: str = ""
     slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S
-
-
-def subscription_books(ctx: ReportContext) -> list[SubscriptionBook]:
-    """--tiers FILE, else every subscription book among the run's price books."""
-    if ctx.options.tiers_path is not None:
-        book = load_pricebook(ctx.options.tiers_path)
-        if not isinstance(book, SubscriptionBook):
-            raise InputError(f"needs a subscription price book, got kind {book.kind!r}",
-                             source=ctx.options.tiers_path, where="--tiers")
-        return [book]
-    if "books" not in ctx.cache:
-        ctx.cache["books"] = load_pricebooks(ctx.options.pricebooks_dir)
-    return [b for b in ctx.cache["books"] if isinstance(b, SubscriptionBook)]
-
-
-def pairs(ctx: ReportContext) -> list[tuple[str, str, Trace]]:
-    """(workload, model, single-model trace): a model mix is split, as the bills split it."""
-    out = []
-    for w in ctx.workloads:
-        tr = w.trace
-        if len(set(tr.models)) <= 1:
-            out.append((w.name, w.model, tr))
-            continue
-        for k, name in enumerate(tr.models):
-            rows = np.flatnonzero(tr.model_index == k)
-            if len(rows) >= 2:
-                out.append((w.name, name, tr.select(rows).with_model(name)))
-    return out
-
-
-def tier_prices(book: SubscriptionBook) -> list[TierPrice]:
-    return [TierPrice(t.name, float(t.capacity), float(t.usd_per_month)) for t in book.sorted_tiers()]
-
-
-def book_dict(book: SubscriptionBook) -> dict:
-    return {"name": book.name, "recompute_usd_per_mtok": float(book.recompute_usd_per_mtok),
-            "placeholder": bool(book.placeholder), "source": book.source, "as_of": book.as_of,
-            "tiers": [{"name": t.name, "capacity_bytes": t.capacity_bytes,
-                       "usd_per_month": t.usd_per_month} for t in tier_prices(book)]}
 
 
 #: what the cards quote from an engine replay (``simkv-harness validate --json``)
@@ -122,30 +83,28 @@ def _readings(sec: DecisionSection, cards: list[dict]) -> None:
 
 
 def build(ctx: ReportContext) -> DecisionSection:
-    slo = report_slo_s(ctx.options)
-    sec = DecisionSection(KEY, "What to buy, and what it saves", slo_p90_s=slo)
+    """The cards and the payload from the ``explorer`` stage's tables (and the bills')."""
+    sec = DecisionSection(KEY, "What to buy, and what it saves")
+    facts = ctx.run.facts("explorer") if ctx.run.has("explorer") else {}
+    if not facts.get("books"):
+        sec.status = "unavailable"
+        sec.mark_missing(facts.get("missing") or "decision cards: the explorer stage did not run")
+        return sec
+    slo = float(facts["slo_p90_s"])
+    sec.slo_p90_s = slo
     sec.intro = ("One card per workload: the bucket tier with the largest net monthly savings "
                  "after its price, its break-even hit rate, and TTFT before and after at the "
                  f"fewest replicas meeting TTFT p90 <= {slo:g} s.")
-    books = subscription_books(ctx)
-    if not books:
-        sec.status = "unavailable"
-        sec.mark_missing("decision cards: no subscription price book (give --tiers FILE)")
-        return sec
+    tables = ExplorerTables(*(ctx.run.table("explorer", n) for n in ("grid", "volume", "ttft")))
+    books = facts["books"]
     book = books[0]
-    studied = pairs(ctx)
-    if not studied:
-        sec.status = "unavailable"
-        sec.mark_missing("decision cards: no workload has two or more requests of one model")
-        return sec
-    tables = explorer_tables(studied, tier_prices(book), quick=ctx.options.quick,
-                             days_per_month=ctx.options.days_per_month, slo_p90_s=slo)
+    tiers = [TierPrice(**t) for t in book["tiers"]]
     grid_file = ctx.write_data("explorer_grid", tables.grid)
     ctx.write_data("explorer_volume", tables.volume)
     ctx.write_data("explorer_ttft", tables.ttft)
-    cards = [build_card(tables, w, m, book=book.name, tiers=tier_prices(book),
-                        usd_per_mtok=float(book.recompute_usd_per_mtok),
-                        placeholder=bool(book.placeholder))
+    cards = [build_card(tables, w, m, book=book["name"], tiers=tiers,
+                        usd_per_mtok=float(book["recompute_usd_per_mtok"]),
+                        placeholder=bool(book["placeholder"]))
              for w, m in dict.fromkeys(zip(tables.volume["workload"], tables.volume["model"],
                                            strict=True))]
     sec.cards = cards
@@ -157,28 +116,33 @@ def build(ctx: ReportContext) -> DecisionSection:
     atomic_write_text(ctx.out_dir / DECISION_FILE,
                       json.dumps(decision, indent=1, sort_keys=True, allow_nan=False) + "\n")
     ctx.data_files.append(DECISION_FILE)
-    payload = build_payload(tables, [book_dict(b) for b in books], cards,
-                            days_per_month=ctx.options.days_per_month,
-                            slo_p90_s=slo, bills=ctx.cache.get("bills"),
-                            measured=sec.measured)
+    bills = ctx.run.table("bills", "bills") if ctx.run.has_table("bills", "bills") else None
+    blocks = {int(k): v for k, v in (facts.get("model_block_bytes") or {}).items()}
+    payload = build_payload(tables, books, cards, days_per_month=ctx.options.days_per_month,
+                            slo_p90_s=slo, bills=bills, measured=sec.measured,
+                            model_block_bytes=blocks)
     sec.payload_json = script_json(payload)
     sec.headline = headline(cards)
+    _assumptions(sec, grid_file, str(tables.ttft["gpu"].iloc[0]), book)
+    return sec
+
+
+def _assumptions(sec: DecisionSection, grid_file: str, gpu: str, book: dict) -> None:
     sec.assumptions += [
         f"Bucket hit rates are the exact LRU grid ({grid_file}) over the whole window, warm-up "
         "included, extrapolated linearly to a month; the provider-bills section discards a warm-up "
         "first, so its dollars can differ slightly.",
-        f"TTFT: analytic latency model (not calibrated here) on {tables.ttft['gpu'].iloc[0]}; the "
-        f"bucket sits on the remote tier behind an HBM prefix cache of {fmt.pct(HBM_SHARE, 0)} of "
-        "the workload's working set per replica; requests are routed by prefix with the cache "
-        "and by load without it, as the self-hosted fleets are.",
+        f"TTFT: analytic latency model (not calibrated here) on {gpu}; the bucket sits on the "
+        f"remote tier behind an HBM prefix cache of {fmt.pct(HBM_SHARE, 0)} of the workload's "
+        "working set per replica; requests are routed by prefix with the cache and by load "
+        "without it, as the self-hosted fleets are.",
         "Traffic 2x and 5x are copies of the sessions with fresh content (simkv.economics.growth).",
         "The cards compare each bucket tier with no cache at the book's input price, from the "
         "whole-window grid; the tier section (simkv recommend) bills after a warm-up, so its net "
         "savings can differ slightly, and the provider-bills section compares other ways to buy "
         "the reuse (API caches, storage, self-hosted fleets) at their own prices.",
     ]
-    if book.placeholder:
-        sec.assumptions.append(f"The tier sizes and prices of the {book.name!r} price book are "
+    if book["placeholder"]:
+        sec.assumptions.append(f"The tier sizes and prices of the {book['name']!r} price book are "
                                "PLACEHOLDERS, not published prices: the cards' dollars rest on "
                                "them (give yours with --tiers FILE).")
-    return sec

@@ -19,7 +19,6 @@ Columns (one row per workload x model x traffic multiplier x ...):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,13 +29,12 @@ from simkv.cache.stream import dense_block_ids
 from simkv.economics.growth import grow
 from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 from simkv.models.geometry import catalogue_names, get_model
+from simkv.report.explorer.frames import TRAFFIC, ExplorerTables
 from simkv.report.explorer.money import TierPrice, tokens_per_month
 from simkv.report.explorer.replicas import sized_ttft
 from simkv.sizing import lru_grid
 from simkv.trace.model import Trace
 
-#: precomputed growth runs (copies of the sessions with fresh content, simkv.economics.growth)
-TRAFFIC = (1, 2, 5)
 #: the explorer's TTLs; 15 minutes is always there ("what if the TTL were 15 minutes")
 TTLS_S = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, None)
 TTLS_QUICK_S = (300.0, 900.0, 3600.0, None)
@@ -49,13 +47,6 @@ GPU, BUCKET_TIER, HBM_SHARE = "H100", "remote", 0.05
 #: routing as the self-hosted fleets route (simkv.economics.fleet): with a cache, requests go
 #: where their prefix is; without one, by load (prefix affinity would only concentrate load)
 ROUTING_CACHED, ROUTING_NO_CACHE = "prefix_aware", "least_loaded"
-
-
-@dataclass(frozen=True)
-class ExplorerTables:
-    grid: pd.DataFrame
-    volume: pd.DataFrame
-    ttft: pd.DataFrame
 
 
 def catalogue_block_bytes(block_tokens: int) -> dict[str, int]:

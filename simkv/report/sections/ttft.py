@@ -1,8 +1,9 @@
 """Section 6: TTFT predicted per cache choice and, where measured results exist, predicted vs
 measured on a real engine (hit rate and TTFT) with errors.
 
-Predictions come from the latency model and SimPy serving simulation (simkv.latency); the
-measured figures from ``simkv-harness validate`` results (a replay on vLLM).
+Predictions come from the latency model and SimPy serving simulation (the ``latency``
+stage's tables); the measured figures from validation results: the ``measured`` stage's replay
+on vLLM (the harness's plug-in stage) or a ``--measured RESULTS.json`` file.
 """
 
 from __future__ import annotations
@@ -13,24 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simkv.cache import CacheConfig
 from simkv.report import fmt
-from simkv.report.deps import need
-from simkv.report.explorer.replicas import MAX_REPLICAS, report_slo_s, sized_ttft
 from simkv.report.figures import new_figure
 from simkv.report.model import Missing, ReportContext, Section, Table
-from simkv.report.sections.common import working_set_bytes
 
 KEY = "ttft"
-GPU = "H100"
-#: HBM prefix cache per replica, as a share of the workload's working set
-HBM_SHARE = 0.05
-#: cache choices: (label, tier serving the hits, bucket size as a share of the working set
-#: (None = unlimited), whether an HBM prefix cache sits in front)
-CHOICES = (("no cache", "hbm", 0.0, False),
-           (f"HBM prefix cache ({HBM_SHARE:.0%} of working set)", "hbm", HBM_SHARE, False),
-           ("HBM + CPU DRAM (25% of working set)", "cpu", 0.25, True),
-           ("HBM + remote bucket (unlimited)", "remote", None, True))
+TITLE = "Time to first token"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'latency', 'measured')
+#: a p90 TTFT above this means the replicas are overloaded (the queue keeps growing)
+OVERLOAD_S = 60.0
 #: keys of ``simkv-harness validate --json`` the report reads
 MEASURED_KEYS = ("predicted_prefix_hit_ratio", "measured_prefix_hit_ratio",
                  "predicted_ttft_p50_s", "measured_ttft_p50_s")
@@ -40,34 +33,13 @@ HOW_TO_MEASURE = ("run `make report` without QUICK=1 (it replays a small workloa
 
 
 def _predicted(ctx: ReportContext, sec: Section) -> None:
-    rows, dist = [], []
-    slo = report_slo_s(ctx.options)  # replicas are sized to the load: fewest meeting p90 <= slo
-    for w in ctx.workloads:
-        ws = working_set_bytes(ctx, w)
-        hbm = CacheConfig(capacity_bytes=int(ws * HBM_SHARE))
-        for label, tier, frac, front in CHOICES:
-            cfg = (CacheConfig() if frac is None else CacheConfig(capacity_bytes=int(ws * frac))
-                   if frac > 0 else CacheConfig(capacity_blocks=0))
-            sized = sized_ttft(w.trace, cfg, slo_p90_s=slo, gpu=GPU, tier=tier,
-                               hbm_cache=hbm if front else None)
-            rec = sized.records
-            s = sized.summary
-            rows.append({"workload": w.name, "choice": label, "tier": tier, "gpu": GPU,
-                         "replicas": sized.replicas, "meets_slo": sized.meets,
-                         "slo_p90_s": slo, "serving": sized.describe(GPU),
-                         "loaded_tokens": s.get("loaded_tokens"),
-                         "load_beats_recompute_share": s.get("load_beats_recompute_share"),
-                         "queue_p90_s": s.get("queue_p90_s"),
-                         "capacity_bytes": cfg.capacity_bytes,
-                         "prefix_token_hit_ratio": s.get("prefix_token_hit_ratio"),
-                         "ttft_p50_s": sized.ttft_p50_s, "ttft_p90_s": sized.ttft_p90_s,
-                         "ttft_p99_s": sized.ttft_p99_s})
-            q = np.linspace(0, 1, 101)
-            dist.append(pd.DataFrame({"workload": w.name, "choice": label, "quantile": q,
-                                      "ttft_s": np.quantile(rec["ttft_s"].to_numpy(), q)}))
-    frame = pd.DataFrame(rows)
+    if not ctx.run.has_table("latency", "ttft_predicted"):
+        raise Missing("the latency stage wrote no predictions")
+    facts = ctx.run.facts("latency")
+    GPU, REPLICAS, HBM_SHARE = facts["gpu"], facts["replicas"], facts["hbm_share"]
+    frame = ctx.run.table("latency", "ttft_predicted")
     data = ctx.write_data("ttft_predicted", frame)
-    dframe = pd.concat(dist, ignore_index=True)
+    dframe = ctx.run.table("latency", "ttft_predicted_cdf")
     dfile = ctx.write_data("ttft_predicted_cdf", dframe)
     for wl, g in dframe.groupby("workload", sort=False):
         with new_figure() as (fig, ax):
@@ -79,56 +51,31 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
             ax.legend(fontsize=7)
             sec.figures.append(ctx.figure(
                 KEY, fig, title=f"{wl}: predicted TTFT by cache choice",
-                caption=(f"Distribution of predicted TTFT (queueing included) for each cache "
-                         f"choice, each on the fewest {GPU} replicas meeting TTFT p90 <= "
-                         f"{slo:g} s (replicas per choice in {data}); the analytic latency "
-                         "model (not calibrated on this hardware)."),
+                caption=(f"Distribution of predicted TTFT (queueing included) on {REPLICAS} {GPU} "
+                         "replica(s) for each cache choice; the analytic latency model (not "
+                         "calibrated on this hardware)."),
                 data_file=dfile, basis="modelled"))
     for wl, g in frame.groupby("workload", sort=False):
         base = g.iloc[0]
         best = g.loc[g["ttft_p90_s"].idxmin()]
         for r in g.itertuples():
-            if not r.meets_slo:
-                sec.readings.append(f"{wl}: with {r.choice}, the load {r.serving}.")
+            if r.ttft_p90_s is not None and r.ttft_p90_s > OVERLOAD_S:
+                sec.readings.append(
+                    f"{wl}: with {r.choice}, {REPLICAS} {GPU} replica(s) cannot keep up with the "
+                    f"prefill work: the queue grows through the window (p90 TTFT {fmt.duration(r.ttft_p90_s)}); "
+                    "caching is what makes this traffic servable on that hardware.")
         sec.readings.append(
-            f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache on {base['replicas']} {GPU} vs "
-            f"{fmt.ms(best['ttft_p90_s'])} with {best['choice']} on {best['replicas']} "
-            f"(p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
-    sec.headline = _headline(frame, slo)
-    tiers = need("simkv.latency.hardware", "TIERS")
+            f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache vs {fmt.ms(best['ttft_p90_s'])} "
+            f"with {best['choice']} (p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
+    sources = facts["tier_sources"]
     sec.assumptions.append(
-        f"Latency: analytic model on {GPU} replicas, as many as the fewest meeting TTFT p90 <= "
-        f"{slo:g} s (searched up to {MAX_REPLICAS}), one request at a time per "
+        f"Latency: analytic model on {REPLICAS} {GPU} replica(s), one request at a time per "
         f"engine step budget; HBM prefix cache = {HBM_SHARE:.0%} of each workload's working set. "
-        "KV load bandwidths: " + "; ".join(f"{t}: {tiers.get(t).source}" for t in ("cpu", "remote")) + ".")
-    sec.tables.append(Table("Predicted TTFT percentiles at replicas sized to the load",
-                            ("workload", "choice", "replicas", "hit", "p50", "p90", "p99"),
-                            tuple((r.workload, r.choice,
-                                   f"{r.replicas}" + ("" if r.meets_slo else " (SLO not met)"),
-                                   fmt.pct(r.prefix_token_hit_ratio),
+        "KV load bandwidths: " + "; ".join(f"{t}: {sources[t]}" for t in ("cpu", "remote")) + ".")
+    sec.tables.append(Table("Predicted TTFT percentiles", ("workload", "choice", "hit", "p50", "p90", "p99"),
+                            tuple((r.workload, r.choice, fmt.pct(r.prefix_token_hit_ratio),
                                    fmt.ms(r.ttft_p50_s), fmt.ms(r.ttft_p90_s), fmt.ms(r.ttft_p99_s))
                                   for r in frame.itertuples()), data_file=data))
-
-
-def _span(replicas: pd.Series) -> str:
-    lo, hi = int(replicas.min()), int(replicas.max())
-    return f"{lo}" if lo == hi else f"{lo}-{hi}"
-
-
-def _headline(frame: pd.DataFrame, slo: float) -> str:
-    """The section's answer in one sentence: who can be served, without and with a cache."""
-    base = frame.groupby("workload", sort=False).head(1)
-    best = frame.loc[frame.groupby("workload", sort=False)["ttft_p90_s"].idxmin()]
-    no = base[~base["meets_slo"]]["workload"].tolist()
-    text = f"Sized to TTFT p90 <= {slo:g} s: "
-    text += (f"without a cache {len(no)} of {len(base)} workloads cannot meet it on any "
-             f"replica count up to {MAX_REPLICAS} ({', '.join(no)})" if no else
-             f"every workload meets it without a cache on {_span(base['replicas'])} {GPU}")
-    ok = best[best["meets_slo"]]
-    text += (f"; with its best cache choice {len(ok)} of {len(best)} meet it, on "
-             f"{_span(ok['replicas'])} {GPU}" if len(ok) else
-             "; no cache choice makes any of them meet it")
-    return text + "."
 
 
 def load_measured(path: Path) -> list[dict]:
@@ -147,17 +94,32 @@ def load_measured(path: Path) -> list[dict]:
     return out
 
 
+def measured_source(ctx: ReportContext) -> tuple[Path | None, str]:
+    """The validation results to show (``--measured FILE``, else the measured stage's) and,
+    when there are none, why the measured stage produced none."""
+    if ctx.options.measured_path is not None or not ctx.run.has("measured"):
+        return ctx.options.measured_path, ctx.options.measured_note
+    facts = ctx.run.facts("measured")
+    if facts.get("results"):
+        return ctx.run.path("measured", facts["results"]), ""
+    return None, str(facts.get("reason") or "")
+
+
+def _absent_reason(ctx: ReportContext, path: Path | None, note: str) -> str:
+    """Why there are no measured results to show."""
+    if path is not None:
+        return f"the measured results file {path} does not exist"
+    if ctx.options.quick and ctx.options.offers_replay:
+        return "the measured section was not run (--quick skips the engine replay)"
+    if note:
+        return f"the engine replay did not produce results: {note}"
+    return "no measured results were given (--measured RESULTS.json)"
+
+
 def _measured(ctx: ReportContext, sec: Section) -> None:
-    path = ctx.options.measured_path
+    path, note = measured_source(ctx)
     if path is None or not Path(path).exists():
-        if path is not None:
-            why = f"the measured results file {path} does not exist"
-        elif ctx.options.quick and ctx.options.offers_replay:
-            why = "the measured section was not run (--quick skips the engine replay)"
-        elif ctx.options.measured_note:
-            why = f"the engine replay did not produce results: {ctx.options.measured_note}"
-        else:
-            why = "no measured results were given (--measured RESULTS.json)"
+        why = _absent_reason(ctx, path, note)
         sec.readings.append(f"Predicted vs measured: {why}. To fill it, {HOW_TO_MEASURE}.")
         if sec.status == "ok":
             sec.status = "partial"
@@ -225,10 +187,9 @@ def _measured(ctx: ReportContext, sec: Section) -> None:
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Time to first token")
+    sec = Section(KEY, TITLE)
     sec.intro = ("A hit saves time as well as money when loading the KV beats recomputing it. "
-                 "Predicted TTFT per cache choice at the fewest replicas meeting TTFT p90 <= "
-                 f"{report_slo_s(ctx.options):g} s, then simkv's predictions beside a real engine's "
+                 "Predicted TTFT per cache choice, then simkv's predictions beside a real engine's "
                  "measurements where they exist.")
     try:
         _predicted(ctx, sec)
