@@ -31,6 +31,7 @@ def report_cmd(
     measured: Path | None = typer.Option(None, "--measured", help="`simkv-harness validate --json` results to show beside the predictions."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals."),
     days_per_month: float = typer.Option(30.0, "--days-per-month", help="Days in a billing month."),
+    ttft_slo_p90: float | None = typer.Option(None, "--ttft-slo-p90-s", help="TTFT p90 objective in seconds that replicas are sized to (default 2)."),
 ) -> None:
     """Write a sizing report (index.html, report.md, data/) for your trace."""
     from simkv.pipeline.api import RUN_FOLDER, n_steps, run_and_render
@@ -44,6 +45,8 @@ def report_cmd(
     t0 = time.perf_counter()
     if days_per_month <= 0:
         raise InputError("must be > 0", where="--days-per-month")
+    if ttft_slo_p90 is not None and not 0 < ttft_slo_p90 < float("inf"):
+        raise InputError("must be a number of seconds > 0", where="--ttft-slo-p90-s")
     for path, where in ((tiers, "--tiers"), (measured, "--measured")):
         if path is not None and not path.is_file():
             raise InputError("file not found", source=path, where=where)
@@ -64,7 +67,7 @@ def report_cmd(
         + (["--quick"] if quick else [])
     opts = ReportOptions(quick=quick, seed=seed, days_per_month=days_per_month,
                          pricebooks_dir=pricebooks, tiers_path=tiers, measured_path=measured,
-                         title=f"simkv sizing report: {w.name}", command=" ".join(argv))
+                         ttft_slo_p90_s=ttft_slo_p90, title=f"simkv sizing report: {w.name}", command=" ".join(argv))
     # build in a scratch folder next to --out, then move the files in: bad input found midway
     # leaves nothing behind and never touches an existing report
     load_plugin_stages()

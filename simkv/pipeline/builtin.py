@@ -9,6 +9,7 @@ other stage.)  A plug-in stage (the harness's ``measured``) registers through th
 from simkv.pipeline.stages import (  # noqa: F401 - imported to register
     bench,
     bills,
+    explorer,
     grid,
     latency,
     lifecycle,

@@ -46,6 +46,9 @@ class ReportOptions:
     bench_path: Path = Path(".bench/latest.json")
     baseline_path: Path = Path("tests/bench/baseline.json")
     n_boot: int = 100
+    #: the TTFT p90 objective (seconds) replicas are sized to; None: the documented default
+    #: (simkv.latency.slo.DEFAULT_TTFT_SLO_P90_S, 2 s)
+    ttft_slo_p90_s: float | None = None
     title: str = "simkv sizing report"
     command: str = ""
 

@@ -11,10 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from simkv.atomicio import atomic_write_text
+from simkv.report import fmt
 from simkv.report.model import Section
 
+#: the key of the decision section (simkv.report.explorer.section), rendered before the others
+DECISION_KEY = "decision"
 STATUS_TEXT = {"ok": "complete", "partial": "partial", "not_run": "not run",
                "unavailable": "unavailable"}
 
@@ -34,6 +38,8 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
     )
     env.filters["md"] = _md_escape
+    env.filters.update(usd=fmt.usd, pct=fmt.pct, pct2=lambda x: fmt.pct(x, 2), gib=fmt.size,
+                       ms=fmt.ms)
     return env
 
 
@@ -41,12 +47,16 @@ def render(out_dir: Path, *, sections: list[Section], provenance: dict, title: s
            subtitle: str, mode: str) -> tuple[Path, Path]:
     """Write index.html and report.md into ``out_dir``; returns both paths."""
     env = environment()
+    # the decision cards (and the explorer) come first, unnumbered; the rest keep their numbers
+    decision = next((s for s in sections if s.key == DECISION_KEY), None)
+    sections = [s for s in sections if s.key != DECISION_KEY]
     # the workloads overview is section 0, so the numbered sections match the issue's list
     first = 0 if sections and sections[0].key == "workloads" else 1
     for i, s in enumerate(sections, start=first):
         s.number = i
     ctx = {"sections": sections, "provenance": provenance, "title": title, "subtitle": subtitle,
-           "mode": mode, "status_text": STATUS_TEXT}
+           "mode": mode, "status_text": STATUS_TEXT, "decision": decision,
+           "explorer_js": markupsafe.Markup(env.loader.get_source(env, "explorer.js")[0])}
     html = env.get_template("index.html.j2").render(**ctx)
     md = env.get_template("report.md.j2").render(**ctx)
     html_path, md_path = out_dir / "index.html", out_dir / "report.md"

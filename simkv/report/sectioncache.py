@@ -55,6 +55,10 @@ def _decode(body: dict[str, Any]) -> Section:
     s["tables"] = [Table(title=t["title"], columns=tuple(t["columns"]),
                          rows=tuple(tuple(r) for r in t["rows"]), data_file=t["data_file"],
                          basis=t["basis"]) for t in s["tables"]]
+    if "payload_json" in s:  # the decision section carries its cards and the explorer's payload
+        from simkv.report.explorer.section import DecisionSection
+
+        return DecisionSection(**s)
     return Section(**s)
 
 

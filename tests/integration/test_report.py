@@ -86,4 +86,4 @@ def test_simkv_report_cli_on_a_user_trace(cli, tmp_path, mooncake_trace):
     stages = json.loads((out / "run" / "manifest.json").read_text())["stages"]
     assert {st["name"]: st["status"] for st in stages if st["status"] != "skipped"} == {
         name: "cached" for name in ("workloads", "simulate", "bills", "grid", "recommend",
-                                    "lifecycle", "latency", "bench")}
+                                    "lifecycle", "latency", "bench", "explorer")}

@@ -7,6 +7,7 @@ Adding a section means writing one module and adding it to :data:`SECTIONS`.
 
 from __future__ import annotations
 
+from simkv.report.explorer import section as decision
 from simkv.report.sections import (
     bench,
     bills,
@@ -28,4 +29,6 @@ SECTIONS = (
     ("lifecycle and visibility", lifecycle.build),
     ("TTFT and measured", ttft.build),
     ("bench results", bench.build),
+    # computed last (it needs the price books the bills load), rendered first: the answer
+    ("decision cards and explorer", decision.build),
 )
