@@ -1,12 +1,15 @@
 """Trace formats, registered by name (``--format``): a reader and optionally a writer each.
 
+A format may also read and write in chunks (``read_chunks(path, chunk_requests, columns)``
+yields consecutive Traces; ``write_chunks(chunks, path)`` consumes them), which is what the
+streaming commands use; a format without them is read whole and cut into chunks.
 Importers (Alibaba, request logs) register here too, so ``load_trace`` and ``simkv trace
 import`` find them by name; an unknown name lists the valid ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,8 @@ class TraceFormat:
     write: Callable[[Trace, Path], None] | None
     suffixes: tuple[str, ...] = ()
     description: str = ""
+    read_chunks: Callable[..., Iterator[Trace]] | None = None
+    write_chunks: Callable[[Iterable[Trace], Path], None] | None = None
 
 
 FORMATS: Registry[TraceFormat] = Registry("trace format")
@@ -34,11 +39,7 @@ def register_format(fmt: TraceFormat) -> TraceFormat:
 
 def _ensure_loaded() -> None:
     # importing the modules registers the built-in formats
-    from simkv.trace import mooncake, parquet  # noqa: F401
-    try:
-        from simkv.trace import importers  # noqa: F401
-    except ImportError:  # importers are optional modules added by the workloads issue
-        pass
+    from simkv.trace import importers, mooncake, parquet  # noqa: F401
 
 
 def guess_format(path: Path) -> str:
@@ -51,23 +52,37 @@ def guess_format(path: Path) -> str:
                      f"({', '.join(FORMATS.names())})", source=path)
 
 
-def load_trace(path: str | Path, format: str | None = None, **kwargs) -> Trace:
-    """Read a trace file; the format is guessed from the suffix unless given."""
+def trace_format(path: Path, format: str | None = None) -> TraceFormat:
+    """The registered format of an existing trace file (named, or guessed from the suffix)."""
     _ensure_loaded()
-    path = Path(path)
     if not path.exists():
         raise InputError("trace file not found", source=path)
     if path.is_dir():
         raise InputError("is a directory, not a trace file", source=path)
-    fmt = FORMATS.get(format or guess_format(path), where="--format")
-    return fmt.read(path, **kwargs)
+    return FORMATS.get(format or guess_format(path), where="--format")
+
+
+def load_trace(path: str | Path, format: str | None = None, **kwargs) -> Trace:
+    """Read a trace file; the format is guessed from the suffix unless given."""
+    path = Path(path)
+    return trace_format(path, format).read(path, **kwargs)
 
 
 def save_trace(trace: Trace, path: str | Path, format: str | None = None) -> None:
     """Write a trace; refuses formats that have no writer."""
+    save_trace_chunks([trace], path, format)
+
+
+def save_trace_chunks(chunks: Iterable[Trace], path: str | Path, format: str | None = None) -> None:
+    """Write consecutive chunks of one trace (streamed where the format can; else joined)."""
     _ensure_loaded()
     path = Path(path)
     fmt = FORMATS.get(format or guess_format(path), where="--format")
     if fmt.write is None:
         raise InputError(f"format {fmt.name!r} can be read but not written", where="--format")
-    fmt.write(trace, path)
+    if fmt.write_chunks is not None:
+        fmt.write_chunks(chunks, path)
+        return
+    from simkv.trace.model import concat_traces
+
+    fmt.write(concat_traces(list(chunks)), path)

@@ -1,0 +1,106 @@
+"""Block hash -> dense id, carried across the chunks of a stream.
+
+Kernels index per-object state by dense ids (0..U-1, in order of first appearance), so every
+stream maps its 64-bit keys once.  The table is open addressing with linear probing and is
+sized to the number of *unique* keys seen so far (doubled and rehashed when 60% full), never to the number of accesses: a month of traffic with 1.3 billion accesses
+to 30 million blocks needs a table of 2^26 slots, not 2^31.  Ids are assigned in order of
+first appearance over the whole stream, whatever the chunking, so results do not depend on it.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_EMPTY = -1
+#: smallest table (slots); grows by doubling
+MIN_SLOTS = 1 << 10
+#: load factor at which the table doubles (linear probing stays short below it)
+MAX_LOAD = 0.6
+
+
+@numba.njit(cache=True)
+def _lookup_insert(tkeys, tvals, keys, out, start, next_id, limit):  # pragma: no cover - compiled
+    """Map ``keys[start:]`` through the table, inserting new keys, until ``limit`` ids exist.
+
+    Returns (the index where it stopped, the next free id).
+    """
+    mask = np.uint64(tkeys.shape[0] - 1)
+    for i in range(start, keys.shape[0]):
+        if next_id >= limit:
+            return i, next_id
+        k = keys[i]
+        slot = ((k * _GOLDEN) >> np.uint64(17)) & mask
+        while True:
+            v = tvals[slot]
+            if v == _EMPTY:
+                tkeys[slot] = k
+                tvals[slot] = next_id
+                out[i] = next_id
+                next_id += 1
+                break
+            if tkeys[slot] == k:
+                out[i] = v
+                break
+            slot = (slot + np.uint64(1)) & mask
+    return keys.shape[0], next_id
+
+
+@numba.njit(cache=True)
+def _rehash(old_keys, old_vals, new_keys, new_vals):  # pragma: no cover - compiled
+    mask = np.uint64(new_keys.shape[0] - 1)
+    for i in range(old_keys.shape[0]):
+        v = old_vals[i]
+        if v == _EMPTY:
+            continue
+        k = old_keys[i]
+        slot = ((k * _GOLDEN) >> np.uint64(17)) & mask
+        while new_vals[slot] != _EMPTY:
+            slot = (slot + np.uint64(1)) & mask
+        new_keys[slot] = k
+        new_vals[slot] = v
+
+
+class IdMap:
+    """A growing key -> dense id table; ``map`` one chunk of keys after another."""
+
+    def __init__(self) -> None:
+        self.n_ids = 0
+        self._keys = np.zeros(MIN_SLOTS, dtype=np.uint64)
+        self._vals = np.full(MIN_SLOTS, _EMPTY, dtype=np.int64)
+
+    @property
+    def slots(self) -> int:
+        return int(self._keys.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._keys.nbytes + self._vals.nbytes)
+
+    def _grow(self) -> None:
+        size = 2 * self.slots
+        keys = np.zeros(size, dtype=np.uint64)
+        vals = np.full(size, _EMPTY, dtype=np.int64)
+        _rehash(self._keys, self._vals, keys, vals)
+        self._keys, self._vals = keys, vals
+
+    def map(self, keys: np.ndarray) -> np.ndarray:
+        """Dense ids of ``keys`` (int64); unseen keys get the next ids in order."""
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        out = np.empty(keys.shape[0], dtype=np.int64)
+        i = 0
+        while True:
+            limit = int(self.slots * MAX_LOAD)
+            i, n = _lookup_insert(self._keys, self._vals, keys, out, i, self.n_ids, limit)
+            self.n_ids = int(n)
+            if i >= keys.shape[0]:
+                return out
+            self._grow()
+
+
+def densify(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ids (first-appearance order) for an array of uint64 keys, and how many there are."""
+    m = IdMap()
+    ids = m.map(keys)
+    return ids, m.n_ids
