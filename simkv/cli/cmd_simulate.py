@@ -6,10 +6,14 @@ from pathlib import Path
 
 import typer
 
-from simkv.cache import CacheConfig, simulate
+from simkv.atomicio import atomic_writer
+from simkv.cache import CacheConfig
+from simkv.cache.engine import simulate_stream
 from simkv.cli.common import check_output_path, print_json, print_table, stage
+from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
-from simkv.trace import load_trace
+from simkv.trace.records import RecordsWriter
+from simkv.trace.stream import TraceSource, check_chunk_requests
 from simkv.units import parse_duration, parse_size
 
 
@@ -53,6 +57,7 @@ def simulate_cmd(
     records_out: Path | None = typer.Option(None, "--records", help="Write per-request records (Parquet)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --records if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests read and simulated per chunk (memory: one chunk plus per-block state; default 65536)."),
 ) -> None:
     """Simulate one cache configuration over a trace and print the summary."""
     if capacity is None and capacity_blocks is None:
@@ -64,22 +69,29 @@ def simulate_cmd(
         raise InputError("must be >= 1", where="--replicas")
     cfg = build_cache_config(capacity, capacity_blocks, policy, ttl, ttl_mode,
                              reuse, blend_share if reuse == "chunk" else 0.0)
-    with stage(f"loading {trace_path.name}"):
-        trace = load_trace(trace_path, format)
-    with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
-        if latency:
-            from simkv.latency.api import simulate_with_latency
+    check_chunk_requests(chunk_requests)
+    source = TraceSource.of(trace_path, format)
+    if latency:  # the serving simulation routes whole requests: it reads the trace at once
+        from simkv.latency.api import simulate_with_latency
 
+        with stage(f"loading {trace_path.name}"):
+            trace = source.load()
+        with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
             result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
                                            routing=routing, calibration=calibration, tier=tier,
                                            tensor_parallel=tp)
-        else:
-            result = simulate(trace, cfg, model=model)
+        if records_out is not None:
+            with atomic_writer(records_out, "wb") as fh:
+                result.records.to_parquet(fh, index=False)
+    else:
+        with ChunkProgress(f"simulate {trace_path.name}", source.n_requests_hint()) as progress, \
+                RecordsWriter(records_out) as sink:
+            result = simulate_stream(source, cfg, model=model, chunk_requests=chunk_requests,
+                                     keep=False, sink=sink if records_out is not None else None,
+                                     on_chunk=progress)
     summary = dict(result.summary_dict)
     if model is not None:
         summary["model"] = model
-    if records_out is not None:
-        result.records.to_parquet(records_out, index=False)
     if json_out:
         print_json(summary)
     else:

@@ -9,9 +9,11 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from simkv.atomicio import atomic_writer
 from simkv.cli.common import check_output_path, console, print_json
+from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
-from simkv.trace import load_trace
+from simkv.trace.stream import TraceSource, check_chunk_requests
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
 
 _UNLIMITED = ("inf", "unlimited", "none")
@@ -89,6 +91,7 @@ def sweep_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the grid as Parquet."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the grid points as a JSON list."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests read per chunk of the one-pass grid (memory: one chunk plus per-block state; default 65536)."),
 ) -> None:
     """Exact LRU block and prefix-token hit ratios at every capacity x TTL, in one pass."""
     from simkv.sizing.grid import lru_grid
@@ -100,7 +103,8 @@ def sweep_cmd(
         raise InputError("must be within (0, 1]", where="--sample-rate")
     if out is not None:
         check_output_path(out, force=force)
-    trace = load_trace(trace_path, format)
+    check_chunk_requests(chunk_requests)
+    source = TraceSource.of(trace_path, format)
     kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
     if shards_error is not None:
         from simkv.sizing.shards import shards_error as measure
@@ -108,19 +112,22 @@ def sweep_cmd(
         rates = parse_list(shards_error, lambda t, where: float(t), where="--shards-error")
         if any(not 0 < r <= 1 for r in rates):
             raise InputError("rates must be within (0, 1]", where="--shards-error")
-        frame = measure(trace, rates, **kw)
+        frame = measure(source.load(), rates, **kw)
     else:
-        frame = lru_grid(trace, sample_rate=sample_rate, executor=executor, address=address,
-                         ttl_chunks=parts, **kw)
+        with ChunkProgress(f"sweep {trace_path.name}", source.n_requests_hint()) as progress:
+            frame = lru_grid(source, sample_rate=sample_rate, executor=executor, address=address,
+                             ttl_chunks=parts, chunk_requests=chunk_requests, on_chunk=progress,
+                             **kw)
         if belady:
             from simkv.sizing.belady import belady_curve
 
-            bel = belady_curve(trace, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
+            bel = belady_curve(source, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
                                model=model)
             frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                         len(ttl_list))
     if out is not None:
-        frame.to_parquet(out, index=False)
+        with atomic_writer(out, "wb") as fh:
+            frame.to_parquet(fh, index=False)
     if json_out:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from simkv.cli.common import check_output_path, print_json, print_table, stage
-from simkv.trace import load_trace, save_trace
+from simkv.trace import load_trace
+from simkv.trace.formats import save_trace_chunks
+from simkv.trace.stream import TraceSource
 from simkv.trace.stats import trace_stats
 
 trace_app = typer.Typer(help="Inspect, convert and import traces.", no_args_is_help=True)
@@ -39,10 +41,17 @@ def convert_cmd(
 ) -> None:
     """Convert between Mooncake JSONL and simkv Parquet (lossless both ways)."""
     check_output_path(dst, force=force, what="DST")
-    with stage(f"converting {src.name}"):
-        trace = load_trace(src, src_format)
-        save_trace(trace, dst, dst_format)
-    typer.echo(f"wrote {dst} ({trace.n_requests} requests, {trace.n_block_accesses} blocks)")
+    counts = [0, 0]
+
+    def counted(chunks):
+        for chunk in chunks:
+            counts[0] += chunk.n_requests
+            counts[1] += chunk.n_block_accesses
+            yield chunk
+
+    with stage(f"converting {src.name}"):  # chunk by chunk: memory is one chunk
+        save_trace_chunks(counted(TraceSource.of(src, src_format).chunks()), dst, dst_format)
+    typer.echo(f"wrote {dst} ({counts[0]} requests, {counts[1]} blocks)")
 
 
 def register(app: typer.Typer) -> None:
