@@ -5,7 +5,8 @@ Kernels work on dense ``int64`` object ids (0..U-1 in order of first appearance)
 :class:`BlockStream` maps each chunk of a trace through one growing :class:`~simkv.idmap.IdMap`
 (sized by unique blocks, not accesses) and keeps each object's weight (that of its first
 access), so the :class:`AccessStream` it hands out for a chunk has ids that continue the
-previous chunk's.  The cache engine (``simkv.cache.engine``) and the sizing grid
+previous chunk's (a v2 Parquet file stores them, so a stream read from it needs no hash
+table at all).  The cache engine (``simkv.cache.engine``) and the sizing grid
 (``simkv.sizing``) both read it; an in-memory trace is just a stream of one chunk.
 
 Optional SHARDS spatial sampling keeps an object iff a hash of its block id falls under
@@ -22,6 +23,7 @@ import numpy as np
 
 from simkv.idmap import IdMap, densify
 from simkv.trace.model import Trace
+from simkv.trace.stream import stream_ids
 
 __all__ = ["AccessStream", "BlockStream", "build_stream", "dense_block_ids", "densify",
            "spatial_sample_mask"]
@@ -92,10 +94,24 @@ class BlockStream:
         self.idmap = IdMap()
         self._sizes = np.ones(1024, dtype=np.int64)
         self.n_accesses = 0
+        self._known: int | None = None  # set when the ids come from the reader (v2 Parquet)
 
     @property
     def n_objects(self) -> int:
-        return self.idmap.n_ids
+        return self.idmap.n_ids if self._known is None else self._known
+
+    def _ids(self, chunk: Trace, keys: np.ndarray) -> np.ndarray:
+        """Dense ids of the chunk's keys: the reader's own when it has them (chained hashes,
+        no sampling, the stream read from its start), else through the id map."""
+        pre = None if self.content or self.sample_rate < 1.0 else stream_ids(chunk)
+        if self._known is None and self.idmap.n_ids == 0 and pre is not None and pre[1] == 0:
+            self._known = 0
+        if self._known is None:
+            return self.idmap.map(keys)
+        if pre is None or pre[1] != self._known:
+            raise ValueError("a stream begun on a reader's dense ids must continue with them")
+        self._known = pre[2]
+        return pre[0]
 
     @property
     def sizes(self) -> np.ndarray:
@@ -116,7 +132,7 @@ class BlockStream:
             weights = None if weights is None else weights[keep]
             tokens = None if tokens is None else tokens[keep]
         n_before = self.n_objects
-        ids = self.idmap.map(keys)
+        ids = self._ids(chunk, keys)
         n_after = self.n_objects
         if n_after > self._sizes.shape[0]:
             grown = np.ones(max(n_after, 2 * self._sizes.shape[0]), dtype=np.int64)

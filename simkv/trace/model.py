@@ -169,8 +169,10 @@ class Trace:
 
     def with_model(self, model: str) -> Trace:
         """The same trace with every request attributed to ``model`` (for Mooncake traces)."""
-        return replace(self, models=(model,),
-                       model_index=np.zeros(self.n_requests, dtype=np.int16))
+        out = replace(self, models=(model,), model_index=np.zeros(self.n_requests, dtype=np.int16))
+        if "_stream_ids" in self.__dict__:  # the same blocks: a reader's dense ids still hold
+            out.__dict__["_stream_ids"] = self.__dict__["_stream_ids"]
+        return out
 
     def head(self, n: int) -> Trace:
         """The first ``n`` requests."""

@@ -1,10 +1,15 @@
 """Lossless Parquet storage of a Trace, read and written chunk by chunk (schema v2; reads v1).
 
-One row per request.  Schema v2 keeps each request's block chain, tags and content hashes as
-*binary* cells holding the raw little-endian array (8 bytes per hash, 1 per tag), written
-without dictionary encoding: a row group decodes to one flat buffer per column that numpy
-views directly, a flat block table beside the request table.  Schema v1 (list columns, which
-decode value by value with repetition levels, ~4x slower) is still read.  File metadata
+One row per request.  Schema v2 is normalised: each unique chained block hash is stored once,
+in the row of the request that first uses it (``new_hashes``, in order), so the file holds a
+flat block table (dense id -> hash, ids in order of first appearance) beside the request
+table, and each request's chain is a list of dense ids (``block_ids``, uint32).  Tags and
+content hashes stay per access.  Every list is a *binary* cell holding the raw little-endian
+array, written without dictionary encoding: a row group decodes to one flat buffer per column
+that numpy views directly.  A reader gets the dense ids for free (``stream_ids``), so a stream
+read from the start needs no hash table at all; the hashes are rebuilt from the block table.
+Schema v1 (list columns of hashes, which decode value by value with repetition levels) is
+still read.  File metadata
 carries ``simkv.schema_version``, ``simkv.block_tokens``, ``simkv.n_blocks``, the model names
 and the trace's ``meta`` as JSON.
 
@@ -26,8 +31,10 @@ import pyarrow.parquet as pq
 
 from simkv.atomicio import atomic_writer
 from simkv.errors import InputError
+from simkv.idmap import IdMap
 from simkv.trace.formats import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
+from simkv.trace.stream import attach_stream_ids
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -47,6 +54,8 @@ _LISTS = {  # column -> (v1 value type, numpy dtype, Trace attribute)
     "block_tags": (pa.int8(), np.int8, "block_tags"),
     "content_hashes": (pa.uint64(), np.uint64, "content_hashes"),
 }
+_V2_CHAIN = {"block_ids": np.uint32, "new_hashes": np.uint64}  # v2's normalised chain
+MAX_V2_IDS = 2**32 - 1
 OPTIONAL_COLUMNS = ("block_tags", "content_hashes")
 
 
@@ -57,7 +66,7 @@ class ParquetTraceWriter:
                  lists: tuple[str, ...], n_blocks: int | None = None) -> None:
         self.path, self.lists = Path(path), lists
         fields = [pa.field(c, t, nullable=False) for c, (t, _, _) in _SCALARS.items()]
-        fields += [pa.field(c, pa.binary(), nullable=False) for c in lists]
+        fields += [pa.field(c, pa.binary(), nullable=False) for c in (*_V2_CHAIN, *lists)]
         md = {
             b"simkv.schema_version": str(SCHEMA_VERSION).encode(),
             b"simkv.block_tokens": str(block_tokens).encode(),
@@ -69,6 +78,7 @@ class ParquetTraceWriter:
         self.schema = pa.schema(fields, metadata=md)
         self._pending: list[Trace] = []
         self._pending_blocks = 0
+        self._ids = IdMap()
 
     def __enter__(self) -> ParquetTraceWriter:
         self._ctx = atomic_writer(self.path, "wb")
@@ -100,15 +110,24 @@ class ParquetTraceWriter:
         self._pending_blocks = int(off[n] - off[start]) if start < n else 0
 
     def _table(self, tr: Trace, a: int, b: int) -> pa.Table:
+        """Rows ``a:b`` of ``tr`` (called once per row, in order: the id map follows the file)."""
         cols = [pa.array(getattr(tr, attr)[a:b], type=t) for t, _, attr in _SCALARS.values()]
         off = tr.block_offsets
+        lengths = off[a + 1:b + 1] - off[a:b]
+        hashes = tr.block_hashes[off[a]:off[b]]
+        n_before = self._ids.n_ids
+        ids = self._ids.map(hashes)
+        if self._ids.n_ids > MAX_V2_IDS:
+            raise InputError("more than 2^32 unique blocks: too many for schema v2", source=self.path)
+        prior = np.maximum.accumulate(np.concatenate(([n_before - 1], ids[:-1])))
+        first = ids > prior  # the first access of each block new in these rows
+        per_row_new = np.add.reduceat(first.astype(np.int64), off[a:b] - off[a]) if len(ids) \
+            else np.zeros(b - a, dtype=np.int64)
+        per_row_new = np.where(lengths > 0, per_row_new, 0)
+        cols.append(_binary(ids.astype(np.uint32), lengths))
+        cols.append(_binary(hashes[first], per_row_new))
         for c in self.lists:
-            values = np.ascontiguousarray(getattr(tr, _LISTS[c][2])[off[a]:off[b]])
-            width = values.dtype.itemsize
-            offsets = ((off[a:b + 1] - off[a]) * width).astype(np.int32)
-            cols.append(pa.BinaryArray.from_buffers(pa.binary(), b - a,
-                                                    [None, pa.py_buffer(offsets),
-                                                     pa.py_buffer(values.view(np.uint8))]))
+            cols.append(_binary(getattr(tr, _LISTS[c][2])[off[a]:off[b]], lengths))
         return pa.Table.from_arrays(cols, schema=self.schema)
 
     def __exit__(self, *exc) -> None:
@@ -120,12 +139,21 @@ class ParquetTraceWriter:
             self._ctx.__exit__(*exc)
 
 
+def _binary(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """A binary column: row ``i`` holds the raw bytes of its ``lengths[i]`` values."""
+    values = np.ascontiguousarray(values)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths * values.dtype.itemsize, out=offsets[1:])
+    return pa.BinaryArray.from_buffers(pa.binary(), len(lengths),
+                                       [None, pa.py_buffer(offsets.astype(np.int32)),
+                                        pa.py_buffer(values.view(np.uint8))])
+
+
 def write_parquet_chunks(chunks: Iterable[Trace], path: Path) -> None:
     """Write consecutive chunks of one trace (the first fixes block size, models, columns)."""
     it = iter(chunks)
     first = next(it)
-    lists = ("hash_ids",) + tuple(c for c in OPTIONAL_COLUMNS
-                                  if getattr(first, _LISTS[c][2]) is not None)
+    lists = tuple(c for c in OPTIONAL_COLUMNS if getattr(first, _LISTS[c][2]) is not None)
     with ParquetTraceWriter(path, block_tokens=first.block_tokens, models=first.models,
                             meta=first.meta, lists=lists) as w:
         w.write(first)
@@ -144,10 +172,12 @@ def _check_schema(schema: pa.Schema, path: Path, version: int) -> None:
         if schema.field(name).type != typ:
             raise InputError(f"column {name!r} has type {schema.field(name).type}, expected {typ}",
                              source=path, where=f"column {name}")
+    required = ("hash_ids",) if version == 1 else tuple(_V2_CHAIN)
+    for name in required:
+        if name not in schema.names:
+            raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
     for name, (typ, _, _) in _LISTS.items():
         if name not in schema.names:
-            if name == "hash_ids":
-                raise InputError("missing column 'hash_ids'", source=path, where="column hash_ids")
             continue
         ft = schema.field(name).type
         if version == 1:
@@ -158,6 +188,10 @@ def _check_schema(schema: pa.Schema, path: Path, version: int) -> None:
         if not ok:
             raise InputError(f"column {name!r} has type {ft}, expected {want}", source=path,
                              where=f"column {name}")
+    for name in required[1:] if version == 1 else required:
+        if not pa.types.is_binary(schema.field(name).type):
+            raise InputError(f"column {name!r} has type {schema.field(name).type}, expected "
+                             "binary", source=path, where=f"column {name}")
 
 
 def _open(path: Path) -> tuple[pq.ParquetFile, int, dict]:
@@ -187,15 +221,10 @@ def _open(path: Path) -> tuple[pq.ParquetFile, int, dict]:
     return pf, version_no, header
 
 
-def _flat(arr: pa.Array, name: str, version: int) -> tuple[np.ndarray, np.ndarray]:
-    """(per-row lengths, flat values) of one list (v1) or binary (v2) column of a batch."""
+def _cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row value counts, flat values) of a v2 binary column of a batch."""
     if arr.null_count:
         raise ValueError(f"column {name!r} has null entries")
-    dt = _LISTS[name][1]
-    if version == 1:
-        loc = np.asarray(arr.offsets, dtype=np.int64)
-        vals = arr.values.to_numpy(zero_copy_only=False)[loc[0]:loc[-1]]
-        return np.diff(loc), np.asarray(vals, dtype=dt)
     width = np.dtype(dt).itemsize
     _, obuf, dbuf = arr.buffers()
     loc = np.frombuffer(obuf, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
@@ -207,44 +236,86 @@ def _flat(arr: pa.Array, name: str, version: int) -> tuple[np.ndarray, np.ndarra
     return lengths // width, raw.copy().view(dt)  # copied: aligned, and owns its memory
 
 
+def _list(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row value counts, flat values) of a v1 list column of a batch."""
+    if arr.null_count:
+        raise ValueError(f"column {name!r} has null entries")
+    loc = np.asarray(arr.offsets, dtype=np.int64)
+    vals = arr.values.to_numpy(zero_copy_only=False)[loc[0]:loc[-1]]
+    return np.diff(loc), np.asarray(vals, dtype=_LISTS[name][1])
+
+
+class _BlockTable:
+    """v2 reader state: the hashes of the blocks seen so far, by dense id."""
+
+    def __init__(self) -> None:
+        self.hashes = np.zeros(1 << 16, dtype=np.uint64)
+        self.n = 0
+
+    def add(self, new: np.ndarray) -> None:
+        need = self.n + len(new)
+        if need > len(self.hashes):
+            grown = np.zeros(max(need, 2 * len(self.hashes)), dtype=np.uint64)
+            grown[:self.n] = self.hashes[:self.n]
+            self.hashes = grown
+        self.hashes[self.n:need] = new
+        self.n = need
+
+
 def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
                  columns: tuple[str, ...] | None = None) -> Iterator[Trace]:
     """Consecutive chunks of ``chunk_requests`` requests (the last may be shorter).
 
     ``columns``: which of the optional per-block columns (``block_tags``, ``content_hashes``)
-    to decode (default: all the file has); the others come back as None.
+    to decode (default: all the file has); the others come back as None.  Chunks of a v2 file
+    carry the file's dense ids (``simkv.trace.stream.stream_ids``).
     """
     pf, version, header = _open(path)
     names = pf.schema_arrow.names
-    present = ["hash_ids"] + [c for c in OPTIONAL_COLUMNS
-                              if c in names and (columns is None or c in columns)]
+    optional = [c for c in OPTIONAL_COLUMNS if c in names and (columns is None or c in columns)]
+    chain = ["hash_ids"] if version == 1 else list(_V2_CHAIN)
+    table = _BlockTable()
     try:
-        for batch in pf.iter_batches(batch_size=chunk_requests, columns=list(_SCALARS) + present,
-                                     use_threads=False):
-            yield _chunk(batch, version, header, present)
+        for batch in pf.iter_batches(batch_size=chunk_requests,
+                                     columns=list(_SCALARS) + chain + optional, use_threads=False):
+            yield _chunk(batch, version, header, optional, table)
     except (ValueError, pa.ArrowException) as exc:
         raise InputError(f"inconsistent trace: {exc}", source=path) from None
 
 
-def _chunk(batch: pa.RecordBatch, version: int, header: dict, present: list[str]) -> Trace:
+def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str],
+           table: _BlockTable) -> Trace:
     scal = {}
     for name, (_, _, attr) in _SCALARS.items():
         col = batch.column(name)
         if col.null_count:
             raise ValueError(f"column {name!r} has nulls")
         scal[attr] = col.to_numpy()
-    lists, lengths = {}, None
-    for name in present:
-        n_per_row, vals = _flat(batch.column(name), name, version)
-        if lengths is None:
-            lengths = n_per_row
-        elif not np.array_equal(lengths, n_per_row):
-            raise ValueError(f"column {name!r} and hash_ids differ in length")
+    ids = None
+    if version == 1:
+        lengths, hashes = _list(batch.column("hash_ids"), "hash_ids")
+    else:
+        lengths, ids32 = _cells(batch.column("block_ids"), "block_ids", np.uint32)
+        n_before = table.n
+        table.add(_cells(batch.column("new_hashes"), "new_hashes", np.uint64)[1])
+        ids = ids32.astype(np.int64)
+        if len(ids) and int(ids.max()) >= table.n:
+            raise ValueError("a block id points past the block table")
+        hashes = table.hashes[ids]
+    lists = {"block_hashes": hashes}
+    for name in optional:
+        n_per_row, vals = (_list(batch.column(name), name) if version == 1 else
+                           _cells(batch.column(name), name, _LISTS[name][1]))
+        if not np.array_equal(lengths, n_per_row):
+            raise ValueError(f"column {name!r} and the block chain differ in length")
         lists[_LISTS[name][2]] = vals
     offsets = np.zeros(batch.num_rows + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return Trace.from_arrays(block_tokens=header["block_tokens"], **scal, models=header["models"],
-                             block_offsets=offsets, meta=header["meta"], **lists)
+    chunk = Trace.from_arrays(block_tokens=header["block_tokens"], **scal, models=header["models"],
+                              block_offsets=offsets, meta=header["meta"], **lists)
+    if ids is not None:
+        attach_stream_ids(chunk, ids, n_before, table.n)
+    return chunk
 
 
 def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Trace:
