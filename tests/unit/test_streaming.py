@@ -156,3 +156,56 @@ def test_chunk_size_must_be_positive():
     for bad in (0, -3):
         with pytest.raises(InputError, match="--chunk-requests"):
             simulate_stream(TraceSource(trace=trace), chunk_requests=bad)
+
+
+def _write_v1(trace: Trace, path) -> None:
+    """A schema v1 file (list columns of hashes), as simkv wrote before v2."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    off = trace.block_offsets.astype(np.int32)
+    cols = {
+        "arrival_s": pa.array(trace.arrival_s), "session_id": pa.array(trace.session_ids),
+        "tenant_id": pa.array(trace.tenant_ids), "model_index": pa.array(trace.model_index),
+        "input_tokens": pa.array(trace.input_tokens), "output_tokens": pa.array(trace.output_tokens),
+        "hash_ids": pa.ListArray.from_arrays(pa.array(off), pa.array(trace.block_hashes)),
+    }
+    if trace.content_hashes is not None:
+        cols["content_hashes"] = pa.ListArray.from_arrays(pa.array(off),
+                                                          pa.array(trace.content_hashes))
+    meta = {b"simkv.schema_version": b"1", b"simkv.block_tokens": str(trace.block_tokens).encode(),
+            b"simkv.models": json.dumps(list(trace.models)).encode(), b"simkv.meta": b"{}"}
+    table = pa.table(cols).replace_schema_metadata(meta)
+    pq.write_table(table, path, row_group_size=37)
+
+
+@pytest.mark.parametrize("n", CHUNKS)
+def test_schema_v1_still_reads_and_streams(tmp_path, n):
+    from simkv.trace import load_trace
+
+    trace = _with_content(random_trace(5, n_requests=300, models=("llama-3.1-8b",)))
+    v1 = tmp_path / "v1.parquet"
+    _write_v1(trace, v1)
+    back = load_trace(v1)
+    assert np.array_equal(back.block_hashes, trace.block_hashes)
+    assert np.array_equal(back.content_hashes, trace.content_hashes)
+    assert np.array_equal(back.block_offsets, trace.block_offsets)
+    cfg = CacheConfig(capacity_blocks=25, ttl_s=120.0, reuse="chunk")
+    _same(simulate_stream(TraceSource.of(v1), cfg, chunk_requests=n), simulate(trace, cfg))
+
+
+def test_v2_carries_dense_ids_equal_to_the_id_map(tmp_path, mooncake_trace):
+    """A v2 file's stored ids are the id map's first-appearance ids, chunk after chunk."""
+    from simkv.trace import save_trace
+    from simkv.trace.stream import stream_ids
+
+    path = tmp_path / "m.parquet"
+    save_trace(mooncake_trace, path)
+    m = IdMap()
+    for chunk in TraceSource.of(path).chunks(333):
+        ids, before, after = stream_ids(chunk)
+        assert before == m.n_ids
+        assert np.array_equal(ids, m.map(chunk.block_hashes))
+        assert after == m.n_ids
