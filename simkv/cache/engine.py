@@ -194,7 +194,8 @@ def simulate_stream(source: Trace | TraceSource, cache: CacheConfig | None = Non
             return block_bytes_per_access(c, specs)
     totals, kept, hits, block_tokens = _Totals(), [], [], 0
     columns = ("content_hashes",) if content is not None else ()
-    for chunk in source.chunks(chunk_requests, columns=columns):
+    # the engine compares chained hashes only for equality: stored dense ids may stand in
+    for chunk in source.chunks(chunk_requests, columns=columns, ids_as_keys=True):
         chunk = resolve_trace_models(chunk, model)
         block_tokens = chunk.block_tokens
         if content is not None and chunk.content_hashes is None:

@@ -185,7 +185,8 @@ def lru_grid(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_b
     states: list[tuple[GridPart, GridPartState]] | None = None
     n_tok = n_req = 0
     with ThreadPoolExecutor(max_workers=2 if executor == "local" else 1) as pool:
-        for chunk in source.chunks(chunk_requests, columns=()):
+        # sampling hashes the block hashes themselves; otherwise stored ids may stand in
+        for chunk in source.chunks(chunk_requests, columns=(), ids_as_keys=bs.sample_rate >= 1.0):
             chunk = resolve_trace_models(chunk, model)
             if states is None:
                 sizes = possible_sizes(chunk, unit)

@@ -24,11 +24,13 @@ from simkv.trace.model import Trace
 MOONCAKE_BLOCK_TOKENS = 512
 
 
-def iter_mooncake(path: Path, chunk_requests: int = 1 << 16, columns=None,
+def iter_mooncake(path: Path, chunk_requests: int = 1 << 16, columns=None, *,
+                  ids_as_keys: bool = False,
                   block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> Iterator[Trace]:
     """Consecutive chunks of ``chunk_requests`` requests, read line by line.
 
-    ``columns`` is accepted for the common reader signature; Mooncake has no optional columns.
+    ``columns`` and ``ids_as_keys`` are the common reader signature; Mooncake has no optional
+    columns and no stored ids, so its chunks always carry the hashes themselves.
     """
     last_ts = -np.inf
     buf = _Buffers()

@@ -3,7 +3,7 @@
 One row per request.  Schema v2 is normalised: each unique chained block hash is stored once,
 in the row of the request that first uses it (``new_hashes``, in order), so the file holds a
 flat block table (dense id -> hash, ids in order of first appearance) beside the request
-table, and each request's chain is a list of dense ids (``block_ids``, uint32).  Tags and
+table, and each request's chain is a list of dense ids (``block_ids``, int32).  Tags and
 content hashes stay per access.  Every list is a *binary* cell holding the raw little-endian
 array, written without dictionary encoding: a row group decodes to one flat buffer per column
 that numpy views directly.  A reader gets the dense ids for free (``stream_ids``), so a stream
@@ -54,8 +54,8 @@ _LISTS = {  # column -> (v1 value type, numpy dtype, Trace attribute)
     "block_tags": (pa.int8(), np.int8, "block_tags"),
     "content_hashes": (pa.uint64(), np.uint64, "content_hashes"),
 }
-_V2_CHAIN = {"block_ids": np.uint32, "new_hashes": np.uint64}  # v2's normalised chain
-MAX_V2_IDS = 2**32 - 1
+_V2_CHAIN = {"block_ids": np.int32, "new_hashes": np.uint64}  # v2's normalised chain
+MAX_V2_IDS = 2**31 - 1
 OPTIONAL_COLUMNS = ("block_tags", "content_hashes")
 
 
@@ -118,13 +118,13 @@ class ParquetTraceWriter:
         n_before = self._ids.n_ids
         ids = self._ids.map(hashes)
         if self._ids.n_ids > MAX_V2_IDS:
-            raise InputError("more than 2^32 unique blocks: too many for schema v2", source=self.path)
+            raise InputError("more than 2^31 unique blocks: too many for schema v2", source=self.path)
         prior = np.maximum.accumulate(np.concatenate(([n_before - 1], ids[:-1])))
         first = ids > prior  # the first access of each block new in these rows
         per_row_new = np.add.reduceat(first.astype(np.int64), off[a:b] - off[a]) if len(ids) \
             else np.zeros(b - a, dtype=np.int64)
         per_row_new = np.where(lengths > 0, per_row_new, 0)
-        cols.append(_binary(ids.astype(np.uint32), lengths))
+        cols.append(_binary(ids.astype(np.int32), lengths))
         cols.append(_binary(hashes[first], per_row_new))
         for c in self.lists:
             cols.append(_binary(getattr(tr, _LISTS[c][2])[off[a]:off[b]], lengths))
@@ -233,7 +233,9 @@ def _cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"column {name!r} holds a cell that is not a whole number of values")
     raw = np.frombuffer(dbuf, dtype=np.uint8)[loc[0]:loc[-1]] if dbuf is not None else \
         np.zeros(0, dtype=np.uint8)
-    return lengths // width, raw.copy().view(dt)  # copied: aligned, and owns its memory
+    if raw.ctypes.data % width:
+        raw = raw.copy()  # an unaligned slice: copy once so numpy and numba can view it
+    return lengths // width, raw.view(dt)  # a view: keeps Arrow's buffer alive
 
 
 def _list(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -263,12 +265,15 @@ class _BlockTable:
 
 
 def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
-                 columns: tuple[str, ...] | None = None) -> Iterator[Trace]:
+                 columns: tuple[str, ...] | None = None, *,
+                 ids_as_keys: bool = False) -> Iterator[Trace]:
     """Consecutive chunks of ``chunk_requests`` requests (the last may be shorter).
 
     ``columns``: which of the optional per-block columns (``block_tags``, ``content_hashes``)
     to decode (default: all the file has); the others come back as None.  Chunks of a v2 file
-    carry the file's dense ids (``simkv.trace.stream.stream_ids``).
+    carry the file's dense ids (``simkv.trace.stream.stream_ids``).  ``ids_as_keys``: for a
+    caller that only compares hashes for equality, a v2 chunk's ``block_hashes`` are its dense
+    ids (one-to-one with the hashes), which spares rebuilding the hashes from the block table.
     """
     pf, version, header = _open(path)
     names = pf.schema_arrow.names
@@ -278,13 +283,13 @@ def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
     try:
         for batch in pf.iter_batches(batch_size=chunk_requests,
                                      columns=list(_SCALARS) + chain + optional, use_threads=False):
-            yield _chunk(batch, version, header, optional, table)
+            yield _chunk(batch, version, header, optional, table, ids_as_keys)
     except (ValueError, pa.ArrowException) as exc:
         raise InputError(f"inconsistent trace: {exc}", source=path) from None
 
 
 def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str],
-           table: _BlockTable) -> Trace:
+           table: _BlockTable, ids_as_keys: bool) -> Trace:
     scal = {}
     for name, (_, _, attr) in _SCALARS.items():
         col = batch.column(name)
@@ -295,13 +300,12 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
     if version == 1:
         lengths, hashes = _list(batch.column("hash_ids"), "hash_ids")
     else:
-        lengths, ids32 = _cells(batch.column("block_ids"), "block_ids", np.uint32)
+        lengths, ids = _cells(batch.column("block_ids"), "block_ids", np.int32)
         n_before = table.n
         table.add(_cells(batch.column("new_hashes"), "new_hashes", np.uint64)[1])
-        ids = ids32.astype(np.int64)
-        if len(ids) and int(ids.max()) >= table.n:
-            raise ValueError("a block id points past the block table")
-        hashes = table.hashes[ids]
+        if len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < table.n:
+            raise ValueError("a block id points outside the block table")
+        hashes = ids.view(np.uint32).astype(np.uint64) if ids_as_keys else table.hashes[ids]
     lists = {"block_hashes": hashes}
     for name in optional:
         n_per_row, vals = (_list(batch.column(name), name) if version == 1 else

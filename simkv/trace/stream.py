@@ -82,14 +82,16 @@ class TraceSource:
             return int(pq.ParquetFile(str(self.path)).metadata.num_rows)
         return None
 
-    def chunks(self, chunk_requests: int | None = None,
-               columns: tuple[str, ...] | None = None) -> Iterator[Trace]:
+    def chunks(self, chunk_requests: int | None = None, columns: tuple[str, ...] | None = None,
+               *, ids_as_keys: bool = False) -> Iterator[Trace]:
         """Consecutive chunks of ``chunk_requests`` requests (an in-memory trace: one chunk
-        unless given).  ``columns``: optional per-block columns wanted (None: all)."""
+        unless given).  ``columns``: optional per-block columns wanted (None: all).
+        ``ids_as_keys``: the caller compares block hashes only for equality, so a reader that
+        stores dense ids may hand them out as the hashes (see ``simkv.trace.parquet``)."""
         check_chunk_requests(chunk_requests)
         last_t = float("-inf")
         first: Trace | None = None
-        for chunk in self._raw_chunks(chunk_requests, columns):
+        for chunk in self._raw_chunks(chunk_requests, columns, ids_as_keys):
             if first is None:
                 first = chunk
             elif chunk.block_tokens != first.block_tokens or chunk.models != first.models:
@@ -101,7 +103,7 @@ class TraceSource:
                 last_t = float(chunk.arrival_s[-1])
             yield chunk
 
-    def _raw_chunks(self, chunk_requests: int | None, columns) -> Iterator[Trace]:
+    def _raw_chunks(self, chunk_requests: int | None, columns, ids_as_keys: bool) -> Iterator[Trace]:
         if self.trace is not None:
             tr = self.trace
             step = chunk_requests or max(1, tr.n_requests)
@@ -113,7 +115,7 @@ class TraceSource:
         fmt = trace_format(self.path, self.format)
         step = chunk_requests or DEFAULT_CHUNK_REQUESTS
         if fmt.read_chunks is not None:
-            yield from fmt.read_chunks(self.path, step, columns)
+            yield from fmt.read_chunks(self.path, step, columns, ids_as_keys=ids_as_keys)
             return
         whole = fmt.read(self.path)  # a format without a chunk reader: read whole, then cut
         yield from TraceSource(trace=whole).chunks(step)
