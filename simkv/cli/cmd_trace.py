@@ -9,8 +9,8 @@ import typer
 from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.trace import load_trace
 from simkv.trace.formats import save_trace_chunks
-from simkv.trace.stream import TraceSource
 from simkv.trace.stats import trace_stats
+from simkv.trace.stream import TraceSource
 
 trace_app = typer.Typer(help="Inspect, convert and import traces.", no_args_is_help=True)
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simkv.errors import InputError
 from simkv.cache.engine import resolve_trace_models
+from simkv.errors import InputError
 from simkv.sizing.carry import GridPartState
 from simkv.sizing.stream import SizingStream, possible_sizes, prepare_stream, sizing_block_stream
 from simkv.trace.model import Trace
@@ -194,8 +194,9 @@ def lru_grid(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_b
                           for p in plan_parts_by_sizes(sizes, caps, len(ttls), ttl_chunks)]
             a = bs.feed(chunk)
             n_tok += int(a.tokens.sum())
-            args = (a.ids, a.sizes, a.n_objects, a.req_offsets, a.req_time_s, a.tokens)
-            list(pool.map(lambda ps: ps[1].feed(*args), states))
+            list(pool.map(lambda st, a=a: st.feed(a.ids, a.sizes, a.n_objects, a.req_offsets,
+                                                  a.req_time_s, a.tokens),
+                          [st for _, st in states]))
             n_req += chunk.n_requests
             if on_chunk is not None:
                 on_chunk(n_req)
