@@ -68,7 +68,7 @@ def scale():
 def oracle(scale):
     path, _ = scale[DAYS[0]]
     out = BENCH / f"{path.stem}.{ORACLE_NAME}"
-    info = out.with_suffix(".json")
+    info = out.with_name(out.name + ".json")
     if not (out.exists() and info.exists()):
         n, n_obj = _stream_oracle_file(path, out)
         info.write_text(json.dumps({"accesses": n, "objects": n_obj}))
