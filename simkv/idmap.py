@@ -18,6 +18,8 @@ _EMPTY = -1
 MIN_SLOTS = 1 << 10
 #: load factor at which the table doubles (linear probing stays short below it)
 MAX_LOAD = 0.6
+#: ids are int32 in the table (the largest id a 2^32-slot table could hold at MAX_LOAD)
+MAX_IDS = 2**31 - 1
 
 
 @numba.njit(cache=True)
@@ -68,7 +70,7 @@ class IdMap:
     def __init__(self) -> None:
         self.n_ids = 0
         self._keys = np.zeros(MIN_SLOTS, dtype=np.uint64)
-        self._vals = np.full(MIN_SLOTS, _EMPTY, dtype=np.int64)
+        self._vals = np.full(MIN_SLOTS, _EMPTY, dtype=np.int32)  # 12 bytes a slot
 
     @property
     def slots(self) -> int:
@@ -81,7 +83,7 @@ class IdMap:
     def _grow(self) -> None:
         size = 2 * self.slots
         keys = np.zeros(size, dtype=np.uint64)
-        vals = np.full(size, _EMPTY, dtype=np.int64)
+        vals = np.full(size, _EMPTY, dtype=np.int32)
         _rehash(self._keys, self._vals, keys, vals)
         self._keys, self._vals = keys, vals
 
@@ -91,11 +93,13 @@ class IdMap:
         out = np.empty(keys.shape[0], dtype=np.int64)
         i = 0
         while True:
-            limit = int(self.slots * MAX_LOAD)
+            limit = min(int(self.slots * MAX_LOAD), MAX_IDS)
             i, n = _lookup_insert(self._keys, self._vals, keys, out, i, self.n_ids, limit)
             self.n_ids = int(n)
             if i >= keys.shape[0]:
                 return out
+            if self.n_ids >= MAX_IDS:
+                raise ValueError(f"more than {MAX_IDS} unique keys: too many for one id map")
             self._grow()
 
 

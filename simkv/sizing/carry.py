@@ -25,10 +25,10 @@ class GridPartState:
         self.max_size, self.all_included = int(max_size), bool(all_included)
         self.weight_dtype = np.int32 if unit == "blocks" else np.int64
         self.n = 0
-        self.last_pos = np.zeros(0, dtype=np.int64)
+        self.last_pos = np.zeros(0, dtype=np.int32)  # positions < 2 x objects + 64
         self.last_t = np.zeros(0, dtype=np.float64)
         self.pos_weight = np.zeros(0, dtype=self.weight_dtype)
-        self.pos_obj = np.zeros(0, dtype=np.int64)
+        self.pos_obj = np.zeros(0, dtype=np.int32)
         self.fen = np.zeros(2, dtype=np.int64)
         self.scal = np.zeros(2, dtype=np.int64)  # total weight, next position
         shape = (len(caps) + 1, len(ttls) + 1)
@@ -41,14 +41,14 @@ class GridPartState:
         n = max(self.n, _MIN)
         while n < n_obj:
             n *= 2
-        last_pos = np.full(n, -1, dtype=np.int64)
+        last_pos = np.full(n, -1, dtype=np.int32)
         last_pos[:self.n] = self.last_pos
         last_t = np.zeros(n, dtype=np.float64)
         last_t[:self.n] = self.last_t
         n_pos = 2 * n + 64
         pos_weight = np.zeros(n_pos, dtype=self.weight_dtype)
         pos_weight[:len(self.pos_weight)] = self.pos_weight
-        pos_obj = np.full(n_pos, -1, dtype=np.int64)
+        pos_obj = np.full(n_pos, -1, dtype=np.int32)
         pos_obj[:len(self.pos_obj)] = self.pos_obj
         fen = np.zeros((n_pos >> 6) + 2, dtype=np.int64)
         fen_build(pos_weight, fen)

@@ -3,7 +3,8 @@
 One row per request.  Schema v2 is normalised: each unique chained block hash is stored once,
 in the row of the request that first uses it (``new_hashes``, in order), so the file holds a
 flat block table (dense id -> hash, ids in order of first appearance) beside the request
-table, and each request's chain is a list of dense ids (``block_ids``, int32).  Tags and
+table, and each request's chain is a list of dense ids (``block_ids``, int64: zstd packs their
+high zero bytes, and a reader views them without conversion).  Tags and
 content hashes stay per access.  Every list is a *binary* cell holding the raw little-endian
 array, written without dictionary encoding: a row group decodes to one flat buffer per column
 that numpy views directly.  A reader gets the dense ids for free (``stream_ids``), so a stream
@@ -54,7 +55,7 @@ _LISTS = {  # column -> (v1 value type, numpy dtype, Trace attribute)
     "block_tags": (pa.int8(), np.int8, "block_tags"),
     "content_hashes": (pa.uint64(), np.uint64, "content_hashes"),
 }
-_V2_CHAIN = {"block_ids": np.int32, "new_hashes": np.uint64}  # v2's normalised chain
+_V2_CHAIN = {"block_ids": np.int64, "new_hashes": np.uint64}  # v2's normalised chain
 MAX_V2_IDS = 2**31 - 1
 OPTIONAL_COLUMNS = ("block_tags", "content_hashes")
 
@@ -124,7 +125,7 @@ class ParquetTraceWriter:
         per_row_new = np.add.reduceat(first.astype(np.int64), off[a:b] - off[a]) if len(ids) \
             else np.zeros(b - a, dtype=np.int64)
         per_row_new = np.where(lengths > 0, per_row_new, 0)
-        cols.append(_binary(ids.astype(np.int32), lengths))
+        cols.append(_binary(ids, lengths))
         cols.append(_binary(hashes[first], per_row_new))
         for c in self.lists:
             cols.append(_binary(getattr(tr, _LISTS[c][2])[off[a]:off[b]], lengths))
@@ -300,12 +301,12 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
     if version == 1:
         lengths, hashes = _list(batch.column("hash_ids"), "hash_ids")
     else:
-        lengths, ids = _cells(batch.column("block_ids"), "block_ids", np.int32)
+        lengths, ids = _cells(batch.column("block_ids"), "block_ids", np.int64)
         n_before = table.n
         table.add(_cells(batch.column("new_hashes"), "new_hashes", np.uint64)[1])
         if len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < table.n:
             raise ValueError("a block id points outside the block table")
-        hashes = ids.view(np.uint32).astype(np.uint64) if ids_as_keys else table.hashes[ids]
+        hashes = ids.view(np.uint64) if ids_as_keys else table.hashes[ids]  # a view: no copy
     lists = {"block_hashes": hashes}
     for name in optional:
         n_per_row, vals = (_list(batch.column(name), name) if version == 1 else
