@@ -23,7 +23,7 @@ import numpy as np
 
 from simkv.idmap import IdMap, densify
 from simkv.trace.model import Trace
-from simkv.trace.stream import stream_ids
+from simkv.trace.stream import is_whole, stream_ids
 
 __all__ = ["AccessStream", "BlockStream", "build_stream", "dense_block_ids", "densify",
            "spatial_sample_mask"]
@@ -103,7 +103,12 @@ class BlockStream:
     def _ids(self, chunk: Trace, keys: np.ndarray) -> np.ndarray:
         """Dense ids of the chunk's keys: the reader's own when it has them (chained hashes,
         no sampling, the stream read from its start), else through the id map."""
-        pre = None if self.content or self.sample_rate < 1.0 else stream_ids(chunk)
+        pre = None
+        if not self.content and self.sample_rate >= 1.0:
+            pre = stream_ids(chunk)
+            if pre is None and is_whole(chunk) and self._known is None and self.idmap.n_ids == 0:
+                ids, n = dense_block_ids(chunk)  # computed once per Trace object, then cached
+                pre = (ids, 0, n)
         if self._known is None and self.idmap.n_ids == 0 and pre is not None and pre[1] == 0:
             self._known = 0
         if self._known is None:

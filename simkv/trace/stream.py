@@ -39,6 +39,17 @@ def stream_ids(chunk: Trace) -> tuple[np.ndarray, int, int] | None:
     return chunk.__dict__.get("_stream_ids")
 
 
+def mark_whole(trace: Trace) -> Trace:
+    """Mark ``trace`` as a whole stream (its only chunk), so that a consumer may take its dense
+    ids from ``simkv.cache.stream.dense_block_ids``, computed once and cached on the object."""
+    trace.__dict__["_whole_stream"] = True
+    return trace
+
+
+def is_whole(chunk: Trace) -> bool:
+    return bool(chunk.__dict__.get("_whole_stream"))
+
+
 def check_chunk_requests(n: int | None) -> int | None:
     """``n`` if it is a valid chunk size (None: the default), else InputError naming the option."""
     if n is None:
@@ -107,7 +118,10 @@ class TraceSource:
         if self.trace is not None:
             tr = self.trace
             step = chunk_requests or max(1, tr.n_requests)
-            yield from (tr.slice(a, a + step) for a in range(0, max(1, tr.n_requests), step))
+            if step >= tr.n_requests:
+                yield mark_whole(tr)  # the trace itself: its cached dense ids can be reused
+                return
+            yield from (tr.slice(a, a + step) for a in range(0, tr.n_requests, step))
             return
         from simkv.trace.formats import trace_format
 
