@@ -92,17 +92,15 @@ def grid_pass(ids, sizes, include, all_included, req_offsets, req_time, tok, cap
     (``inf`` = none).  An access to an object with ``include[o] == 0`` (too large for every
     capacity of this pass) never hits and leaves the stack untouched, as in the engine
     (``all_included`` skips that test).  State carried over chunks (``simkv.sizing.carry``):
-    ``last_pos``/``last_t`` per object; ``pos_weight`` holds each object's size at the
-    position of its latest access and ``pos_obj`` the object there (-1: vacated), over a
-    window of positions that is compacted when full (the caller keeps it at least twice the
-    objects); a Fenwick tree ``fen`` over groups of 64 positions sums the weights, so the stack
-    distance of an access is ``total - weight before its previous position``; ``scal`` =
+    ``last_pos``/``last_t`` per object; ``pos_weight``/``pos_obj``: each object's size and id
+    at the position of its latest access (-1: vacated), a window compacted when full (kept at
+    least twice the objects); a Fenwick tree ``fen`` over groups of 64 positions sums the
+    weights (stack distance = ``total`` - weight before the previous position); ``scal`` =
     [total weight, next position].
 
     ``block_hist[a, b]`` counts accesses whose smallest sufficient capacity index is ``a`` and
-    smallest sufficient TTL index is ``b`` (``a == len(caps)`` or ``b == len(ttls)``: a miss
-    everywhere); ``token_hist`` the same for the running maxima over a request's leading
-    blocks, weighted by block tokens.
+    TTL index ``b`` (``len(caps)`` / ``len(ttls)``: a miss everywhere); ``token_hist`` the same
+    for the running maxima over a request's leading blocks, weighted by block tokens.
     """
     n_req = req_offsets.shape[0] - 1
     nc = caps.shape[0]
