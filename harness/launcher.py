@@ -62,6 +62,8 @@ class ServeOptions:
     lmcache_http_port: int = 8080
     lmcache_l1_gb: float = 1.0
     lmcache_chunk_tokens: int = 256
+    lmcache_trigger_watermark: float = 0.8
+    lmcache_eviction_ratio: float = 0.2
     engine_python: str | None = None
     dtype: str = "bfloat16"
     extra_args: tuple[str, ...] = ()
@@ -124,6 +126,8 @@ class EngineStack:
         return head + ["server", "--host", "127.0.0.1", "--port", str(o.lmcache_port),
                        "--l1-size-gb", f"{o.lmcache_l1_gb:g}", "--eviction-policy", "LRU",
                        "--chunk-size", str(o.lmcache_chunk_tokens),
+                       "--eviction-trigger-watermark", f"{o.lmcache_trigger_watermark:g}",
+                       "--eviction-ratio", f"{o.lmcache_eviction_ratio:g}",
                        "--supported-transfer-mode", "auto",
                        "--http-port", str(o.lmcache_http_port)]
 

@@ -123,13 +123,63 @@ def cache_deltas(before: Snapshot, after: Snapshot, *, connector: bool = False) 
 
 
 def lmcache_deltas(before: Snapshot, after: Snapshot) -> dict:
-    """Every ``lmcache_mp_*`` counter's increase, and the gauges' final values."""
+    """Every ``lmcache_mp_*`` counter's increase, histograms as count / sum deltas, and the
+    gauges' final values.  A histogram's ``_bucket`` series are cumulative per ``le`` bound:
+    they are neither counters to add up nor gauges, so they are left out here."""
     out = {}
     for (name, _lab), _ in after.samples.items():
         if not name.startswith("lmcache_mp_") or name in out:
             continue
-        if name.endswith("_total"):
+        if name.endswith(("_total", "_count", "_sum")):
             out[name] = delta(before, after, name)
-        elif not name.endswith("_created"):
+        elif not name.endswith(("_created", "_bucket")):
             out[name] = after.total(name)
+    return out
+
+
+#: vLLM's server-side timing histograms compared beside the client's
+VLLM_HISTOGRAMS = ("vllm:time_to_first_token_seconds", "vllm:request_queue_time_seconds",
+                   "vllm:request_prefill_time_seconds")
+
+
+def _bucket_deltas(before: Snapshot, after: Snapshot, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count increase) per ``le`` bucket, ascending."""
+    out = {}
+    for (n, lab), v in after.samples.items():
+        if n != f"{name}_bucket":
+            continue
+        labels = dict(lab)
+        le = float(labels["le"])
+        out[le] = out.get(le, 0.0) + v - (before.samples.get((n, lab)) or 0.0)
+    return sorted(out.items())
+
+
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """Prometheus' histogram_quantile: linear within the bucket holding rank ``q x count``."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lo_b, lo_c = 0.0, 0.0
+    for hi_b, hi_c in buckets:
+        if hi_c >= rank:
+            if hi_b == float("inf"):
+                return lo_b
+            width = hi_c - lo_c
+            return lo_b + (hi_b - lo_b) * ((rank - lo_c) / width if width > 0 else 1.0)
+        lo_b, lo_c = hi_b, hi_c
+    return lo_b
+
+
+def histogram_deltas(before: Snapshot, after: Snapshot,
+                     names: tuple[str, ...] = VLLM_HISTOGRAMS) -> dict:
+    """Per histogram over the replay: count, sum, mean, and p50 / p90 from bucket deltas."""
+    out = {}
+    for name in names:
+        count = delta(before, after, f"{name}_count")
+        total = delta(before, after, f"{name}_sum")
+        buckets = _bucket_deltas(before, after, name)
+        short = name.split(":")[-1]
+        out[short] = {"count": count, "sum_s": total, "mean_s": total / count if count else None,
+                      "p50_s": histogram_quantile(buckets, 0.5),
+                      "p90_s": histogram_quantile(buckets, 0.9)}
     return out

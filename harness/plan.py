@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.prompts import PromptBuilder
 from simkv.errors import InputError
+from simkv.hashing import route_hash
 from simkv.trace.model import Trace
 
 ROUTINGS = ("round_robin", "prefix")
@@ -67,7 +68,7 @@ def route(trace: Trace, rows: np.ndarray, endpoints: tuple[str, ...], routing: s
     for i in rows:
         blocks = trace.blocks(int(i))
         key = int(blocks[0]) if len(blocks) else 0
-        out.append(endpoints[(key * 0x9E3779B97F4A7C15 >> 7) % n])
+        out.append(endpoints[route_hash(key) % n])
     return out
 
 

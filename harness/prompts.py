@@ -24,24 +24,12 @@ import numpy as np
 
 from simkv.cache.stream import dense_block_ids
 from simkv.errors import InputError
+from simkv.hashing import M2, splitmix64_array
 from simkv.trace.model import Trace
 
 #: token ids below this are never sent (``<unk> <s> </s>`` of the test tokenizer; most
 #: tokenizers keep low ids for specials too)
 RESERVED = 3
-
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLD = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _splitmix(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = x + _GOLD
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
-
 
 @dataclass(frozen=True)
 class PromptBuilder:
@@ -83,11 +71,11 @@ class PromptBuilder:
         for p in range(k):  # most significant digit first
             out[k - 1 - p] = RESERVED + d % self.base
             d //= self.base
-        seed = np.uint64(int(self.trace.block_hashes[j])) ^ _splitmix(
+        seed = np.uint64(int(self.trace.block_hashes[j])) ^ splitmix64_array(
             np.array([np.uint64(self.salt & 0xFFFFFFFFFFFFFFFF)]))[0]
         pos = np.arange(bt - k, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            fill = _splitmix(seed * _M2 + pos)
+            fill = splitmix64_array(seed * M2 + pos)
         out[k:] = RESERVED + (fill % np.uint64(self.base)).astype(np.int64)
         return out
 

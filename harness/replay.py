@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.plan import PlannedRequest
 
-RECORD_COLUMNS = ("request", "scheduled_s", "sent_s", "ttft_s", "e2e_s", "itl_s", "itl_list_s",
+RECORD_COLUMNS = ("request", "scheduled_s", "ready_s", "sent_s", "ttft_s", "e2e_s", "itl_s", "itl_list_s",
                   "prompt_tokens", "cached_tokens", "output_tokens", "max_tokens", "status",
                   "error", "endpoint")
 
@@ -76,9 +76,12 @@ async def _healthy(session: aiohttp.ClientSession, endpoint: str) -> bool:
 
 
 async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: float,
-                   opts: ClientOptions, headers: dict) -> dict:
-    """Send one streaming completion; the record of what happened (raises on connection loss)."""
-    rec = {"request": req.request, "scheduled_s": req.scheduled_s, "sent_s": None,
+                   opts: ClientOptions, headers: dict, ready_s: float | None = None) -> dict:
+    """Send one streaming completion; the record of what happened (raises on connection loss).
+
+    ``ready_s``: when the request could first go (its send time, or later when it waited for a
+    concurrency slot); lateness is measured from it, not from a schedule the slot limit moved."""
+    rec = {"request": req.request, "scheduled_s": req.scheduled_s, "ready_s": ready_s, "sent_s": None,
            "ttft_s": None, "e2e_s": None, "itl_s": None, "itl_list_s": [],
            "prompt_tokens": len(req.prompt), "cached_tokens": None, "output_tokens": 0,
            "max_tokens": req.max_tokens, "status": "ok", "error": None,
@@ -140,6 +143,7 @@ async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: floa
 class ReplayResult:
     records: list[dict]
     skipped_done: int
+    t0_perf_s: float | None = None  # time.perf_counter() of the replay clock's zero
 
 
 async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientOptions, *,
@@ -162,9 +166,9 @@ async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientO
     async with aiohttp.ClientSession(connector=connector) as session:
         with open(out_path, "a", encoding="utf-8") as fh:
 
-            async def run(req: PlannedRequest) -> None:
+            async def run(req: PlannedRequest, ready_s: float) -> None:
                 try:
-                    rec = await send_one(session, req, t0, opts, headers)
+                    rec = await send_one(session, req, t0, opts, headers, ready_s)
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                         ConnectionError) as exc:
                     if not await _healthy(session, req.endpoint):
@@ -173,7 +177,7 @@ async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientO
                         stop.set()
                         return
                     rec = {"request": req.request, "scheduled_s": req.scheduled_s,
-                           "sent_s": None, "ttft_s": None, "e2e_s": None, "itl_s": None,
+                           "ready_s": ready_s, "sent_s": None, "ttft_s": None, "e2e_s": None, "itl_s": None,
                            "itl_list_s": [], "prompt_tokens": len(req.prompt),
                            "cached_tokens": None, "output_tokens": 0,
                            "max_tokens": req.max_tokens, "status": "error",
@@ -200,12 +204,13 @@ async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientO
                         sem.release()
                         break
                 target = t0 + req.scheduled_s
+                ready_s = max(req.scheduled_s, time.perf_counter() - t0)
                 delay = target - time.perf_counter()
                 if delay > 0.002:
                     await asyncio.sleep(delay - 0.0015)
                 while time.perf_counter() < target:
                     await asyncio.sleep(0)
-                tasks.append(asyncio.create_task(run(req)))
+                tasks.append(asyncio.create_task(run(req, ready_s)))
             if stop.is_set():
                 for t in tasks:
                     t.cancel()
@@ -213,7 +218,7 @@ async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientO
     if died:
         raise ServerDied(f"{died[0]}; {len(records) + len(done)} finished records are in "
                          f"{out_path} (continue with --resume)")
-    return ReplayResult(records, len(done))
+    return ReplayResult(records, len(done), t0)
 
 
 def percentile(values, q: float) -> float | None:
@@ -227,7 +232,8 @@ def summarize(records: list[dict]) -> dict:
     for r in records:
         status[r["status"]] = status.get(r["status"], 0) + 1
     ok = [r for r in records if r["status"] == "ok"]
-    late = [r["sent_s"] - r["scheduled_s"] for r in records if r.get("sent_s") is not None]
+    late = [r["sent_s"] - max(r["scheduled_s"], r.get("ready_s") or r["scheduled_s"])
+            for r in records if r.get("sent_s") is not None]
     prompt = sum(r["prompt_tokens"] for r in ok)
     cached = [r["cached_tokens"] for r in ok if r.get("cached_tokens") is not None]
     return {

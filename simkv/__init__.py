@@ -12,8 +12,7 @@ from simkv.cache import CacheConfig, SimResult, simulate
 from simkv.errors import InputError
 from simkv.models import ModelSpec, get_model
 from simkv.trace import Trace, load_trace, save_trace
-
-__version__ = "0.1.0"
+from simkv.version import __version__
 
 __all__ = ["CacheConfig", "SimResult", "simulate", "InputError", "ModelSpec", "get_model", "Trace",
            "load_trace", "save_trace", "__version__"]

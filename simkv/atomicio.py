@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from simkv.errors import InputError
+from simkv.version import __version__
 
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -90,8 +91,6 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
 
 def manifest_dict(kind: str, files: Mapping[str, str], **extra: Any) -> dict[str, Any]:
     """The one manifest shape: schema version, kind, simkv version, owned files and extras."""
-    from simkv import __version__
-
     body: dict[str, Any] = {"schema_version": MANIFEST_SCHEMA_VERSION, "kind": kind,
                             "simkv_version": __version__, "files": dict(sorted(files.items()))}
     for key, value in extra.items():

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+from simkv.hashing import fibonacci_hash
+
 _EMPTY = -1
 #: smallest table (slots); grows by doubling
 MIN_SLOTS = 1 << 10
@@ -33,7 +34,7 @@ def _lookup_insert(tkeys, tvals, keys, out, start, next_id, limit):  # pragma: n
         if next_id >= limit:
             return i, next_id
         k = keys[i]
-        slot = ((k * _GOLDEN) >> np.uint64(17)) & mask
+        slot = fibonacci_hash(k) & mask
         while True:
             v = tvals[slot]
             if v == _EMPTY:
@@ -57,7 +58,7 @@ def _rehash(old_keys, old_vals, new_keys, new_vals):  # pragma: no cover - compi
         if v == _EMPTY:
             continue
         k = old_keys[i]
-        slot = ((k * _GOLDEN) >> np.uint64(17)) & mask
+        slot = fibonacci_hash(k) & mask
         while new_vals[slot] != _EMPTY:
             slot = (slot + np.uint64(1)) & mask
         new_keys[slot] = k

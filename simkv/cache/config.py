@@ -8,6 +8,9 @@ from simkv.errors import InputError
 
 TTL_MODES = ("refresh_on_hit", "from_write")
 REUSE_MODES = ("prefix", "chunk")
+#: Share of non-prefix chunk-hit tokens recomputed to restore cross-attention (CacheBlend-style
+#: reuse): the one default of ``--blend-recompute-share``, the report and the bill comparison.
+DEFAULT_BLEND_RECOMPUTE_SHARE = 0.15
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simkv.hashing import finalize64
 from simkv.idmap import IdMap, densify
+from simkv.trace.derived import is_whole, stream_ids
 from simkv.trace.model import Trace
-from simkv.trace.stream import is_whole, stream_ids
 
 __all__ = ["AccessStream", "BlockStream", "build_stream", "dense_block_ids", "densify",
            "spatial_sample_mask"]
@@ -56,21 +57,9 @@ class AccessStream:
         return (self.ids <= prior).astype(np.uint8)
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads block ids uniformly (wrapping uint64 arithmetic)."""
-    x = x.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return x
-
-
 def spatial_sample_mask(block_hashes: np.ndarray, rate: float, salt: int = 0) -> np.ndarray:
     """SHARDS spatial sampling: True for accesses whose block id hashes under ``rate``."""
-    h = _mix64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
+    h = finalize64(np.asarray(block_hashes, dtype=np.uint64) ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF))
     threshold = np.uint64(int(round(rate * (1 << _SAMPLE_BITS))))
     return (h >> np.uint64(64 - _SAMPLE_BITS)) < threshold
 

@@ -28,13 +28,14 @@ one LRU chunk at a time (documented difference).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from simkv.cache.config import CacheConfig
 from simkv.cache.policies import POLICIES, KernelOutput
+from simkv.cache.statemachine import LruTtl, SlotOrder
 from simkv.cache.stream import AccessStream
 from simkv.errors import InputError
 from simkv.trace.model import Trace
@@ -53,6 +54,47 @@ class RequestOutcome:
     evictions: int
 
 
+class FreeBlockQueue:
+    """vLLM's ``FreeKVCacheBlockQueue`` on the cache state machine's slot order (block ``b`` is
+    slot ``b + 1``): pop from the head, append to the tail, prepend to the head, take blocks
+    out.  Each operation takes a request's whole list of blocks in one compiled call."""
+
+    def __init__(self, num_blocks: int) -> None:
+        self.order = SlotOrder(num_blocks)
+        self.order.fill(1, num_blocks + 1)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[int]:
+        return (slot - 1 for slot in self.order)
+
+    @staticmethod
+    def _slots(blocks: list[int]) -> np.ndarray:
+        return np.asarray(blocks, dtype=np.int64) + 1
+
+    def pop_heads(self, k: int) -> list[int]:
+        """Up to ``k`` blocks from the head, in order."""
+        if k <= 0:
+            return []
+        return (self.order.pop_many(k) - 1).tolist()
+
+    def take(self, blocks: list[int]) -> None:
+        """Take the blocks that are queued out of the queue (hits are pinned while running)."""
+        if blocks:
+            self.order.take_many(self._slots(blocks))
+
+    def append(self, blocks: list[int]) -> None:
+        """Free blocks to the tail in order (a block already queued keeps its place)."""
+        if blocks:
+            self.order.put_many(self._slots(blocks), at_lru=False)
+
+    def prepend(self, blocks: list[int]) -> None:
+        """Put each block in turn at the head (so the last one is reused first)."""
+        if blocks:
+            self.order.put_many(self._slots(blocks), at_lru=True)
+
+
 class VllmBlockPool:
     """vLLM v1's block pool and prefix cache for one full-attention KV cache group.
 
@@ -65,29 +107,35 @@ class VllmBlockPool:
             raise ValueError("block_tokens must be > 0")
         self.block_tokens = block_tokens
         self.unlimited = num_blocks is None
-        self.free: OrderedDict[int, None] = OrderedDict((b, None) for b in range(num_blocks or 0))
+        self.free = FreeBlockQueue(num_blocks or 0)
         self.next_block = num_blocks or 0
         self.block_key: dict[int, object] = {}            # physical block -> its hash key
         self.cached: dict[object, list[int]] = {}         # hash key -> physical blocks, oldest first
         self._unique = 0
 
     # ------------------------------------------------------------------ primitives
-    def _pop_free(self) -> tuple[int, bool]:
-        """A fresh physical block from the queue head; True when that evicted a cached one."""
-        if not self.free:
+    def _allocate(self, k: int) -> tuple[list[int], int]:
+        """``k`` fresh physical blocks from the queue head (then new ones when unlimited), and
+        how many of them evicted a cached block."""
+        blocks = self.free.pop_heads(k)
+        evictions = 0
+        for block in blocks:
+            key = self.block_key.pop(block, None)
+            if key is None:
+                continue
+            evictions += 1
+            holders = self.cached[key]
+            holders.remove(block)
+            if not holders:
+                del self.cached[key]
+        if len(blocks) < k:
             if not self.unlimited:
                 raise RuntimeError("no free KV block: a request larger than the whole cache")
-            self.next_block += 1
-            return self.next_block - 1, False
-        block, _ = self.free.popitem(last=False)
-        key = self.block_key.pop(block, None)
-        if key is None:
-            return block, False
-        holders = self.cached[key]
-        holders.remove(block)
-        if not holders:
-            del self.cached[key]
-        return block, True
+            extra = k - len(blocks)
+            blocks += range(self.next_block, self.next_block + extra)
+            self.next_block += extra
+            self.free.order.reserve(self.next_block)  # block b is slot b + 1
+        return blocks, evictions
 
     def _cache(self, block: int, key: object) -> None:
         self.block_key[block] = key
@@ -114,15 +162,11 @@ class VllmBlockPool:
         bt = self.block_tokens
         hit = self.lookup(keys, prompt_tokens)
         blocks = [self.cached[keys[k]][0] for k in range(hit)]
-        for b in blocks:                                   # touch: pin while running
-            self.free.pop(b, None)
+        self.free.take(blocks)                             # touch: pin while running
         held_tokens = max(prompt_tokens + max(output_tokens, 1) - 1, prompt_tokens)
         total = _cdiv(held_tokens, bt)
-        evictions = 0
-        for _ in range(total - hit):
-            b, evicted = self._pop_free()
-            evictions += evicted
-            blocks.append(b)
+        fresh, evictions = self._allocate(total - hit)
+        blocks += fresh
         n_full_prompt = prompt_tokens // bt
         n_full = held_tokens // bt
         for k in range(hit, n_full):                       # cache blocks as they fill
@@ -134,21 +178,19 @@ class VllmBlockPool:
         evict_first, evict_last = [], []
         for b in reversed(blocks):                         # free tail first
             (evict_last if b in self.block_key else evict_first).append(b)
-        for b in reversed(evict_first):                    # prepend_n keeps list order at head
-            self.free[b] = None
-            self.free.move_to_end(b, last=False)
-        for b in evict_last:
-            self.free[b] = None
+        self.free.prepend(evict_first[::-1])               # prepend_n keeps list order at head
+        self.free.append(evict_last)
         return RequestOutcome(hit, total - hit, evictions)
 
 
 class LMCacheLRU:
-    """LMCache's store in multi-process mode: full chunks, prefix-chained, LRU by chunk."""
+    """LMCache's store in multi-process mode: full chunks, prefix-chained, LRU by chunk (the
+    cache state machine with unit sizes)."""
 
     def __init__(self, capacity_chunks: int | None, chunk_tokens: int = 256) -> None:
         self.capacity = capacity_chunks
         self.chunk_tokens = chunk_tokens
-        self.lru: OrderedDict[object, None] = OrderedDict()
+        self.lru = LruTtl()
         self.evictions = 0
 
     def lookup(self, keys, prompt_tokens: int) -> int:
@@ -158,23 +200,23 @@ class LMCacheLRU:
         for key in keys[:n_full]:
             if key not in self.lru:
                 break
-            self.lru.move_to_end(key)
+            self.lru.touch_key(key, 0.0)
             n += 1
         return n
 
-    def store(self, keys, first: int, last: int) -> None:
+    def store(self, keys: list[Hashable], first: int, last: int) -> None:
         """Store chunks ``first..last-1`` (most recently used)."""
         for key in keys[first:last]:
             if key in self.lru:
-                self.lru.move_to_end(key)
+                self.lru.touch_key(key, 0.0)
                 continue
             if self.capacity is not None:
                 if self.capacity <= 0:
                     return
                 while len(self.lru) >= self.capacity:
-                    self.lru.popitem(last=False)
+                    self.lru.drop(self.lru.lru_key())
                     self.evictions += 1
-            self.lru[key] = None
+            self.lru.insert(key, 1, 0, 0.0)
 
 
 @dataclass(frozen=True)

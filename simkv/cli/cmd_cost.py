@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cli.common import print_json, print_table
 from simkv.errors import InputError
 from simkv.units import format_bytes, parse_list
@@ -52,13 +53,19 @@ def case_cmd(
       f"{per_day:,g}/day x {days_per_month:g} days at ${usd_per_mtok:g}/MTok)\n")
     w(f"KV of the prefix ({spec.name}): {format_bytes(out['kv_bytes'])} "
       f"({out['kv_bytes']:,.0f} bytes)\n")
-    if out.get("monthly_storage_usd") is None:
+    if out.get("monthly_store_and_read_usd") is None:
         w(f"Storage under {out['pricebook']}: {out['storage_basis']}\n")
     else:
-        w(f"Storage under {out['pricebook']}: ${out['monthly_storage_usd']:,.2f}/month "
-          f"({out['storage_basis']})\n")
-    if out.get("recompute_to_storage_ratio") is not None:
-        w(f"Recompute / storage: {out['recompute_to_storage_ratio']:,.1f}x\n")
+        comps = " + ".join(f"{k.removesuffix('_usd')} ${v:,.2f}"
+                           for k, v in out["store_and_read_components_usd"].items())
+        w(f"Store and read under {out['pricebook']} ({out['pricebook_status']}): "
+          f"${out['monthly_store_and_read_usd']:,.2f}/month = {comps}\n"
+          f"  ({out['storage_basis']})\n")
+        if out.get("read_load_s") is not None:
+            w(f"Each read loads {format_bytes(out['kv_bytes'])} in {out['read_load_s']:.2f} s "
+              "before prefill of the rest can start\n")
+    if out.get("recompute_to_store_and_read_ratio") is not None:
+        w(f"Recompute / (store and read): {out['recompute_to_store_and_read_ratio']:,.1f}x\n")
     if out.get("placeholder"):
         w(f"Note: {out['placeholder_note']}\n")
 
@@ -72,14 +79,15 @@ def pricebooks_cmd(
     from simkv.economics.pricebook import PRICEBOOK_KINDS
 
     books = _books(pricebooks)
-    rows = [{"name": b.name, "kind": b.kind, "placeholder": b.placeholder, "source": b.source,
-             "as_of": b.as_of} for b in books]
+    rows = [{"name": b.name, "kind": b.kind, "status": b.status(), "placeholder": b.placeholder,
+             "source": b.source, "as_of": b.as_of,
+             "figures": {k: f.model_dump() for k, f in b.figures}} for b in books]
     if json_out:
         print_json({"books": rows, "kinds": {k: PRICEBOOK_KINDS.get(k).summary
                                               for k in PRICEBOOK_KINDS.names()}})
         return
-    print_table("price books", [(r["name"], f"{r['kind']}{' (PLACEHOLDER)' if r['placeholder'] else ''}"
-                                 f" - {r['as_of']}") for r in rows])
+    print_table("price books", [(r["name"], f"{r['kind']}, {r['status'].upper()} - {r['as_of']}")
+                                for r in rows])
 
 
 def _common_trace(trace_path: Path, fmt: str | None):
@@ -104,11 +112,17 @@ def compare_cmd(
     pricebooks: Path | None = typer.Option(None, "--pricebooks", help="Directory of price book YAMLs (default: shipped)."),
     only: str | None = typer.Option(None, "--only", help="Comma-separated book names to bill."),
     reuse: str = typer.Option("prefix", "--reuse", help="prefix | chunk | both."),
-    blend_share: float = typer.Option(0.15, "--blend-recompute-share", help="Share of chunk-hit tokens recomputed (chunk reuse)."),
+    blend_share: float = typer.Option(DEFAULT_BLEND_RECOMPUTE_SHARE, "--blend-recompute-share", help="Share of chunk-hit tokens recomputed (chunk reuse)."),
     warmup: str = typer.Option("auto", "--warmup", help="auto | 10% | 300 | 5m | 0: part of the trace not billed."),
     days_per_month: float = typer.Option(30.0, "--days-per-month", help="Days in a billing month."),
     n_boot: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    fleet_sizing: str | None = typer.Option(
+        None, "--fleet-sizing", help="Self-hosted fleets: busiest_hour (replicas for the busiest "
+        "hour, all month) or per_hour (autoscaling); default: each book's own."),
+    ttft_slo: float | None = typer.Option(
+        None, "--ttft-slo-p90-s", help="TTFT p90 objective (s) self-hosted fleets are sized to "
+        "(default: each book's, 2 s unless set)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list, one object per bill."),
     csv_out: bool = typer.Option(False, "--csv", help="Print CSV, one row per bill."),
 ) -> None:
@@ -133,6 +147,7 @@ def compare_cmd(
             raise InputError(f"unknown price book {bad[0]!r} (loaded: {', '.join(sorted(known))})",
                              where="--only")
         books = [b for b in books if b.name in names]
+    books = _fleet_overrides(books, fleet_sizing, ttft_slo)
     trace = _common_trace(trace_path, fmt)
     rows = compare(trace, model, books, reuse_modes=modes[reuse], blend_recompute_share=blend_share,
                    warmup=spec, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
@@ -145,12 +160,30 @@ def compare_cmd(
     _print_compare(rows, trace_path.name, reuse == "both")
 
 
+def _fleet_overrides(books: list, sizing: str | None, slo_s: float | None) -> list:
+    """Self-hosted books with the command line's fleet sizing and TTFT objective."""
+    import dataclasses
+
+    from simkv.economics.fleet import SIZINGS
+    from simkv.economics.kinds.self_hosted import SelfHostedBook
+
+    if sizing is not None and sizing not in SIZINGS:
+        raise InputError(f"unknown sizing {sizing!r} (valid: {', '.join(SIZINGS)})",
+                         where="--fleet-sizing")
+    if slo_s is not None and not slo_s > 0:
+        raise InputError("must be > 0", where="--ttft-slo-p90-s")
+    over = {k: v for k, v in (("sizing", sizing), ("ttft_slo_p90_s", slo_s)) if v is not None}
+    return [dataclasses.replace(b, **over) if over and isinstance(b, SelfHostedBook) else b
+            for b in books]
+
+
 def _write_csv(rows: list[dict]) -> None:
     comps = sorted({k for r in rows for k in (r.get("components_usd") or {})})
     cols = ["provider", "kind", "reuse", "available", "hit_rate", "tokens_input", "tokens_hit",
             "tokens_written", "storage_token_hours", "storage_bytes", *comps, "total_usd",
             "no_cache_usd", "savings_usd", "total_usd_ci_lo", "total_usd_ci_hi", "warmup_s",
-            "billed_window_s", "placeholder"]
+            "billed_window_s", "placeholder", "status", "replicas_with_cache",
+            "replicas_without_cache"]
     buf = io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")
     wr.writerow(cols)
@@ -170,16 +203,18 @@ def _print_compare(rows: list[dict], trace_name: str, show_reuse: bool) -> None:
 
     table = Table(title=f"monthly bills on {trace_name}", show_header=True)
     for col in (["provider"] + (["reuse"] if show_reuse else []) +
-                ["hit rate", "total", "95% CI", "no cache", "savings"]):
+                ["prices", "hit rate", "total", "95% CI", "no cache", "savings"]):
         table.add_column(col, justify="left" if col in ("provider", "reuse") else "right")
     for r in rows:
         reuse = [r.get("reuse", "")] if show_reuse else []
         if not r.get("available", True):
-            table.add_row(r["provider"], *reuse, "-", "unavailable", "-", "-", "-")
+            table.add_row(r["provider"], *reuse, r.get("status", "-"), "-", "unavailable", "-",
+                          "-", "-")
             continue
         ci = (r.get("ci95") or {}).get("total_usd")
         name = r["provider"] + (" *" if r.get("placeholder") else "")
-        table.add_row(name, *reuse, f"{r['hit_rate']:.1%}", _fmt_usd(r["total_usd"]),
+        table.add_row(name, *reuse, r.get("status", "-"), f"{r['hit_rate']:.1%}",
+                      _fmt_usd(r["total_usd"]),
                       "-" if not ci else f"{_fmt_usd(ci[0])}-{_fmt_usd(ci[1])}",
                       _fmt_usd(r["no_cache_usd"]), _fmt_usd(r["savings_usd"]))
     console.print(table)
@@ -196,6 +231,10 @@ def _print_compare(rows: list[dict], trace_name: str, show_reuse: bool) -> None:
             storage = f", {r['storage_token_hours']:,.3g} token-hours stored"
         elif r["storage_bytes"] is not None:
             storage = f", {format_bytes(r['storage_bytes'])} stored"
+        if r.get("replicas_with_cache") is not None:
+            storage += (f"; {r['replicas_with_cache']:g} replica(s) with the cache vs "
+                        f"{r['replicas_without_cache']:g} without ({r['sizing']}, TTFT p90 <= "
+                        f"{r['ttft_slo_p90_s']:g} s)")
         tag = f" [{r['reuse']}]" if show_reuse else ""
         w(f"  {r['provider']}{tag}: {r['tokens_hit']:,.4g} tokens hit, {r['tokens_written']:,.4g} "
           f"written{storage}; {comps} = {_fmt_usd(r['total_usd'])}\n")
@@ -208,6 +247,9 @@ def _print_compare(rows: list[dict], trace_name: str, show_reuse: bool) -> None:
             w(f"95% intervals: {avail[0]['ci_resampling']} (cache outcomes held fixed).\n")
     if any(r.get("placeholder") for r in rows):
         w(f"* {PLACEHOLDER_NOTE}.\n")
+    w("Prices: published = read on the provider's page; derived = a secondary page, a computed "
+      "figure or a stated assumption; placeholder = no public price (see `simkv cost pricebooks "
+      "--json` for each figure's URL and date).\n")
     w("Approximations: hits found at the trace's block size, then rounded to each provider's "
       "unit; see docs/economics.md.\n")
 

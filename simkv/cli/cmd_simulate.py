@@ -8,6 +8,7 @@ import typer
 
 from simkv.atomicio import atomic_writer
 from simkv.cache import CacheConfig
+from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cache.engine import simulate_stream
 from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.cli.progress import ChunkProgress
@@ -46,7 +47,7 @@ def simulate_cmd(
     ttl: str | None = typer.Option(None, "--ttl", help="Time to live: 300, 5m, 1h, inf."),
     ttl_mode: str = typer.Option("refresh_on_hit", "--ttl-mode", help="refresh_on_hit | from_write."),
     reuse: str = typer.Option("prefix", "--reuse", help="prefix | chunk (CacheBlend-style, needs content hashes)."),
-    blend_share: float = typer.Option(0.15, "--blend-recompute-share", help="Share of non-prefix chunk-hit tokens recomputed (chunk reuse)."),
+    blend_share: float = typer.Option(DEFAULT_BLEND_RECOMPUTE_SHARE, "--blend-recompute-share", help="Share of non-prefix chunk-hit tokens recomputed (chunk reuse)."),
     latency: bool = typer.Option(False, "--latency", help="Add TTFT from the latency model and serving simulation."),
     gpu: str = typer.Option("H100", "--gpu", help="GPU for --latency."),
     replicas: int = typer.Option(1, "--replicas", help="Serving replicas for --latency."),

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
+from simkv.analysis.trace_stats import trace_stats
 from simkv.cli.common import check_output_path, print_json, print_table, stage
-from simkv.trace import load_trace
+from simkv.trace import load_trace, save_trace
 from simkv.trace.formats import save_trace_chunks
-from simkv.trace.stats import trace_stats
 from simkv.trace.stream import TraceSource
 
 trace_app = typer.Typer(help="Inspect, convert and import traces.", no_args_is_help=True)
@@ -52,6 +52,96 @@ def convert_cmd(
     with stage(f"converting {src.name}"):  # chunk by chunk: memory is one chunk
         save_trace_chunks(counted(TraceSource.of(src, src_format).chunks()), dst, dst_format)
     typer.echo(f"wrote {dst} ({counts[0]} requests, {counts[1]} blocks)")
+
+
+def _report_fit(trace, max_model_len: int | None, json_out: bool, what: str, dst: Path) -> dict:
+    from simkv.trace.scale import too_long
+
+    out = {"wrote": str(dst), "requests": trace.n_requests, "block_tokens": trace.block_tokens,
+           "input_tokens_max": int(trace.input_tokens.max()) if trace.n_requests else 0}
+    if max_model_len is not None:
+        long = too_long(trace, max_model_len)
+        out.update(cannot_run=len(long), cannot_run_requests=[r["request"] for r in long])
+        if long and not json_out:
+            typer.echo(f"note: {len(long)} of {trace.n_requests} requests exceed "
+                       f"{max_model_len} tokens (prompt + output): "
+                       + ", ".join(str(r["request"]) for r in long[:20])
+                       + (" ..." if len(long) > 20 else ""), err=True)
+    if json_out:
+        print_json(out)
+    else:
+        typer.echo(f"wrote {dst} ({what}: {trace.n_requests} requests, "
+                   f"{trace.block_tokens}-token blocks)")
+    return out
+
+
+@trace_app.command("scale")
+def scale_cmd(
+    src: Path = typer.Argument(..., help="Input trace."),
+    dst: Path = typer.Argument(..., help="Output trace."),
+    factor: float | None = typer.Option(None, "--factor", help="Multiply block size and token counts (0.125: 512-token blocks become 64), keeping every hash chain."),
+    output_factor: float | None = typer.Option(None, "--output-factor", help="Multiply output lengths (default: --factor)."),
+    block_tokens: int | None = typer.Option(None, "--block-tokens", help="Re-block to this size without changing token counts (exact when coarser)."),
+    time_factor: float = typer.Option(1.0, "--time-factor", help="Multiply arrival gaps."),
+    max_model_len: int | None = typer.Option(None, "--max-model-len", help="List requests that would still not fit an engine of this many tokens."),
+    src_format: str | None = typer.Option(None, "--from", help="Input format."),
+    force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Shrink or stretch token counts (keeping hash chains) or re-block a trace for a small engine."""
+    from simkv.errors import InputError
+    from simkv.trace.rechunk import rechunk
+    from simkv.trace.scale import scale_tokens, stretch_time
+
+    if (factor is None) == (block_tokens is None) and time_factor == 1.0:
+        raise InputError("give --factor or --block-tokens (or --time-factor)", where="--factor")
+    if factor is not None and block_tokens is not None:
+        raise InputError("give --factor or --block-tokens, not both", where="--block-tokens")
+    check_output_path(dst, force=force, what="DST")
+    with stage(f"scaling {src.name}"):
+        trace = load_trace(src, src_format)
+        if factor is not None:
+            trace = scale_tokens(trace, factor, output_factor=output_factor)
+        elif block_tokens is not None:
+            trace = rechunk(trace, block_tokens)
+        trace = stretch_time(trace, time_factor)
+        save_trace(trace, dst)
+    _report_fit(trace, max_model_len, json_out, "scaled", dst)
+
+
+@trace_app.command("slice")
+def slice_cmd(
+    src: Path = typer.Argument(..., help="Input trace."),
+    dst: Path = typer.Argument(..., help="Output trace."),
+    start_s: float | None = typer.Option(None, "--start-s", help="Keep requests arriving at or after this many seconds (from the first)."),
+    end_s: float | None = typer.Option(None, "--end-s", help="... and before this many seconds."),
+    requests: str | None = typer.Option(None, "--requests", help="Keep requests A:B (arrival order, B exclusive)."),
+    sessions: int | None = typer.Option(None, "--sessions", help="Keep every request of N sampled sessions."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the session sample."),
+    max_model_len: int | None = typer.Option(None, "--max-model-len", help="List requests that would not fit an engine of this many tokens."),
+    src_format: str | None = typer.Option(None, "--from", help="Input format."),
+    force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Keep part of a trace: a time window, a request range, or sampled whole sessions."""
+    from simkv.errors import InputError
+    from simkv.trace.slice import by_requests, by_sessions, by_time, parse_range
+
+    if start_s is None and end_s is None and requests is None and sessions is None:
+        raise InputError("give --start-s/--end-s, --requests or --sessions", where="--requests")
+    check_output_path(dst, force=force, what="DST")
+    with stage(f"slicing {src.name}"):
+        trace = load_trace(src, src_format)
+        if start_s is not None or end_s is not None:
+            trace = by_time(trace, start_s, end_s)
+        if requests is not None:
+            trace = by_requests(trace, *parse_range(requests, trace.n_requests))
+        if sessions is not None:
+            trace = by_sessions(trace, sessions, seed)
+        if not trace.n_requests:
+            raise InputError("the slice holds no requests", where="--requests")
+        save_trace(trace, dst)
+    _report_fit(trace, max_model_len, json_out, "sliced", dst)
 
 
 def register(app: typer.Typer) -> None:

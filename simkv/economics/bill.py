@@ -45,6 +45,10 @@ class Bill:
     storage_bytes: float | None = None
     notes: tuple[str, ...] = ()
     placeholder: bool = False
+    #: a flat monthly no-cache cost (a fleet sized without the cache), added to ``baseline_usd``
+    baseline_monthly_usd: float = 0.0
+    #: named figures of the bill's model that are not dollars (replicas, load seconds...)
+    extra: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ monthly figures
     def components(self) -> dict[str, float]:
@@ -63,7 +67,8 @@ class Bill:
         return float(sum(self.components().values()))
 
     def baseline_total_usd(self) -> float:
-        return float(np.sum(self.baseline_usd)) * self.window.month_factor
+        return (float(np.sum(self.baseline_usd)) * self.window.month_factor
+                + self.baseline_monthly_usd)
 
     def savings_usd(self) -> float:
         return self.baseline_total_usd() - self.total_usd()
@@ -92,7 +97,7 @@ class Bill:
         f = self.window.month_factor
         fixed = (sum(self.window_usd.values()) * f + sum(self.monthly_usd.values()))
         total = counts @ u_total * f + fixed
-        base = counts @ u_base * f
+        base = counts @ u_base * f + self.baseline_monthly_usd
         tin = counts @ u_in
         hit = np.divide(counts @ u_hit, tin, out=np.zeros(n_boot), where=tin > 0)
         lo, hi = 100 * (1 - CI_LEVEL) / 2, 100 * (1 + CI_LEVEL) / 2
@@ -128,6 +133,7 @@ class Bill:
             "billed_requests": int(len(self.input_tokens)),
             "placeholder": self.placeholder,
             "notes": list(self.notes),
+            **self.extra,
         }
         if rng is not None and n_boot > 0:
             out["ci95"] = self.bootstrap(rng, n_boot)

@@ -1,5 +1,11 @@
 """The product brief's cost case: what re-encoding one shared prefix costs per month, what
-keeping its KV costs, and the ratio between the two."""
+keeping its KV *and reading it back on every request* costs, and the ratio between the two.
+
+Storing is never the whole price of reuse: each of the ``per_day x days`` requests reads the
+prefix's KV back, and a store bills every byte read (S3 Express: $0.0006/GiB retrieval, so
+3.91 GiB read 60,000 times a month is $140.625 against $0.43 of storage).  The quote is
+therefore store-and-read, with its components, and the time one read takes where the
+medium's bandwidth is known."""
 
 from __future__ import annotations
 
@@ -43,7 +49,8 @@ def cost_case(prefix_tokens: int, per_day: float, usd_per_mtok: float, *, days_p
     }
     if book is None:
         return out
-    quotes = book.storage_quotes(prefix_tokens, kv_bytes, days_per_month)
+    reads = per_day * days_per_month
+    quotes = book.storage_quotes(prefix_tokens, kv_bytes, days_per_month, reads_per_month=reads)
     if not quotes:
         raise InputError(f"price book {book.name!r} ({book.kind}) has no storage charge; choose a "
                          "storage, subscription or gemini book", where="--pricebook")
@@ -53,13 +60,22 @@ def cost_case(prefix_tokens: int, per_day: float, usd_per_mtok: float, *, days_p
             raise InputError(f"price book {book.name!r} has no variant {variant!r}",
                              where="--pricebook")
     q = quotes[0]
-    ratio = (recompute / q.monthly_usd if q.monthly_usd and math.isfinite(q.monthly_usd)
-             else None)
+    finite = math.isfinite(q.monthly_usd)
+    ratio = recompute / q.monthly_usd if q.monthly_usd and finite else None
+    comps = dict(q.components_usd)
     out.update({
         "pricebook": book.name + (f":{q.variant}" if q.variant else ""),
-        "monthly_storage_usd": None if not math.isfinite(q.monthly_usd) else round(q.monthly_usd, 9),
+        "reads_per_month": reads,
+        "monthly_storage_usd": (round(comps["storage_usd"], 9) if "storage_usd" in comps and finite
+                                else None),
+        "monthly_read_usd": round(sum(v for k, v in comps.items() if k != "storage_usd"), 9)
+        if finite else None,
+        "monthly_store_and_read_usd": round(q.monthly_usd, 9) if finite else None,
+        "store_and_read_components_usd": {k: round(v, 9) for k, v in comps.items()},
+        "read_load_s": q.load_s,
         "storage_basis": q.basis,
-        "recompute_to_storage_ratio": ratio,
+        "recompute_to_store_and_read_ratio": ratio,
+        "pricebook_status": q.status,
         "placeholder": q.placeholder,
     })
     if q.placeholder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.economics.bill import Bill, Unavailable
 from simkv.economics.context import BillContext
 from simkv.economics.pricebook import PriceBook
@@ -10,13 +11,15 @@ from simkv.trace.model import Trace
 
 
 def compare(trace: Trace, model: str | None, books: list[PriceBook], *,
-            reuse_modes: tuple[str, ...] = ("prefix",), blend_recompute_share: float = 0.15,
+            reuse_modes: tuple[str, ...] = ("prefix",), blend_recompute_share: float = DEFAULT_BLEND_RECOMPUTE_SHARE,
             warmup: WarmupSpec | None = None, days_per_month: float = 30.0, n_boot: int = 200,
             seed: int = 0) -> list[dict]:
     """One summary dict per bill (a book can bill several variants), in book order.
 
     Provider prompt caches are prefix caches; in ``chunk`` mode only books that sell a
-    self-managed cache (``supports_chunk``) are billed.
+    self-managed cache (``supports_chunk``) are billed.  Each row says whether its prices are
+    ``published``, ``derived`` (secondary, computed or assumed figures) or a ``placeholder``
+    (``status``, from the book's per-figure sources).
     """
     rows: list[dict] = []
     for reuse in reuse_modes:
@@ -33,5 +36,8 @@ def compare(trace: Trace, model: str | None, books: list[PriceBook], *,
                     assert isinstance(bill, Bill)
                     row = bill.summary(ctx.rng_for(f"{reuse}/{bill.provider}"), ctx.n_boot)
                     row["available"] = True
+                row["pricebook"] = book.name
+                row["status"] = book.status(bill.provider.partition(":")[2] or None)
+                row["pricebook_as_of"] = book.as_of
                 rows.append(row)
     return rows

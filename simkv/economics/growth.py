@@ -13,22 +13,24 @@ from __future__ import annotations
 import numpy as np
 
 from simkv.errors import InputError
+from simkv.hashing import growth_rehash
 from simkv.trace.model import NO_ID, Trace
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+def spacing_within(trace: Trace, boundary_s: float) -> float:
+    """A copy spacing that keeps every copy on its original's side of ``boundary_s`` (a billed
+    window's start), so a grown trace bills exactly the copies of the billed requests; no wider
+    than the mean inter-arrival gap."""
+    gap = trace.duration_s / max(trace.n_requests - 1, 1)
+    before = trace.arrival_s[trace.arrival_s < boundary_s]
+    if len(before) == 0:
+        return gap
+    return float(min(gap, boundary_s - float(before.max())))
 
 
-def _fresh(h: np.ndarray, k: int) -> np.ndarray:
-    if k == 0:
-        return h
-    with np.errstate(over="ignore"):
-        x = h ^ (np.uint64(k) * _MIX)
-        x = (x ^ (x >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
-        return x ^ (x >> np.uint64(29))
-
-
-def grow(trace: Trace, factor: int) -> Trace:
-    """``factor`` interleaved copies of ``trace`` with fresh hashes and session ids."""
+def grow(trace: Trace, factor: int, *, spacing_s: float | None = None) -> Trace:
+    """``factor`` interleaved copies of ``trace`` with fresh hashes and session ids; copy ``k``
+    arrives ``k / factor x spacing_s`` after its original (always less than ``spacing_s``)."""
     if isinstance(factor, bool) or int(factor) != factor or factor < 1:
         raise InputError(f"growth factors must be whole numbers >= 1 (copies of the traffic), got "
                          f"{factor!r}", where="--growth")
@@ -36,16 +38,16 @@ def grow(trace: Trace, factor: int) -> Trace:
     if g == 1:
         return trace
     n = trace.n_requests
-    gap = trace.duration_s / max(n - 1, 1)
+    gap = trace.duration_s / max(n - 1, 1) if spacing_s is None else float(spacing_s)
     arrival = np.concatenate([trace.arrival_s + k * gap / g for k in range(g)])
     order = np.argsort(arrival, kind="stable")
     max_sess = int(trace.session_ids.max(initial=0)) + 1
     sess = np.concatenate([np.where(trace.session_ids == NO_ID, NO_ID, trace.session_ids + k * max_sess)
                            for k in range(g)])
     lengths = np.diff(trace.block_offsets)
-    hashes = [_fresh(trace.block_hashes, k) for k in range(g)]
+    hashes = [growth_rehash(trace.block_hashes, k) for k in range(g)]
     content = (None if trace.content_hashes is None
-               else [_fresh(trace.content_hashes, k) for k in range(g)])
+               else [growth_rehash(trace.content_hashes, k) for k in range(g)])
     starts = np.concatenate([trace.block_offsets[:-1] + k * len(trace.block_hashes) for k in range(g)])
     all_len = np.tile(lengths, g)[order]
     src = starts[order]

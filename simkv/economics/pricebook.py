@@ -10,14 +10,15 @@ more :class:`Kind`, never editing a switch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simkv.errors import InputError
 from simkv.registry import Registry
@@ -32,6 +33,28 @@ PLACEHOLDER_NOTE = ("PLACEHOLDER figures (not published prices): replace them wi
                     "in a price book YAML")
 
 
+#: A full date, as every price's ``as_of`` must give it (a year alone cannot be re-checked).
+FULL_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+#: How a figure is known.  ``published``: read on the provider's own page; ``secondary``: a
+#: third-party page quoting the provider; ``derived``: computed from published figures (e.g.
+#: a multiplier times a base price); ``assumption``: no public figure, a stated modelling
+#: choice; ``placeholder``: no public figure exists, replace it with yours.
+FIGURE_STATUSES = ("published", "secondary", "derived", "assumption", "placeholder")
+FigureStatus = Literal["published", "secondary", "derived", "assumption", "placeholder"]
+
+
+class FigureSource(BaseModel):
+    """Where one figure of a book comes from: a URL, the date it was read, how it is known."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1)
+    as_of: str = Field(pattern=FULL_DATE)
+    status: FigureStatus = "published"
+    note: str = ""
+
+
 class BookSchema(BaseModel):
     """Fields every price book has; kinds extend it.  Unknown fields are errors (typos)."""
 
@@ -41,20 +64,45 @@ class BookSchema(BaseModel):
     name: str | None = None
     description: str = ""
     source: str = ""
-    as_of: str = ""
+    as_of: str = Field("", pattern=r"^$|" + FULL_DATE)
     placeholder: bool = False
     notes: list[str] = []
+    #: per figure (a field name of the book, e.g. ``input_usd_per_mtok``): its source
+    figures: dict[str, FigureSource] = {}
+
+
+def status_of(placeholder: bool, figures) -> str:
+    """``placeholder`` if any figure is one (or the book says so), ``derived`` if any figure is
+    not read on the provider's own page, else ``published``.  ``figures``: FigureSource values
+    (or a mapping / pairs of name and FigureSource)."""
+    if isinstance(figures, dict):
+        figures = figures.values()
+    items = [f[1] if isinstance(f, tuple) else f for f in figures]
+    if placeholder or any(f.status == "placeholder" for f in items):
+        return "placeholder"
+    if any(f.status != "published" for f in items):
+        return "derived"
+    return "published"
 
 
 @dataclass(frozen=True)
 class StorageQuote:
-    """What keeping a prefix of ``tokens`` tokens stored for one month costs under a book."""
+    """What keeping a prefix of ``tokens`` tokens stored for one month, and reading it back
+    ``reads_per_month`` times, costs under a book.
+
+    ``monthly_usd`` is the whole store-and-read charge; ``components_usd`` splits it
+    (``storage_usd``, ``read_usd``, ``write_usd``, ``requests_usd``, ``egress_usd``);
+    ``load_s`` is the time one read takes at the medium's bandwidth (None: not known).
+    """
 
     book: str
     variant: str
     monthly_usd: float
     basis: str
     placeholder: bool = False
+    components_usd: tuple[tuple[str, float], ...] = ()
+    load_s: float | None = None
+    status: str = "published"
 
 
 class PriceBook:
@@ -65,6 +113,7 @@ class PriceBook:
     source: str
     as_of: str
     placeholder: bool
+    figures: tuple[tuple[str, FigureSource], ...] = ()
     #: whether a chunk-reuse (CacheBlend-style) cache can be bought this way; provider prompt
     #: caches are prefix caches, so only self-managed stores say yes.
     supports_chunk: bool = False
@@ -72,9 +121,14 @@ class PriceBook:
     def bills(self, ctx: BillContext) -> list[Bill]:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def storage_quotes(self, tokens: int, kv_bytes: float, days: float) -> list[StorageQuote]:
-        """Monthly storage quotes for a prefix; empty for kinds with no storage charge."""
+    def storage_quotes(self, tokens: int, kv_bytes: float, days: float, *,
+                       reads_per_month: float = 0.0) -> list[StorageQuote]:
+        """Monthly store-and-read quotes for a prefix; empty for kinds with no storage charge."""
         return []
+
+    def status(self, variant: str | None = None) -> str:
+        """``published``, ``derived`` or ``placeholder`` (see :func:`status_of`)."""
+        return status_of(self.placeholder, self.figures)
 
 
 @dataclass(frozen=True)
@@ -109,7 +163,10 @@ def book_from_dict(data: Any, *, source: str | Path, default_name: str) -> Price
     except InputError as exc:
         raise InputError(exc.detail, source=source, where=exc.where) from None
     name = parsed.name or default_name
-    return kind.build(parsed, name)
+    book = kind.build(parsed, name)
+    if parsed.figures:
+        book = dataclasses.replace(book, figures=tuple(parsed.figures.items()))
+    return book
 
 
 def load_pricebook(path: str | Path) -> PriceBook:

@@ -65,7 +65,8 @@ def build_latency_model(*, gpu: str = "H100", tier: str = "hbm", tensor_parallel
     from simkv.latency.calibrate import Calibration, load_calibration
 
     calib = calibration if isinstance(calibration, Calibration) else load_calibration(Path(calibration))
-    return CalibratedLatency(coefficients=calib.coefficients(), fallback=analytic)
+    return CalibratedLatency(coefficients=calib.coefficients(), fallback=analytic,
+                             decode_step_measured_s=calib.decode_step_s)
 
 
 def _specs(trace: Trace, specs: dict[str, ModelSpec] | None) -> list[ModelSpec]:
@@ -129,6 +130,29 @@ def _percentiles(values: np.ndarray, prefix: str) -> dict[str, float | None]:
     return {f"{prefix}_p50_s": float(p50), f"{prefix}_p90_s": float(p90), f"{prefix}_p99_s": float(p99)}
 
 
+def _cache_hits(trace: Trace, cfg: CacheConfig, tier: str, route: np.ndarray, replicas: int,
+                spec_map: dict[str, ModelSpec], hbm_cache: CacheConfig | None,
+                ) -> tuple[SimResult, np.ndarray, np.ndarray]:
+    """The cache result, and per request the tokens resident on the replica and those loadable.
+
+    A resident tier (HBM) is one cache per replica; a storage tier is one shared bucket, from
+    which whatever the replica's own HBM cache (``hbm_cache``) does not hold is loaded.
+    """
+    zeros = np.zeros(trace.n_requests, dtype=np.int64)
+    if TIERS.get(tier, where="--tier").resident:
+        result = per_replica_caches(trace, cfg, route, replicas, spec_map)
+        return result, result.records["reused_tokens"].to_numpy(), zeros
+    result = simulate(trace, cfg, specs=spec_map)
+    bucket = result.records["reused_tokens"].to_numpy()
+    if hbm_cache is not None:
+        resident = per_replica_caches(trace, hbm_cache, route, replicas, spec_map) \
+            .records["reused_tokens"].to_numpy()
+        resident = np.minimum(resident, bucket) if hbm_cache.reuse == cfg.reuse else resident
+    else:
+        resident = zeros
+    return result, resident, np.maximum(bucket - resident, 0)
+
+
 def simulate_with_latency(trace: Trace, cfg: CacheConfig, *, model: str | None = None,
                           gpu: str = "H100", replicas: int = 1, routing: str = "round_robin",
                           calibration: Path | None = None, tier: str = "hbm",
@@ -172,21 +196,7 @@ def simulate_with_latency(trace: Trace, cfg: CacheConfig, *, model: str | None =
     route = router(trace, int(replicas), estimate)
 
     # 2. cache hits
-    resident_tier = TIERS.get(tier, where="--tier").resident
-    if resident_tier:
-        result = per_replica_caches(trace, cfg, route, replicas, spec_map)
-        resident = result.records["reused_tokens"].to_numpy()
-        loadable = zeros
-    else:
-        result = simulate(trace, cfg, specs=spec_map)
-        bucket = result.records["reused_tokens"].to_numpy()
-        if hbm_cache is not None:
-            resident = per_replica_caches(trace, hbm_cache, route, replicas, spec_map) \
-                .records["reused_tokens"].to_numpy()
-            resident = np.minimum(resident, bucket) if hbm_cache.reuse == cfg.reuse else resident
-        else:
-            resident = zeros
-        loadable = np.maximum(bucket - resident, 0)
+    result, resident, loadable = _cache_hits(trace, cfg, tier, route, replicas, spec_map, hbm_cache)
 
     # 3. price each request, 4. serve under load
     costs = request_costs(lat, model_list, spec_index, trace.input_tokens, resident, loadable,

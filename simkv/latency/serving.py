@@ -12,7 +12,9 @@ Each replica runs engine steps (continuous batching with chunked prefill, as vLL
 - a request's first token comes at the end of the step that finishes its prefill; its decode
   then takes ``decode_s`` (one sequence's memory-bound step time per output token).
 
-Per request it reports the queue wait (arrival to the first step that works on it) and TTFT.
+Per request it reports the queue wait (arrival to the first step that works on it), the wait
+for a slot (arrival to admission: a client that caps requests in flight itself sends a request
+only then, so its measured TTFT starts there) and TTFT.
 Cache lookups happened before (compiled kernel, in arrival order) and the engine steps run in a
 compiled loop; SimPy is the shared clock the replica processes synchronise on, one event per
 replica per ``sync_s`` of simulated time at most (see ``_replica``).
@@ -51,6 +53,7 @@ class ServingResult:
     queue_s: np.ndarray
     ttft_s: np.ndarray
     steps: int
+    admit_s: np.ndarray | None = None
 
 
 @numba.njit(cache=True)
@@ -107,6 +110,7 @@ def _advance(fin, iw, out, heap, st, fp):  # pragma: no cover - compiled
         while decoding > 0 and heap[0] <= now:
             decoding = _heap_pop(heap, decoding)
         while admitted < nxt and (admitted - done) + decoding < max_conc:
+            out[admitted, 2] = now - fin[admitted, 0]
             admitted += 1
         if admitted == done:
             wake = fin[nxt, 0] if nxt < n else np.inf
@@ -173,6 +177,7 @@ def simulate_serving(arrival_s: np.ndarray, replica: np.ndarray, replicas: int,
     n = len(arrival_s)
     queue = np.zeros(n, dtype=np.float64)
     ttft = np.zeros(n, dtype=np.float64)
+    admit = np.zeros(n, dtype=np.float64)
     tokens = np.maximum(costs.computed_tokens, 1).astype(np.int64)
     fin = np.column_stack([arrival_s, costs.work_s, costs.floor_s, costs.exposed_load_s,
                            costs.decode_s]).astype(np.float64)
@@ -185,7 +190,7 @@ def simulate_serving(arrival_s: np.ndarray, replica: np.ndarray, replicas: int,
         rows = np.flatnonzero(replica == r) if replicas > 1 else np.arange(n)
         if not len(rows):
             continue
-        out = np.zeros((len(rows), 2), dtype=np.float64)
+        out = np.zeros((len(rows), 3), dtype=np.float64)
         outputs.append((rows, out))
         env.process(_replica(env, np.ascontiguousarray(fin[rows]), tokens[rows], out,
                              float(costs.fixed_s), budget, max_conc,
@@ -194,4 +199,5 @@ def simulate_serving(arrival_s: np.ndarray, replica: np.ndarray, replicas: int,
     for rows, out in outputs:
         queue[rows] = out[:, 0]
         ttft[rows] = out[:, 1]
-    return ServingResult(queue_s=queue, ttft_s=ttft, steps=int(sum(steps)))
+        admit[rows] = out[:, 2]
+    return ServingResult(queue_s=queue, ttft_s=ttft, steps=int(sum(steps)), admit_s=admit)

@@ -30,6 +30,11 @@ from simkv.errors import InputError
 from simkv.latency.api import simulate_with_latency
 from simkv.trace.model import Trace
 
+#: The default TTFT objective: p90 time to first token <= 2 s.  Shared by every consumer that
+#: sizes or judges a deployment (self-hosted fleets in simkv.economics, the report's headline);
+#: a user sets their own with ``--ttft-slo-p90-s`` or a price book's ``ttft_slo_p90_s``.
+DEFAULT_TTFT_SLO_P90_S = 2.0
+
 #: The "no cache" configuration a saving is measured against (nothing is ever admitted).
 NO_CACHE = CacheConfig(capacity_blocks=0)
 

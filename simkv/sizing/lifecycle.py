@@ -14,37 +14,19 @@ request arriving at or after its time.  Kinds:
   one evicts least recently used entries to fit);
 - ``replica_restart``: clear every non-persistent level (HBM, DRAM, local disk);
 - ``model_upgrade`` model: drop every entry of that model in every level.
+
+Each kind is a module of ``simkv.sizing.events`` (its parameters and its handler).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from simkv.errors import InputError
-from simkv.registry import Registry
+from simkv.sizing.events import EVENTS
+from simkv.sizing.events.base import Event
 from simkv.trace.model import TAG_CODES
 from simkv.units import parse_duration, parse_size
-
-#: event kind -> (required keys, optional keys)
-EVENT_KINDS: Registry[tuple[frozenset, frozenset]] = Registry("lifecycle event")
-EVENT_KINDS.register("reset", (frozenset(), frozenset({"level"})))
-EVENT_KINDS.register("reset_bucket", (frozenset(), frozenset({"level"})))
-EVENT_KINDS.register("template_change", (frozenset(), frozenset({"component", "version"})))
-EVENT_KINDS.register("quota", (frozenset({"model", "capacity_bytes"}), frozenset({"level"})))
-EVENT_KINDS.register("tier_upgrade", (frozenset({"capacity_bytes"}), frozenset({"level"})))
-EVENT_KINDS.register("replica_restart", (frozenset(), frozenset()))
-EVENT_KINDS.register("model_upgrade", (frozenset({"model"}), frozenset()))
-
-
-@dataclass(frozen=True)
-class Event:
-    time_s: float
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.params.get(key, default)
 
 
 def event_from_dict(d: dict, *, where: str = "events") -> Event:
@@ -52,7 +34,8 @@ def event_from_dict(d: dict, *, where: str = "events") -> Event:
     if not isinstance(d, dict) or "kind" not in d or "time_s" not in d:
         raise InputError("an event needs time_s and kind", where=where)
     kind = str(d["kind"])
-    required, optional = EVENT_KINDS.get(kind, where=f"{where}.kind")
+    spec = EVENTS.get(kind, where=f"{where}.kind")
+    required, optional = spec.required, spec.optional
     params = {k: v for k, v in d.items() if k not in ("time_s", "kind")}
     if "capacity" in params and "capacity_bytes" not in params:
         params["capacity_bytes"] = params.pop("capacity")

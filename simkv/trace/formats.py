@@ -9,32 +9,15 @@ import`` find them by name; an unknown name lists the valid ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 from simkv.errors import InputError
-from simkv.registry import Registry
+from simkv.trace.format_registry import FORMATS, TraceFormat, register_format
 from simkv.trace.model import Trace
 
-
-@dataclass(frozen=True)
-class TraceFormat:
-    name: str
-    read: Callable[..., Trace]
-    write: Callable[[Trace, Path], None] | None
-    suffixes: tuple[str, ...] = ()
-    description: str = ""
-    read_chunks: Callable[..., Iterator[Trace]] | None = None
-    write_chunks: Callable[[Iterable[Trace], Path], None] | None = None
-
-
-FORMATS: Registry[TraceFormat] = Registry("trace format")
-
-
-def register_format(fmt: TraceFormat) -> TraceFormat:
-    FORMATS.register(fmt.name, fmt)
-    return fmt
+__all__ = ["FORMATS", "TraceFormat", "register_format", "guess_format", "trace_format",
+           "load_trace", "save_trace", "save_trace_chunks"]
 
 
 def _ensure_loaded() -> None:

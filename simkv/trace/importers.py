@@ -17,14 +17,13 @@ the messages as chat templates do), ``usage.completion_tokens`` / ``output_token
 Arrival times are relative to the earliest line.  Prompts become tokens through a pluggable
 tokenizer (:class:`BuiltinTokenizer`, a deterministic approximation, by default; a local
 ``tokenizer.json`` through the optional ``tokenizers`` package), each message wrapped in role
-markers, then chained and content block hashes (``simkv.workloads.hashing``; salted by model).
+markers, then chained and content block hashes (``simkv.hashing``; salted by model).
 Block tags: system messages -> system, tools -> tools, the last user message -> user, earlier
 turns -> history.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -37,7 +36,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from simkv.errors import InputError
-from simkv.trace.formats import TraceFormat, register_format
+from simkv.hashing import blake2b_key, combine, content_unit_tokens, hash_tokens, key_of
+from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.jsonl import extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import TAG_CODES, Trace
 
@@ -148,7 +148,7 @@ class BuiltinTokenizer:
     def _id(self, piece: str) -> int:
         v = self._cache.get(piece)
         if v is None:
-            v = int.from_bytes(hashlib.blake2b(piece.encode(), digest_size=4).digest(), "little")
+            v = blake2b_key(piece.encode(), 4)
             if len(self._cache) < 1_000_000:
                 self._cache[piece] = v
         return v
@@ -201,8 +201,7 @@ _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
 def _special(name: str) -> int:
-    return _SPECIAL_BASE + int.from_bytes(hashlib.blake2b(name.encode(), digest_size=3).digest(),
-                                          "little")
+    return _SPECIAL_BASE + blake2b_key(name.encode(), 3)
 
 
 def _content_text(content: Any, path: Path, lineno: int) -> str:
@@ -291,8 +290,6 @@ def _output_tokens(obj: dict, path: Path, lineno: int) -> int:
 def read_openai_log(path: Path, block_tokens: int = LOG_BLOCK_TOKENS,
                     tokenizer: str | Path | Tokenizer | None = None) -> Trace:
     """Read an OpenAI-style request log (see the module docstring)."""
-    from simkv.workloads.hashing import combine, content_unit_tokens, hash_tokens, key_of
-
     path = Path(path)
     block_tokens = _check_block_tokens(block_tokens)
     tok = get_tokenizer(tokenizer)

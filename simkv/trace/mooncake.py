@@ -17,7 +17,7 @@ import numpy as np
 
 from simkv.atomicio import atomic_writer
 from simkv.errors import InputError
-from simkv.trace.formats import TraceFormat, register_format
+from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.jsonl import extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import Trace
 

@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 from simkv.atomicio import atomic_writer
 from simkv.errors import InputError
 from simkv.idmap import IdMap
-from simkv.trace.formats import TraceFormat, register_format
+from simkv.trace.derived import attach_stream_ids
+from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
-from simkv.trace.stream import attach_stream_ids
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -280,7 +280,7 @@ def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
 
     ``columns``: which of the optional per-block columns (``block_tags``, ``content_hashes``)
     to decode (default: all the file has); the others come back as None.  Chunks of a v2 file
-    carry the file's dense ids (``simkv.trace.stream.stream_ids``).  ``ids_as_keys``: for a
+    carry the file's dense ids (``simkv.trace.derived.stream_ids``).  ``ids_as_keys``: for a
     caller that only compares hashes for equality, a v2 chunk's ``block_hashes`` are its dense
     ids (one-to-one with the hashes), which spares rebuilding the hashes from the block table.
     """

@@ -11,7 +11,7 @@ chained hash:
   hash.  Two coarse blocks are equal iff their prefixes up to their ends are, exactly as if the
   tokens had been hashed at size ``B``;
 - for simkv's own chains (generator, request-log importer) the hash is position-canonical
-  (``simkv.workloads.hashing``), so the result is bit-for-bit what generating or importing at
+  (``simkv.hashing``), so the result is bit-for-bit what generating or importing at
   size ``B`` gives; for third-party chains (Alibaba, Mooncake) the values are the fine ids, not
   what that engine would compute at ``B``, but which blocks are equal (all a cache sees) is
   exact, assuming the source's final partial block hash covers its own tokens (it does for
@@ -36,8 +36,8 @@ import numba
 import numpy as np
 
 from simkv.errors import InputError
+from simkv.hashing import POLY, combine
 from simkv.trace.model import Trace
-from simkv.workloads.hashing import POLY, combine
 
 
 @numba.njit(cache=True)

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from simkv.errors import InputError
+from simkv.trace.derived import mark_whole
 from simkv.trace.model import Trace
 
 #: requests per chunk when reading a file and the user does not say (~50 MB of hashes at
@@ -24,30 +23,6 @@ from simkv.trace.model import Trace
 DEFAULT_CHUNK_REQUESTS = 1 << 16
 #: the CLI option that sets it (named in errors)
 CHUNK_OPTION = "--chunk-requests"
-
-
-def attach_stream_ids(chunk: Trace, ids: np.ndarray, n_before: int, n_after: int) -> None:
-    """Record on ``chunk`` the dense ids its reader already knows (a v2 Parquet file stores
-    them): ids in first-appearance order over the stream from its start, ``n_before`` of them
-    assigned before this chunk and ``n_after`` after it.  Derived data, like
-    ``simkv.cache.stream.dense_block_ids``'s cache: the Trace's fields are unchanged."""
-    chunk.__dict__["_stream_ids"] = (ids, int(n_before), int(n_after))
-
-
-def stream_ids(chunk: Trace) -> tuple[np.ndarray, int, int] | None:
-    """What :func:`attach_stream_ids` recorded on ``chunk``, or None."""
-    return chunk.__dict__.get("_stream_ids")
-
-
-def mark_whole(trace: Trace) -> Trace:
-    """Mark ``trace`` as a whole stream (its only chunk), so that a consumer may take its dense
-    ids from ``simkv.cache.stream.dense_block_ids``, computed once and cached on the object."""
-    trace.__dict__["_whole_stream"] = True
-    return trace
-
-
-def is_whole(chunk: Trace) -> bool:
-    return bool(chunk.__dict__.get("_whole_stream"))
 
 
 def check_chunk_requests(n: int | None) -> int | None:

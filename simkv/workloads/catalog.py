@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-import simkv
 from simkv.errors import InputError
 
 
@@ -24,7 +23,7 @@ class ExampleWorkload:
 
 
 def workload_dirs() -> list[Path]:
-    dirs = [Path.cwd() / "workloads", Path(simkv.__file__).resolve().parents[1] / "workloads"]
+    dirs = [Path.cwd() / "workloads", Path(__file__).resolve().parents[2] / "workloads"]
     out: list[Path] = []
     for d in dirs:
         if d.is_dir() and all(d.resolve() != o.resolve() for o in out):

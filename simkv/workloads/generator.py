@@ -15,7 +15,7 @@ Three phases, exposed separately so the benchmark can time them:
 3. :func:`assemble` (or :func:`chunks`, a chunk of requests at a time, for writing a long
    trace in bounded memory) lays out each request's prompt as segments (system template version,
    tool set version, history, retrieved documents, user message), then hashes every block in
-   numba (``simkv.workloads.hashing``).
+   numba (``simkv.hashing``).
 
 Prompt layout of turn ``j`` of a session::
 
@@ -49,8 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from simkv.hashing import combine, content_unit_tokens, hash_segments, key_of
 from simkv.trace.model import Trace
-from simkv.workloads.hashing import combine, content_unit_tokens, hash_segments, key_of
 from simkv.workloads.layout import build_segments
 from simkv.workloads.model import Templates, WorkloadSpec
 

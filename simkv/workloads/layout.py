@@ -9,8 +9,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from simkv.hashing import mix64
 from simkv.trace.model import TAG_CODES
-from simkv.workloads.hashing import mix64
 
 _TAG_SYSTEM, _TAG_TOOLS = TAG_CODES["system"], TAG_CODES["tools"]
 _TAG_DOC, _TAG_HISTORY, _TAG_USER = TAG_CODES["document"], TAG_CODES["history"], TAG_CODES["user"]

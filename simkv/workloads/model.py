@@ -12,23 +12,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Distribution kinds and the parameters each one needs.
-DIST_PARAMS: dict[str, tuple[str, ...]] = {
-    "constant": ("value",),
-    "uniform": ("low", "high"),
-    "normal": ("mean", "std"),
-    "lognormal": ("median", "sigma"),
-    "exponential": ("mean",),
-    "geometric": ("mean",),
-    "poisson": ("mean",),
-    "choice": ("values",),
-}
+from simkv.workloads.distributions import DISTRIBUTIONS
+
+#: Distribution kinds and the parameters each one needs (from the registry).
+DIST_PARAMS: dict[str, tuple[str, ...]] = {name: DISTRIBUTIONS.get(name).params
+                                           for name in DISTRIBUTIONS}
 
 
 @dataclass(frozen=True)
 class Dist:
     """A 1-D distribution of non-negative numbers, optionally clipped and rounded.
 
+    ``kind`` is a name in ``simkv.workloads.distributions.DISTRIBUTIONS``, which draws and
+    gives the mean.
     ``geometric`` counts trials (support 1, 2, ...; ``mean >= 1``); ``poisson`` is shifted to
     never go below ``min``; ``choice`` draws from ``values`` with optional ``weights``.
     ``multiple_of`` rounds *up* to a multiple (e.g. block-aligned document lengths).
@@ -50,32 +46,7 @@ class Dist:
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` float draws (before integer rounding)."""
-        k = self.kind
-        if k == "constant":
-            x = np.full(n, float(self.value))
-        elif k == "uniform":
-            x = rng.uniform(self.low, self.high, n)
-        elif k == "normal":
-            x = rng.normal(self.mean, self.std, n)
-        elif k == "lognormal":
-            x = rng.lognormal(np.log(self.median), self.sigma, n)
-        elif k == "exponential":
-            x = rng.exponential(self.mean, n)
-        elif k == "geometric":
-            x = rng.geometric(1.0 / self.mean, n).astype(np.float64)
-        elif k == "poisson":
-            x = rng.poisson(self.mean, n).astype(np.float64)
-        elif k == "choice":
-            vals = np.asarray(self.values, dtype=np.float64)
-            if self.weights:
-                w = np.asarray(self.weights, dtype=np.float64)
-                cdf = np.cumsum(w / w.sum())
-                idx = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(vals) - 1)
-            else:
-                idx = rng.integers(0, len(vals), n)
-            x = vals[idx]
-        else:  # pragma: no cover - the spec layer only builds known kinds
-            raise ValueError(f"unknown distribution {k!r}")
+        x = DISTRIBUTIONS.get(self.kind, where="dist").sample(self, rng, n)
         if self.min is not None or self.max is not None:
             x = np.clip(x, self.min if self.min is not None else -np.inf,
                         self.max if self.max is not None else np.inf)
@@ -91,18 +62,7 @@ class Dist:
 
     def mean_value(self) -> float:
         """Expected value before clipping/rounding (for estimates and docs)."""
-        k = self.kind
-        if k == "constant":
-            return float(self.value)
-        if k == "uniform":
-            return (self.low + self.high) / 2
-        if k in ("normal", "exponential", "geometric", "poisson"):
-            return float(self.mean)
-        if k == "lognormal":
-            return float(self.median * np.exp(self.sigma ** 2 / 2))
-        vals = np.asarray(self.values, dtype=np.float64)
-        w = np.asarray(self.weights or [1.0] * len(vals), dtype=np.float64)
-        return float((vals * w).sum() / w.sum())
+        return DISTRIBUTIONS.get(self.kind, where="dist").mean(self)
 
 
 def constant(value: float) -> Dist:

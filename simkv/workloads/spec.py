@@ -31,6 +31,7 @@ from pydantic import (
 from simkv.errors import InputError
 from simkv.units import parse_duration
 from simkv.workloads import model as m
+from simkv.workloads.distributions import DISTRIBUTIONS, PARAM_NAMES
 from simkv.yamlio import read_yaml, validation_error
 
 DAY_S = 86400.0
@@ -59,6 +60,10 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 ZipfExponent = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+#: the registered distribution names (a YAML ``dist:`` outside them is a field error)
+DistName = Literal[tuple(DISTRIBUTIONS.names())]  # type: ignore[valid-type]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,8 +72,7 @@ class DistModel(_Strict):
     """One distribution: ``{dist: lognormal, median: 200, sigma: 0.8, min: 1}`` (a bare number
     means ``constant``)."""
 
-    dist: Literal["constant", "uniform", "normal", "lognormal", "exponential", "geometric",
-                  "poisson", "choice"]
+    dist: DistName
     value: float | None = Field(None, ge=0, allow_inf_nan=False)
     low: float | None = Field(None, ge=0, allow_inf_nan=False)
     high: float | None = Field(None, ge=0, allow_inf_nan=False)
@@ -84,27 +88,18 @@ class DistModel(_Strict):
 
     @model_validator(mode="after")
     def _params(self) -> DistModel:
-        needed = m.DIST_PARAMS[self.dist]
-        allowed = set(needed) | ({"weights"} if self.dist == "choice" else set())
-        for name in ("value", "low", "high", "mean", "std", "median", "sigma", "values", "weights"):
+        kind = DISTRIBUTIONS.get(self.dist)
+        allowed = set(kind.params) | set(kind.optional)
+        for name in PARAM_NAMES:
             given = getattr(self, name) is not None
-            if name in needed and not given:
+            if name in kind.params and not given:
                 raise ValueError(f"{self.dist} needs '{name}'")
             if given and name not in allowed:
                 raise ValueError(f"'{name}' does not apply to {self.dist} (it takes "
                                  f"{', '.join(sorted(allowed))})")
-        if self.dist == "uniform" and self.low > self.high:
-            raise ValueError("uniform needs low <= high")
-        if self.dist == "exponential" and self.mean <= 0:
-            raise ValueError("exponential needs mean > 0")
-        if self.dist == "geometric" and self.mean < 1:
-            raise ValueError("geometric counts trials, so mean must be >= 1")
-        if self.dist == "choice":
-            if not self.values:
-                raise ValueError("choice needs a non-empty 'values' list")
-            if self.weights is not None and (len(self.weights) != len(self.values)
-                                             or sum(self.weights) <= 0):
-                raise ValueError("choice 'weights' must match 'values' in length and sum to > 0")
+        problem = kind.check(self)
+        if problem:
+            raise ValueError(problem)
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min must be <= max")
         return self

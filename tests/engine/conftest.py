@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.engineconfig import EngineConfig
 from harness.launcher import DEFAULT_ENGINE_PYTHON, ENGINE_PYTHON_ENV, EngineStack, ServeOptions
 
 
@@ -39,12 +40,20 @@ def engine_plain():
         yield stack
 
 
+#: vLLM's own cache small (6 MiB: 48 blocks of 128 tokens) so LMCache serves many hits, and
+#: LMCache's L1 small enough to evict: 0.02 GiB = 81 chunks of 256 tokens x 1 KiB
+LMCACHE_SMALL = EngineConfig("tiny-llama-2l", kv_cache_bytes=6 * 1024 * 1024, lmcache=True,
+                             lmcache_l1_gb=0.02)
+
+
 @pytest.fixture(scope="session")
-def engine_lmcache():
-    """The same vLLM with an LMCache server behind it (multi-process mode, 1 GB L1)."""
+def engine_lmcache(tmp_path_factory):
+    """The same vLLM with an LMCache server behind it (multi-process mode, an evicting L1);
+    yields (stack, engine config path) as ``serve --engine-config-out`` would write it."""
     _require_engine()
-    stack = EngineStack(ServeOptions("tiny-llama-2l", port=_free_port(),
-                                     kv_cache_bytes=8 * 1024 * 1024, lmcache=True,
-                                     lmcache_port=_free_port(), lmcache_http_port=_free_port()))
+    cfg_path = tmp_path_factory.mktemp("engine") / "engine.json"
+    LMCACHE_SMALL.save(cfg_path)
+    stack = EngineStack(LMCACHE_SMALL.serve_options(port=_free_port(), lmcache_port=_free_port(),
+                                                    lmcache_http_port=_free_port()))
     with stack:
-        yield stack
+        yield stack, cfg_path

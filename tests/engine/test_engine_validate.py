@@ -1,4 +1,14 @@
-"""Measured (vLLM on CPU) vs predicted (simkv's vllm policy): prefix and LMCache hit rates."""
+"""Measured (vLLM on CPU, fresh replays) vs predicted (simkv's whole model): prefix hits and
+LMCache external hits with an L1 small enough to evict, one and eight requests in flight.
+
+Goals from issue 16: vLLM prefix hit ratio within 0.005, LMCache external hit tokens within 2%.
+Both hold at one request in flight (exact on the runs recorded in docs/harness.md).  At eight
+in flight they do NOT yet: the prediction serves vLLM's blocks one request after another, while
+the engine pins several requests' blocks at once and defers what does not fit; measured 0.014
+to 0.015 off on prefix hits and 10% on external hits.  Those tests hold the measured level
+(0.02, 15%) so a regression shows, and say the goal is open.
+"""
+
 
 from __future__ import annotations
 
@@ -13,30 +23,45 @@ from simkv.trace import save_trace
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
+#: (prefix hit ratio abs error, external hit tokens rel error) each concurrency must hold
+BOUNDS = {1: (0.005, 0.02), 8: (0.02, 0.15)}
 
-def _validate(tmp_path, stack, seed: int, *extra: str) -> dict:
+
+def _validate(tmp_path, endpoint: str, seed: int, *extra: str, roots: int = 6) -> dict:
     trace_path = tmp_path / f"trace{seed}.parquet"
-    save_trace(shared_prefix_trace(seed, n_requests=120), trace_path)
+    save_trace(shared_prefix_trace(seed, n_requests=120, n_roots=roots,
+                                   root_blocks=(4, 20) if roots == 6 else (8, 24)), trace_path)
     out = tmp_path / f"out{seed}"
-    code = run(app, ["validate", "--trace", str(trace_path), "--endpoint", stack.endpoint,
+    code = run(app, ["validate", "--trace", str(trace_path), "--endpoint", endpoint,
                      "--out", str(out), "--salt", str(seed), *extra], prog="simkv-harness")
     assert code == 0
     assert (out / "records.parquet").exists() and (out / "validate.parquet").exists()
     return json.loads((out / "validate.json").read_text())
 
 
-def test_prefix_hit_rate_within_one_point(tmp_path, engine_plain):
-    res = _validate(tmp_path, engine_plain, 31)
-    assert res["requests_sent"] >= 100 and res["skipped_too_long"] == 0
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_prefix_hit_ratio_within_half_a_point(tmp_path, engine_plain, concurrency):
+    res = _validate(tmp_path, engine_plain.endpoint, 31 + concurrency,
+                    "--concurrency", str(concurrency))
+    assert res["requests_sent"] >= 100 and res["skipped"] == 0
     assert res["measured_prefix_queries_tokens"] == res["predicted_prefix_queries_tokens"]
     assert 0.2 < res["measured_prefix_hit_ratio"] < 0.95  # hits and evictions both happen
-    assert abs(res["predicted_prefix_hit_ratio"] - res["measured_prefix_hit_ratio"]) <= 0.01
-    assert res["measured_ttft_p50_s"] > 0
+    assert res["prefix_hit_abs_error"] <= BOUNDS[concurrency][0]
+    assert res["measured_ttft_p50_s"] > 0 and res["server_ttft_p50_s"] is not None
+    assert res["machine"]["load_1m_before"] is not None
 
 
-def test_lmcache_external_hits_within_two_points(tmp_path, engine_lmcache):
-    res = _validate(tmp_path, engine_lmcache, 32, "--lmcache-metrics",
-                    engine_lmcache.lmcache_metrics_url)
-    assert res["measured_external_hit_tokens"] > 0
-    assert abs(res["predicted_prefix_hit_ratio"] - res["measured_prefix_hit_ratio"]) <= 0.01
-    assert abs(res["predicted_external_hit_ratio"] - res["measured_external_hit_ratio"]) <= 0.02
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_lmcache_external_hits_within_two_percent_while_evicting(tmp_path, engine_lmcache,
+                                                                 concurrency):
+    stack, cfg = engine_lmcache
+    res = _validate(tmp_path, stack.endpoint, 40 + concurrency, "--concurrency", str(concurrency),
+                    "--lmcache-metrics", stack.lmcache_metrics_url, "--engine-config", str(cfg),
+                    roots=24)
+    lm = res["lmcache"]
+    assert lm["measured_external_hit_tokens"] > 0
+    assert lm["predicted_l1"]["evicted_chunks"] > 0 or lm["predicted_l1"]["failed_stores"] > 0
+    counters = next(iter(lm["lmcache_counters"].values()))
+    assert counters["lmcache_mp_l1_eviction_loop_triggered_total"] > 0  # the real one evicted too
+    assert res["prefix_hit_abs_error"] <= BOUNDS[concurrency][0]
+    assert lm["external_hit_tokens_rel_error"] <= BOUNDS[concurrency][1]

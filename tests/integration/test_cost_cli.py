@@ -19,11 +19,16 @@ def test_cost_case_brief_figures(cli):
     out = json.loads(r.stdout)
     assert out["monthly_recompute_usd"] == pytest.approx(16_200.0)
     assert out["kv_bytes"] == 24_000 * 131_072  # llama-3.1-8b by default
-    assert out["recompute_to_storage_ratio"] == pytest.approx(
-        16_200.0 / out["monthly_storage_usd"])
+    # by hand: 3,145,728,000 B = 2.9296875 GiB read 4,500,000 times at $0.0006/GiB = $7,910.16;
+    # storage 2.9296875 x $0.11 = $0.32; 94 objects of 256 tokens per read: 423,000,000 GETs x
+    # $0.00003/1000 = $12.69 (+ 94 PUTs, $0.0001); one upload 2.9296875 x $0.0032 = $0.0094
+    assert out["monthly_store_and_read_usd"] == pytest.approx(
+        7910.15625 + 0.322265625 + 12.69 + 94 * 0.00113 / 1000 + 0.009375)
+    assert out["recompute_to_store_and_read_ratio"] == pytest.approx(16_200.0 / 7923.178)
     r = cli("cost", "case", "--prefix-tokens", "24000", "--per-day", "150000", "--usd-per-mtok",
             "0.15")
     assert "$16,200.00" in r.stdout
+    assert "read $7,910.16" in r.stdout and "Recompute / (store and read): 2.0x" in r.stdout
 
 
 def test_cost_case_placeholder_is_said(cli):
@@ -63,18 +68,22 @@ def test_compare_on_mooncake(cli, mooncake_path):
     rows = json.loads(r.stdout)
     by = {x["provider"]: x for x in rows}
     assert {"openai:in-memory", "openai:24h", "deepseek", "api-no-cache", "bucket:gold",
-            "self-hosted"} <= set(by)
+            "self-hosted:fleet", "self-hosted:marginal-gpu-seconds"} <= set(by)
+    assert all(x["available"] for x in rows)
     for x in rows:
-        assert {"provider", "total_usd", "savings_usd"} <= set(x)
-        if x.get("available", True):
-            assert x["total_usd"] == pytest.approx(sum(x["components_usd"].values()))
-            lo, hi = x["ci95"]["total_usd"]
-            assert lo <= x["total_usd"] <= hi or x["kind"] == "per_token"
+        lo, hi = x["ci95"]["total_usd"]
+        assert lo <= x["total_usd"] <= hi or x["kind"] == "per_token"
     assert by["api-no-cache"]["savings_usd"] == 0
     # Mooncake's synthetic trace reuses prefixes (paper: 66% cache ratio): caching saves money
     assert by["deepseek"]["savings_usd"] > 0 and by["openai:24h"]["hit_rate"] > 0.5
-    assert by["self-hosted"]["available"] is False or by["self-hosted"]["total_usd"] > 0
-    assert by["bucket:gold"]["placeholder"] is True
+    # a fleet is whole replicas of $2.95/GPU-hour for 24 h x 30 days: $2,124 each
+    fleet = by["self-hosted:fleet"]
+    assert fleet["total_usd"] == pytest.approx(fleet["replicas_with_cache"] * 2124.0)
+    assert fleet["no_cache_usd"] == pytest.approx(fleet["replicas_without_cache"] * 2124.0)
+    assert fleet["replicas_with_cache"] < fleet["replicas_without_cache"]  # the cache saves GPUs
+    assert fleet["ttft_slo_p90_s"] == 2.0 and fleet["sizing"] == "busiest_hour"
+    assert by["bucket:gold"]["placeholder"] is True and by["bucket:gold"]["status"] == "placeholder"
+    assert by["api-no-cache"]["status"] == "published" and by["deepseek"]["status"] == "derived"
 
 
 def test_compare_csv_and_chunk_refusal(cli, mooncake_path):
@@ -117,8 +126,20 @@ def test_recommend_on_a_small_trace(cli, tmp_path):
     r = cli("recommend", "--trace", str(trace), "--model", "llama-3.1-8b", "--tiers", str(tiers),
             "--ttft-slo-p90-s", "0.5")
     assert r.exit_code == 0, r.stderr
-    assert "Smallest tier capturing at least 95%: six" in r.stdout
-    assert ("TTFT objective (p90 <= 0.5 s) not checked" in r.stdout
-            or "TTFT p90 <= 0.5 s on H100: six needs" in r.stdout)
+    assert "Largest net savings: six" in r.stdout and "Runner-up: many" in r.stdout
+    assert "TTFT p90 <= 0.5 s on H100: six needs" in r.stdout
     r = cli("recommend", "--trace", str(trace), "--model", "llama-3.1-8b", "--growth", "1.5")
     assert r.exit_code == 2 and "whole numbers" in r.stderr
+
+
+def test_compare_fleet_options(cli, mooncake_path):
+    base = ("compare", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--only",
+            "self-hosted", "--bootstrap", "0")
+    r = cli(*base, "--fleet-sizing", "per_hour", "--json")
+    assert r.exit_code == 0, r.stderr
+    fleet = {x["provider"]: x for x in json.loads(r.stdout)}["self-hosted:fleet"]
+    # the trace is 17 minutes long: one (partial) hour, so autoscaling pays its own count
+    assert fleet["sizing"] == "per_hour" and len(fleet["fleet_hours"]) == 1
+    for bad, where in (("--fleet-sizing", "--fleet-sizing"), ("--ttft-slo-p90-s", "--ttft-slo")):
+        r = cli(*base, bad, "-1")
+        assert r.exit_code == 2 and where in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""Bills on hand-made traces, computed by hand; components sum to totals (hypothesis)."""
+"""Bills on hand-made traces, computed by hand; invariants on random traces (hypothesis)."""
 
 from __future__ import annotations
 
@@ -203,23 +203,37 @@ def test_self_hosted_gpu_time_and_unavailable():
     tr = make_trace([0.0, 1.0], [[1], [1]], [10, 10], block_tokens=16)
     b = book(kind="self_hosted", name="h", usd_per_gpu_hour=3600.0, prefill_tokens_per_s=1e6,
              gpus_per_replica=2)
-    (bill,) = b.bills(ctx_for(tr))
+    (_, bill) = b.bills(ctx_for(tr))
+    assert bill.provider == "h:marginal-gpu-seconds"
     assert bill.request_usd["gpu_recompute_usd"] == pytest.approx([10 * 2 / 1e6, 0])
     # without a measured throughput, the latency model's roofline estimate prices GPU time
     from simkv.latency import prefill_tokens_per_s
 
-    (est,) = book(kind="self_hosted", name="h", usd_per_gpu_hour=3600.0).bills(ctx_for(tr))
+    (_, est) = book(kind="self_hosted", name="h", usd_per_gpu_hour=3600.0).bills(ctx_for(tr))
     tps = prefill_tokens_per_s(ctx_for(tr).spec, "H100")
     assert est.request_usd["gpu_recompute_usd"] == pytest.approx([10 / tps, 0])
 
 
 def test_self_hosted_unavailable_without_any_throughput(monkeypatch):
-    import simkv.latency
+    import simkv.economics.kinds.self_hosted as sh
 
-    monkeypatch.setattr(simkv.latency, "prefill_tokens_per_s", lambda spec, gpu: 0.0)
+    monkeypatch.setattr(sh, "prefill_tokens_per_s", lambda spec, gpu: 0.0)
     tr = make_trace([0.0, 1.0], [[1], [1]], [10, 10], block_tokens=16)
-    (na,) = book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0).bills(ctx_for(tr))
+    (_, na) = book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0).bills(ctx_for(tr))
     assert isinstance(na, Unavailable) and "prefill" in na.reason
+
+
+def test_self_hosted_latency_errors_surface(monkeypatch):
+    """The latency model is imported directly: a bug inside it is an error, not "unavailable"."""
+    import simkv.economics.kinds.self_hosted as sh
+
+    def broken(spec, gpu):
+        raise TypeError("a bug inside the latency model")
+
+    monkeypatch.setattr(sh, "prefill_tokens_per_s", broken)
+    tr = make_trace([0.0, 1.0], [[1], [1]], [10, 10], block_tokens=16)
+    with pytest.raises(TypeError, match="a bug inside"):
+        book(kind="self_hosted", name="h", usd_per_gpu_hour=1.0).bills(ctx_for(tr))
 
 
 # ---------------------------------------------------------------- chunk reuse
@@ -295,7 +309,10 @@ SHIPPED_LIKE = [
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n=st.integers(2, 60), sessions=st.booleans(),
        scale=st.floats(0.01, 100.0))
-def test_components_sum_to_total(seed, n, sessions, scale):
+def test_bill_invariants(seed, n, sessions, scale):
+    """Non-negative charges, hit rates within [0, 1], ordered intervals on random traces (the
+    total is defined as the sum of its components, so that is not checked here: the
+    hand-computed fixtures in test_bill_fixtures.py check the dollars)."""
     tr = _random_trace(seed, n, sessions)
     books = []
     for spec in SHIPPED_LIKE:
@@ -306,9 +323,8 @@ def test_components_sum_to_total(seed, n, sessions, scale):
                 spec[k] = spec[k] * scale
         books.append(book(**spec))
     rows = compare(tr, None, books, n_boot=20, seed=seed)
+    assert all(r["available"] for r in rows)
     for r in rows:
-        assert r["total_usd"] == pytest.approx(sum(r["components_usd"].values()), rel=1e-12)
-        assert r["savings_usd"] == pytest.approx(r["no_cache_usd"] - r["total_usd"], rel=1e-9, abs=1e-9)
         assert all(v >= 0 for v in r["components_usd"].values())
         assert 0.0 <= r["hit_rate"] <= 1.0
         assert r["tokens_hit"] <= r["tokens_input"]

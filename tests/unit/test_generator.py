@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simkv.hashing import POLY
 from simkv.trace.model import TAG_CODES
 from simkv.workloads import generate, load_spec, spec_from_dict
 from simkv.workloads import generator as g
-from simkv.workloads.hashing import POLY
 
 MASK = (1 << 64) - 1
 

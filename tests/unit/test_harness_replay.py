@@ -132,7 +132,7 @@ def test_metrics_are_scraped_during_the_replay_too():
     import threading
     import time
 
-    from harness.cli import _DuringScraper
+    from harness.scraper import DuringScraper
 
     body = (b"# TYPE vllm:prefix_cache_hits counter\nvllm:prefix_cache_hits_total 7.0\n"
             b"# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc 0.5\n")
@@ -151,7 +151,7 @@ def test_metrics_are_scraped_during_the_replay_too():
     ok = f"http://127.0.0.1:{srv.server_address[1]}"
     dead = f"http://127.0.0.1:{free_port()}"
     try:
-        with _DuringScraper((ok, dead), None, interval_s=0.05) as during:
+        with DuringScraper((ok, dead), None, interval_s=0.05) as during:
             time.sleep(0.4)
     finally:
         srv.shutdown()

@@ -199,7 +199,7 @@ def test_schema_v1_still_reads_and_streams(tmp_path, n):
 def test_v2_carries_dense_ids_equal_to_the_id_map(tmp_path, mooncake_trace):
     """A v2 file's stored ids are the id map's first-appearance ids, chunk after chunk."""
     from simkv.trace import save_trace
-    from simkv.trace.stream import stream_ids
+    from simkv.trace.derived import stream_ids
 
     path = tmp_path / "m.parquet"
     save_trace(mooncake_trace, path)

@@ -94,6 +94,7 @@ class AnthropicBook(PriceBook):
     source: str = ""
     as_of: str = ""
     placeholder: bool = False
+    figures: tuple = ()
 
     def bills(self, ctx: BillContext) -> list[Bill]:
         out = []

@@ -50,7 +50,8 @@ def make_bill(ctx: BillContext, window: Window, *, provider: str, kind: str,
               monthly_usd: dict[str, float] | None = None,
               storage_token_hours: float | None = None, storage_bytes: float | None = None,
               notes: tuple[str, ...] = (), placeholder: bool = False,
-              reuse: str = "prefix") -> Bill:
+              reuse: str = "prefix", baseline_monthly_usd: float = 0.0,
+              extra: dict | None = None) -> Bill:
     """A Bill from full-trace per-request arrays, keeping the billed window's requests."""
     rows = window.measured(ctx.trace.arrival_s)
     units, label = ctx.bootstrap_units(rows, window)
@@ -63,7 +64,8 @@ def make_bill(ctx: BillContext, window: Window, *, provider: str, kind: str,
         baseline_usd=np.asarray(baseline_usd, dtype=np.float64)[rows],
         window_usd=dict(window_usd or {}), monthly_usd=dict(monthly_usd or {}),
         storage_token_hours=storage_token_hours, storage_bytes=storage_bytes,
-        notes=notes, placeholder=placeholder,
+        notes=notes, placeholder=placeholder, baseline_monthly_usd=float(baseline_monthly_usd),
+        extra=dict(extra or {}),
     )
 
 

@@ -1,9 +1,23 @@
-"""``deepseek``: disk cache with hit and miss prices and best-effort retention.
+"""``deepseek``: disk cache with hit and miss prices, cache prefix units and best-effort retention.
 
-Semantics: every prompt is cached in ``unit_tokens`` units (64); a hit is the matched prefix
-rounded down to the unit and billed at the hit price, the rest at the miss price.  Retention
-is best effort ("hours to days"): modelled as an idle timer ``retention`` (an assumption the
-user should vary).
+Semantics (api-docs.deepseek.com/guides/kv_cache): every request persists "cache prefix units"
+at the end of its input and of its output, the system persists a prefix it detects as common
+to several requests, and long inputs get units at fixed token intervals; a later request hits
+only a prefix that *fully* matches a persisted unit.  Hits are billed at the hit price, the
+rest at the miss price.  With ``prefix_units: true`` (default) simkv applies that rule on top
+of the cache engine's prefix match (which already honours the retention timer):
+
+- the matched prefix counts when it ends where an earlier request's input ended, or at a
+  common prefix persisted earlier; otherwise the longest such unit inside it counts;
+- the matched prefix is then persisted as a detected common prefix (so the *first* request to
+  share only part of an earlier prompt misses, the next ones hit);
+- a request continuing a session (a later turn) reads its predecessor's end-of-output unit:
+  its whole match counts;
+- the fixed-interval units are not modelled (their interval is not published): an
+  undercount for long prompts that share only a part.
+
+``unit_tokens`` (optional) rounds hits down to a token unit (the 2024 rule was 64 tokens).
+Retention is best effort ("hours to days"): an idle timer ``retention`` (an assumption).
 """
 
 from __future__ import annotations
@@ -11,9 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from simkv.cache import CacheConfig
 from simkv.economics.bill import Bill, usd
-from simkv.economics.context import BillContext
+from simkv.economics.context import BillContext, CacheRun
 from simkv.economics.kinds.common import (
     Duration,
     PositiveTokens,
@@ -23,6 +39,7 @@ from simkv.economics.kinds.common import (
     make_bill,
 )
 from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
+from simkv.trace.model import NO_ID, Trace
 
 
 class DeepSeekSchema(BookSchema):
@@ -30,8 +47,35 @@ class DeepSeekSchema(BookSchema):
     model: str = ""
     hit_usd_per_mtok: Price
     miss_usd_per_mtok: Price
-    unit_tokens: PositiveTokens = 64
+    unit_tokens: PositiveTokens | None = None
+    prefix_units: bool = True
     retention: Duration = 6 * 3600.0
+
+
+def unit_hit_tokens(trace: Trace, run: CacheRun) -> np.ndarray:
+    """Hit tokens per request under the prefix-unit rule (see the module docstring)."""
+    offs, h, sess = trace.block_offsets, trace.block_hashes, trace.session_ids
+    hit_blocks, hit_tokens = run.hit_blocks, run.hit_tokens
+    out = np.zeros(trace.n_requests, dtype=np.int64)
+    units: set[int] = set()
+    seen_sessions: set[int] = set()
+    for i in range(trace.n_requests):
+        lo, hi = int(offs[i]), int(offs[i + 1])
+        k = int(hit_blocks[i])
+        s = int(sess[i])
+        if k > 0 and run.eligible[i]:
+            j = k
+            if s == NO_ID or s not in seen_sessions:
+                while j > 0 and int(h[lo + j - 1]) not in units:
+                    j -= 1
+            out[i] = int(hit_tokens[i]) if j == k else min(j * trace.block_tokens,
+                                                            int(hit_tokens[i]))
+            units.add(int(h[lo + k - 1]))  # the shared prefix, now detected and persisted
+        if hi > lo:
+            units.add(int(h[hi - 1]))  # the end of this request's input
+        if s != NO_ID:
+            seen_sessions.add(s)
+    return out
 
 
 @dataclass(frozen=True)
@@ -39,36 +83,44 @@ class DeepSeekBook(PriceBook):
     name: str
     hit_usd_per_mtok: float
     miss_usd_per_mtok: float
-    unit_tokens: int
+    unit_tokens: int | None
     retention_s: float
+    prefix_units: bool = True
     model: str = ""
     kind: str = "deepseek"
     source: str = ""
     as_of: str = ""
     placeholder: bool = False
+    figures: tuple = ()
 
     def bills(self, ctx: BillContext) -> list[Bill]:
-        run = ctx.run(CacheConfig(ttl_s=self.retention_s, ttl_mode="refresh_on_hit"),
-                      self.unit_tokens)
-        hit = floor_to_unit(run.hit_tokens, self.unit_tokens)
+        unit = self.unit_tokens or 1
+        run = ctx.run(CacheConfig(ttl_s=self.retention_s, ttl_mode="refresh_on_hit"), unit)
+        raw = unit_hit_tokens(ctx.trace, run) if self.prefix_units else run.hit_tokens
+        hit = floor_to_unit(raw, unit)
         read, written, bypass = hits_and_writes(ctx, run, hit)
         inp = ctx.trace.input_tokens
+        rule = ("hits must fully match a persisted cache prefix unit (request ends, detected "
+                "common prefixes; fixed-interval units not modelled)" if self.prefix_units
+                else "hits at the trace's block granularity")
+        if self.unit_tokens:
+            rule += f", rounded down to {self.unit_tokens}-token units"
         return [make_bill(
             ctx, ctx.window(run), provider=self.name, kind=self.kind, hit_tokens=read,
             written_tokens=written,
             request_usd={"miss_usd": usd(written + bypass, self.miss_usd_per_mtok),
                          "hit_usd": usd(read, self.hit_usd_per_mtok)},
             baseline_usd=usd(inp, self.miss_usd_per_mtok), placeholder=self.placeholder,
-            notes=(f"hits in {self.unit_tokens}-token units; best-effort retention modelled as "
-                   f"{self.retention_s:g} s idle (assumption)",))]
+            notes=(f"{rule}; best-effort retention modelled as {self.retention_s:g} s idle "
+                   "(assumption)",))]
 
 
 def _build(s: DeepSeekSchema, name: str) -> DeepSeekBook:
     return DeepSeekBook(name=name, hit_usd_per_mtok=s.hit_usd_per_mtok,
                         miss_usd_per_mtok=s.miss_usd_per_mtok, unit_tokens=s.unit_tokens,
-                        retention_s=s.retention, model=s.model, source=s.source, as_of=s.as_of,
-                        placeholder=s.placeholder)
+                        retention_s=s.retention, prefix_units=s.prefix_units, model=s.model,
+                        source=s.source, as_of=s.as_of, placeholder=s.placeholder)
 
 
 PRICEBOOK_KINDS.register("deepseek", Kind(DeepSeekSchema, _build,
-                                          "hit and miss prices, 64-token units"))
+                                          "hit and miss prices, cache prefix units"))

@@ -62,6 +62,7 @@ class OpenAIBook(PriceBook):
     source: str = ""
     as_of: str = ""
     placeholder: bool = False
+    figures: tuple = ()
 
     def bills(self, ctx: BillContext) -> list[Bill]:
         out = []

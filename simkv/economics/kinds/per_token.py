@@ -26,6 +26,7 @@ class PerTokenBook(PriceBook):
     source: str = ""
     as_of: str = ""
     placeholder: bool = False
+    figures: tuple = ()
     supports_chunk: bool = True
 
     def bills(self, ctx: BillContext) -> list[Bill]:

@@ -1,10 +1,19 @@
-"""``self_hosted``: recompute priced in GPU time on your own (or rented) GPUs.
+"""``self_hosted``: your own (or rented) GPUs, billed as the fleet the traffic needs.
 
-Semantics: a missed token costs ``1 / prefill_tokens_per_s`` seconds of ``gpus_per_replica``
-GPUs at ``usd_per_gpu_hour``; the cache is your own (``cache_capacity`` of KV, default
-unlimited, optional ``ttl``), its memory not charged here (price it with a ``storage`` book).
-Without ``prefill_tokens_per_s`` the latency model's estimate is used when ``simkv.latency``
-provides one; otherwise this book reports itself unavailable.
+Two bills per book:
+
+- ``fleet``: replicas needed to serve the trace's busiest hour (or each hour, ``sizing:
+  per_hour``) within the TTFT objective (``ttft_slo_p90_s``, default
+  :data:`simkv.latency.slo.DEFAULT_TTFT_SLO_P90_S`), from the SimPy serving simulation, times
+  ``gpus_per_replica`` x ``usd_per_gpu_hour`` over the month; the no-cache bill is the fleet
+  sized without a cache, so what caching saves is the difference (GPUs).  See
+  :mod:`simkv.economics.fleet`.
+- ``marginal-gpu-seconds``: the GPU time of the missed tokens alone (``1 /
+  prefill_tokens_per_s`` seconds of the replica per token), which is what a fleet already paid
+  for would *not* save; kept as a second, clearly named line for teams that rent by the second.
+
+The cache is your own (``cache_capacity`` of KV per replica, default unlimited, optional
+``ttl``); its memory is not charged here (price it with a ``storage`` book).
 """
 
 from __future__ import annotations
@@ -12,13 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from simkv.economics.bill import Bill, Unavailable, usd
 from simkv.economics.context import BillContext
+from simkv.economics.fleet import monthly_fleet_usd, size_fleet
 from simkv.economics.kinds.common import Duration, Price, Size, make_bill
-from simkv.economics.latency_hooks import prefill_tokens_per_s
 from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
+from simkv.latency.api import prefill_tokens_per_s
+from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 
 
 class SelfHostedSchema(BookSchema):
@@ -30,6 +42,9 @@ class SelfHostedSchema(BookSchema):
     cache_capacity: Size | None = None
     ttl: Duration | None = None
     policy: str = "lru"
+    ttft_slo_p90_s: float = Field(DEFAULT_TTFT_SLO_P90_S, gt=0, allow_inf_nan=False)
+    sizing: Literal["busiest_hour", "per_hour"] = "busiest_hour"
+    max_replicas: int = Field(256, ge=1)
 
 
 @dataclass(frozen=True)
@@ -42,37 +57,97 @@ class SelfHostedBook(PriceBook):
     cache_capacity: int | None
     ttl_s: float | None
     policy: str
+    ttft_slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S
+    sizing: str = "busiest_hour"
+    max_replicas: int = 256
     kind: str = "self_hosted"
     source: str = ""
     as_of: str = ""
     placeholder: bool = False
+    figures: tuple = ()
     supports_chunk: bool = True
 
     def usd_per_mtok(self, ctx: BillContext) -> tuple[float | None, str]:
+        """Marginal $ per million missed tokens in GPU time (None when throughput is unknown)."""
         if self.prefill_tokens_per_s is not None:
             tps, how = self.prefill_tokens_per_s, "from the price book"
         else:
-            tps, how = prefill_tokens_per_s(ctx.spec, self.gpu)
-        if tps is None:
-            return None, how
+            tps, how = prefill_tokens_per_s(ctx.spec, self.gpu), f"from the latency model ({self.gpu})"
+        if not tps > 0:
+            return None, "the latency model gave no positive throughput"
         gpu_s_per_mtok = 1e6 / tps * self.gpus_per_replica
         return gpu_s_per_mtok / 3600.0 * self.usd_per_gpu_hour, f"{tps:,.0f} prefill tokens/s {how}"
 
-    def bills(self, ctx: BillContext) -> list[Bill | Unavailable]:
+    def cache_config(self, ctx: BillContext):
+        return ctx.cache_config(capacity_bytes=self.cache_capacity, policy=self.policy,
+                                ttl_s=self.ttl_s)
+
+    def fleet_bill(self, ctx: BillContext) -> Bill | Unavailable:
+        """Replicas with and without the cache within the TTFT objective, over the month."""
+        cfg = self.cache_config(ctx)
+        run = ctx.run(cfg)
+        fleet = size_fleet(ctx.trace, cfg, ctx.spec, gpu=self.gpu, slo_p90_s=self.ttft_slo_p90_s,
+                           sizing=self.sizing, max_replicas=self.max_replicas,
+                           tensor_parallel=self.gpus_per_replica)
+        name = f"{self.name}:fleet"
+        money = dict(gpus_per_replica=self.gpus_per_replica,
+                     usd_per_gpu_hour=self.usd_per_gpu_hour, days_per_month=ctx.days_per_month)
+        if not fleet.reachable:
+            sides = [side for side, v in (("with the cache", fleet.replicas_cached),
+                                          ("without it", fleet.replicas_no_cache)) if v is None]
+            cached = ("" if fleet.replicas_cached is None else
+                      f"; with the cache {fleet.replicas_cached:g} replica(s) meet it "
+                      f"(${monthly_fleet_usd(fleet.replicas_cached, **money):,.2f}/month), so "
+                      "caching is what makes the objective reachable")
+            return Unavailable(name, self.kind, f"TTFT p90 <= {self.ttft_slo_p90_s:g} s is not "
+                               f"reached within {self.max_replicas} replicas of {self.gpu} "
+                               f"{' nor '.join(sides)} (a request's own prefill may exceed it)"
+                               + cached)
+        with_cache = monthly_fleet_usd(fleet.replicas_cached, **money)
+        without = monthly_fleet_usd(fleet.replicas_no_cache, **money)
+        inp = ctx.trace.input_tokens
+        zero = np.zeros(len(inp))
+        return make_bill(
+            ctx, ctx.window(run), provider=name, kind=self.kind, hit_tokens=run.hit_tokens,
+            written_tokens=inp - run.hit_tokens, request_usd={}, baseline_usd=zero,
+            monthly_usd={"gpu_fleet_usd": with_cache}, baseline_monthly_usd=without,
+            placeholder=self.placeholder, reuse=ctx.reuse,
+            notes=(f"{fleet.sizing.replace('_', ' ')} sizing at TTFT p90 <= "
+                   f"{self.ttft_slo_p90_s:g} s: {fleet.replicas_cached:g} replica(s) with the "
+                   f"cache vs {fleet.replicas_no_cache:g} without, {self.gpus_per_replica} x "
+                   f"{self.gpu} each at ${self.usd_per_gpu_hour:g}/GPU-hour, 24 h x "
+                   f"{ctx.days_per_month:g} days; cache memory not charged here",),
+            extra={"sizing": fleet.sizing, "ttft_slo_p90_s": self.ttft_slo_p90_s,
+                   "replicas_with_cache": fleet.replicas_cached,
+                   "replicas_without_cache": fleet.replicas_no_cache,
+                   "gpus_saved": (fleet.replicas_no_cache - fleet.replicas_cached)
+                   * self.gpus_per_replica,
+                   "fleet_hours": [{"hour": h.hour, "weight": h.weight,
+                                    "replicas_with_cache": h.replicas_cached,
+                                    "replicas_without_cache": h.replicas_no_cache,
+                                    "ttft_p90_with_cache_s": h.ttft_p90_cached_s,
+                                    "ttft_p90_without_cache_s": h.ttft_p90_no_cache_s}
+                                   for h in fleet.hours]})
+
+    def marginal_bill(self, ctx: BillContext) -> Bill | Unavailable:
+        """GPU-seconds of the missed tokens only (the old, marginal view), clearly named."""
+        name = f"{self.name}:marginal-gpu-seconds"
         price, how = self.usd_per_mtok(ctx)
         if price is None:
-            return [Unavailable(self.name, self.kind, f"prefill throughput unknown: set "
-                                f"prefill_tokens_per_s in the price book ({how})")]
-        run = ctx.run(ctx.cache_config(capacity_bytes=self.cache_capacity, policy=self.policy,
-                                       ttl_s=self.ttl_s))
+            return Unavailable(name, self.kind, f"prefill throughput unknown: set "
+                               f"prefill_tokens_per_s in the price book ({how})")
+        run = ctx.run(self.cache_config(ctx))
         inp = ctx.trace.input_tokens
         missed = inp - run.hit_tokens
-        return [make_bill(
-            ctx, ctx.window(run), provider=self.name, kind=self.kind, hit_tokens=run.hit_tokens,
+        return make_bill(
+            ctx, ctx.window(run), provider=name, kind=self.kind, hit_tokens=run.hit_tokens,
             written_tokens=missed, request_usd={"gpu_recompute_usd": usd(missed, price)},
             baseline_usd=usd(inp, price), placeholder=self.placeholder, reuse=ctx.reuse,
-            notes=(f"{self.gpus_per_replica} x {self.gpu} at ${self.usd_per_gpu_hour:g}/h, {how}; "
-                   "cache memory not charged here",))]
+            notes=(f"marginal GPU time of missed tokens only (not a fleet): {self.gpus_per_replica}"
+                   f" x {self.gpu} at ${self.usd_per_gpu_hour:g}/h, {how}",))
+
+    def bills(self, ctx: BillContext) -> list[Bill | Unavailable]:
+        return [self.fleet_bill(ctx), self.marginal_bill(ctx)]
 
 
 def _build(s: SelfHostedSchema, name: str) -> SelfHostedBook:
@@ -80,8 +155,10 @@ def _build(s: SelfHostedSchema, name: str) -> SelfHostedBook:
                           gpus_per_replica=s.gpus_per_replica,
                           prefill_tokens_per_s=s.prefill_tokens_per_s,
                           cache_capacity=s.cache_capacity, ttl_s=s.ttl, policy=s.policy,
-                          source=s.source, as_of=s.as_of, placeholder=s.placeholder)
+                          ttft_slo_p90_s=s.ttft_slo_p90_s, sizing=s.sizing,
+                          max_replicas=s.max_replicas, source=s.source, as_of=s.as_of,
+                          placeholder=s.placeholder)
 
 
-PRICEBOOK_KINDS.register("self_hosted", Kind(SelfHostedSchema, _build,
-                                             "GPU $/hour and prefill throughput"))
+PRICEBOOK_KINDS.register("self_hosted", Kind(
+    SelfHostedSchema, _build, "GPU fleet within a TTFT SLO (and marginal GPU-seconds)"))

@@ -64,6 +64,7 @@ class SubscriptionBook(PriceBook):
     source: str = ""
     as_of: str = ""
     placeholder: bool = False
+    figures: tuple = ()
     supports_chunk: bool = True
 
     def tier(self, name: str) -> Tier:
@@ -108,19 +109,23 @@ class SubscriptionBook(PriceBook):
     def sorted_tiers(self) -> list[Tier]:
         return sorted(self.tiers, key=lambda t: (t.capacity, t.usd_per_month))
 
-    def storage_quotes(self, tokens: int, kv_bytes: float, days: float) -> list[StorageQuote]:
+    def storage_quotes(self, tokens: int, kv_bytes: float, days: float, *,
+                       reads_per_month: float = 0.0) -> list[StorageQuote]:
+        """The smallest tier holding the prefix; cached reads are free under this model."""
         fit = [t for t in self.sorted_tiers() if t.capacity >= kv_bytes]
         if not fit:
             biggest = self.sorted_tiers()[-1]
             return [StorageQuote(self.name, "", float("nan"),
                                  f"{format_bytes(kv_bytes)} exceeds the largest tier "
                                  f"({biggest.name}, {format_bytes(biggest.capacity)})",
-                                 self.placeholder)]
+                                 self.placeholder, status=self.status())]
         t = fit[0]
         return [StorageQuote(self.name, t.name, t.usd_per_month * days / 30.0,
                              f"smallest tier holding {format_bytes(kv_bytes)}: {t.name} "
-                             f"({format_bytes(t.capacity)}, ${t.usd_per_month:,.2f}/month)",
-                             self.placeholder)]
+                             f"({format_bytes(t.capacity)}, ${t.usd_per_month:,.2f}/month), "
+                             "reads free", self.placeholder,
+                             components_usd=(("storage_usd", t.usd_per_month * days / 30.0),),
+                             status=self.status())]
 
 
 def _build(s: SubscriptionSchema, name: str) -> SubscriptionBook:

@@ -71,6 +71,7 @@ def bill_rows(ctx: ReportContext, w: WorkloadInput, reuse: str = "prefix") -> li
                 "hit_rate_ci_hi": (ci.get("hit_rate") or [None, None])[1],
                 "warmup_rule": s.get("warmup_rule"), "month_factor": s.get("month_factor"),
                 "placeholder": bool(s.get("placeholder", False)),
+                "status": s.get("status"),
                 "components": "; ".join(f"{k}={v:.4f}" for k, v in
                                         sorted((s.get("components_usd") or {}).items())),
                 "notes": " | ".join(s.get("notes") or []),
@@ -209,8 +210,11 @@ def build(ctx: ReportContext) -> Section:
         ok = frame[frame["available"] & frame["total_usd"].notna()]
         heads = []
         for (wl, model), g in ok.groupby(["workload", "model"], sort=False):
-            best = g.loc[g["total_usd"].idxmin()]
-            lo, hi = g.loc[g["no_cache_usd"].idxmin()], g.loc[g["no_cache_usd"].idxmax()]
+            # marginal GPU-seconds is a second line, not a way to buy reuse: the fleet is the bill
+            buyable = g[~g["provider"].str.endswith(":marginal-gpu-seconds")]
+            pool = buyable if not buyable.empty else g
+            best = pool.loc[pool["total_usd"].idxmin()]
+            lo, hi = pool.loc[pool["no_cache_usd"].idxmin()], pool.loc[pool["no_cache_usd"].idxmax()]
             api = g[g["kind"].isin(API_KINDS)]
             text = (f"{wl} ({model}): without caching these books would bill from "
                     f"{fmt.usd(lo['no_cache_usd'])} ({lo['provider']}) to {fmt.usd(hi['no_cache_usd'])} "
@@ -225,12 +229,21 @@ def build(ctx: ReportContext) -> Section:
             else:
                 text += "."
             sec.readings.append(text)
-            heads.append(f"{wl}: {best['provider']} {fmt.usd(best['total_usd'])}")
+            heads.append(f"{wl}: {best['provider']} {fmt.usd(best['total_usd'])}"
+                         + (" (PLACEHOLDER price)" if best["placeholder"] else
+                            " (derived price)" if best["status"] == "derived" else ""))
         sec.headline = "Cheapest way to buy the reuse, per month: " + "; ".join(heads) + "."
         unavailable = frame[~frame["available"]]
         for (provider, notes), g in unavailable.groupby(["provider", "notes"], sort=False):
             sec.readings.append(f"{provider} was not billed on {', '.join(dict.fromkeys(g['workload']))}: "
                                 f"{notes}")
+        sec.assumptions.append(
+            "Prices per book: " + ", ".join(
+                f"{p} {st}" for p, st in frame.drop_duplicates("provider")[["provider", "status"]]
+                .itertuples(index=False)) + " (published: the provider's own page; derived: a "
+            "secondary page, a computed figure or an assumption; placeholder: no public price). "
+            "Self-hosted is billed as the fleet serving the busiest hour within TTFT p90 <= the "
+            "book's objective, with and without the cache; marginal GPU-seconds is a second line.")
         if frame["placeholder"].any():
             sec.assumptions.append("Subscription tier sizes and prices (and any book marked "
                                    "placeholder) are PLACEHOLDER figures, not published prices: "

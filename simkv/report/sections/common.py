@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from simkv.cache import CacheConfig, SimResult, simulate
+from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cache.engine import block_bytes_per_access
 from simkv.cache.stream import dense_block_ids
 from simkv.report.model import ReportContext, WorkloadInput
 
-#: Share of chunk-hit tokens recomputed to restore cross-attention (CacheBlend-style reuse);
-#: the CLI's default for ``--blend-recompute-share``.
-BLEND_RECOMPUTE_SHARE = 0.15
+#: the share the report uses: the CLI's default for ``--blend-recompute-share``
+BLEND_RECOMPUTE_SHARE = DEFAULT_BLEND_RECOMPUTE_SHARE
 
 
 def unlimited(ctx: ReportContext, w: WorkloadInput, reuse: str = "prefix") -> SimResult:

@@ -38,7 +38,8 @@ def build(ctx: ReportContext) -> Section:
     sec = Section(KEY, "The cost case: recomputing a shared prefix vs storing it")
     days = ctx.options.days_per_month
     sec.intro = ("The product brief's two examples: a prefix re-encoded on every request costs its "
-                 "input tokens again each time.  Storing its KV once instead costs bytes.")
+                 "input tokens again each time.  Storing its KV instead costs bytes, and reading "
+                 "them back on every request costs per byte read (and time to load them).")
     sec.assumptions.append(f"A month is {days:g} days (the brief's convention; --days-per-month "
                            "in `simkv cost case`).")
     # 1. recompute cost of the two examples
@@ -76,15 +77,7 @@ def build(ctx: ReportContext) -> Section:
     # 3. what storing them costs a month under each price book's storage quotes
     quotes = []
     try:
-        load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
-        books = load_pricebooks(ctx.options.pricebooks_dir)
-        for r in kv_rows:
-            for book in books:
-                for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days):
-                    quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
-                                   "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
-                                   "monthly_storage_usd": float(q.monthly_usd), "basis": q.basis,
-                                   "placeholder": bool(q.placeholder)})
+        quotes = _store_and_read_quotes(ctx, kv_rows, days)
     except Missing as exc:
         sec.mark_missing(f"storage prices: {exc}")
     kv_file = ctx.write_data("cost_case_kv_bytes", kv)
@@ -121,30 +114,68 @@ def build(ctx: ReportContext) -> Section:
         if rows:
             rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
             q["monthly_recompute_usd"] = q["prefix_tokens"].map(rec)
-            q["recompute_over_storage"] = q["monthly_recompute_usd"] / q["monthly_storage_usd"].where(
-                q["monthly_storage_usd"] > 0)
+            q["recompute_over_store_and_read"] = (
+                q["monthly_recompute_usd"]
+                / q["monthly_store_and_read_usd"].where(q["monthly_store_and_read_usd"] > 0))
             q_file = ctx.write_data("cost_case_storage_quotes", q)
-        cheapest = q.sort_values(["monthly_storage_usd", "book", "variant", "model"]).groupby(
+        cheapest = q.sort_values(["monthly_store_and_read_usd", "book", "variant", "model"]).groupby(
             ["model", "prefix_tokens"], sort=False).head(1)
         sec.tables.append(Table(
-            "Cheapest way to store each prefix for a month",
-            ("model", "prefix tokens", "KV", "cheapest book", "monthly storage")
-            + (("recompute / storage",) if rows else ()),
+            "Cheapest way to store each prefix and read it back on every request, for a month",
+            ("model", "prefix tokens", "KV", "cheapest book", "prices", "monthly store and read")
+            + (("recompute / (store and read)",) if rows else ()),
             tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
-                   fmt.usd(r.monthly_storage_usd))
-                  + ((f"{r.recompute_over_storage:,.0f}x",) if rows else ())
+                   r.status, fmt.usd(r.monthly_store_and_read_usd))
+                  + ((f"{r.recompute_over_store_and_read:,.1f}x",) if rows else ())
                   for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
             data_file=q_file))
+        if any(q["placeholder"]) and "placeholder" in set(cheapest["status"]):
+            sec.assumptions.append("The cheapest store-and-read option for some prefixes rests on "
+                                   "a PLACEHOLDER price (see the prices column).")
         if any(q["placeholder"]):
             sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
                                    "prices); replace them in a price book YAML (--pricebooks).")
         if rows:
-            for pt in sorted(q["prefix_tokens"].unique()):
-                sub = cheapest[cheapest["prefix_tokens"] == pt]
-                worst = sub.loc[sub["monthly_storage_usd"].idxmax()]
-                sec.readings.append(
-                    f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
-                    f"storing it, even for the largest model ({worst['model']}), costs "
-                    f"{fmt.usd(worst['monthly_storage_usd'])} a month at the cheapest book "
-                    f"({worst['book']}:{worst['variant']}).")
+            sec.readings += _store_and_read_readings(q, cheapest, rec)
     return sec
+
+
+def _store_and_read_quotes(ctx: ReportContext, kv_rows: list[dict], days: float) -> list[dict]:
+    """Each book's store-and-read quote per (model, prefix): every request of the brief's case
+    reads the prefix's KV back, so reads are billed at the case's request rate."""
+    load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
+    books = load_pricebooks(ctx.options.pricebooks_dir)
+    per_day = {c["prefix_tokens"]: c["per_day"] for c in BRIEF_CASES}
+    quotes = []
+    for r in kv_rows:
+        for book in books:
+            for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days,
+                                         reads_per_month=per_day[r["prefix_tokens"]] * days):
+                quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
+                               "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
+                               "monthly_storage_usd": dict(q.components_usd).get("storage_usd"),
+                               "monthly_store_and_read_usd": float(q.monthly_usd),
+                               "basis": q.basis, "load_s": q.load_s, "status": q.status,
+                               "placeholder": bool(q.placeholder)})
+    return quotes
+
+
+def _store_and_read_readings(q: pd.DataFrame, cheapest: pd.DataFrame, rec: dict) -> list[str]:
+    """Recompute vs store-and-read per prefix, and storage alone vs store-and-read."""
+    out = []
+    for pt in sorted(q["prefix_tokens"].unique()):
+        sub = cheapest[cheapest["prefix_tokens"] == pt]
+        worst = sub.loc[sub["monthly_store_and_read_usd"].idxmax()]
+        obj = q[(q["prefix_tokens"] == pt) & (q["variant"] == "object_store")
+                & (q["model"] == STORAGE_MODELS[0])]
+        out.append(
+            f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
+            f"storing it and reading it back on every request costs, for the largest model "
+            f"({worst['model']}), {fmt.usd(worst['monthly_store_and_read_usd'])} a month at the "
+            f"cheapest book ({worst['book']}:{worst['variant']}, {worst['status']} prices)"
+            + ("" if obj.empty else
+               f"; in an object store ({STORAGE_MODELS[0]}) storage alone is "
+               f"{fmt.usd(obj['monthly_storage_usd'].iloc[0])} but store-and-read "
+               f"{fmt.usd(obj['monthly_store_and_read_usd'].iloc[0])}, the retrieval fee on "
+               "every byte read dominating") + ".")
+    return out

@@ -1,8 +1,8 @@
 """Section 4: the tier recommendation with its reasoning, break-even and growth sensitivity.
 
-The recommendation is ``simkv recommend``'s (simkv.economics.recommend): the smallest
-subscription tier capturing at least 95% of the savings an unlimited bucket would achieve, its
-break-even hit rate and payback, and the choice again if traffic grows 2x or 5x.
+The recommendation is ``simkv recommend``'s (simkv.economics.recommend): the subscription tier
+with the largest net monthly savings after its price, the runner-up, its break-even prefix-token
+hit rate and payback, and the choice again if traffic grows 2x or 5x.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def subscription_book(ctx: ReportContext):
 
 def build(ctx: ReportContext) -> Section:
     sec = Section(KEY, "Which tier to buy")
-    sec.intro = (f"The smallest subscription tier that captures at least {TARGET_SHARE:.0%} of the "
-                 "savings an unlimited bucket would achieve on the same traffic, why, when it pays "
-                 "back, and whether the choice holds if traffic grows.")
+    sec.intro = ("The subscription tier with the largest net monthly savings after its price on the "
+                 "same traffic (never one that loses money while another pays), the runner-up, "
+                 "when it pays back, and whether the choice holds if traffic grows.")
     try:
         recommend = need("simkv.economics.recommend", "recommend")
         book = subscription_book(ctx)
@@ -70,17 +70,22 @@ def build(ctx: ReportContext) -> Section:
         "achievable_savings_usd": r["achievable_savings_usd"],
         "net_savings_usd": r["net_savings_usd"], "break_even_hit_rate": r["break_even_hit_rate"],
         "payback_days": r["payback_days"], "placeholder": r["placeholder"],
+        "net_monthly_savings_usd": r["net_monthly_savings_usd"],
+        "break_even_prefix_hit_rate": r["break_even_prefix_hit_rate"],
+        "runner_up": (r["runner_up"] or {}).get("tier"),
+        "runner_up_net_monthly_savings_usd": (r["runner_up"] or {}).get("net_monthly_savings_usd"),
+        "pricebook_status": r["pricebook_status"],
         "reasoning": " | ".join(r["reasoning"]),
     } for wl, m, r in recs])
     data = ctx.write_data("recommendation", summary)
     sec.tables.append(Table(
         "Recommendation per workload",
-        ("workload", "model", "tier", "hit rate", "break-even hit rate", "net savings / month",
-         "payback"),
+        ("workload", "model", "tier", "prefix-token hit rate", "break-even hit rate",
+         "net savings / month", "payback", "runner-up"),
         tuple((r.workload, r.model, r.recommended_tier or "none", fmt.pct(r.hit_rate),
                fmt.pct(r.break_even_hit_rate, 2), fmt.usd(r.net_savings_usd),
                "n/a" if r.payback_days is None or pd.isna(r.payback_days)
-               else f"{r.payback_days:.1f} days")
+               else f"{r.payback_days:.1f} days", r.runner_up or "none")
               for r in summary.itertuples()),
         data_file=data))
     for wl, m, r in recs:
@@ -88,7 +93,8 @@ def build(ctx: ReportContext) -> Section:
         lines = [x for x in r["reasoning"] if not x.startswith(("Warm-up:", "Tier sizes and prices"))]
         sec.readings.append(f"{wl} ({m}): " + " ".join(lines))
     sec.headline = "Recommended tier: " + "; ".join(
-        f"{wl} ({m}) {r['recommended_tier'] or 'none reaches the target'}" for wl, m, r in recs) + "."
+        f"{wl} ({m}) {r['recommended_tier'] or 'none pays'}" for wl, m, r in recs) + "." + (
+        " Tier sizes and prices are PLACEHOLDERS." if book.placeholder else "")
     tiers = pd.DataFrame(tier_rows)
     tfile = ctx.write_data("recommendation_tiers", tiers)
     with new_figure(1, 2, figsize=(8.5, 3.4)) as (fig, (ax1, ax2)):

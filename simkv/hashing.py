@@ -1,4 +1,18 @@
-"""Block hashes for synthetic and imported prompts: position-canonical chains, composable content.
+"""Every hash simkv uses, in one module: mixers, block-hash chains, name keys.
+
+The variants differ on purpose and each is kept bit-exact (tests/unit/test_hashing.py pins
+known outputs, the splitmix64 ones against its published test vectors):
+
+- ``mix64``: a splitmix64 step (add the golden gamma, then the finaliser); numba, for the
+  block-hash chains below and the workload generator's ids;
+- ``splitmix64_array``: the same step on numpy arrays (the harness's prompt filler tokens);
+- ``finalize64`` / ``finalize64_int``: the finaliser alone, on arrays (SHARDS spatial
+  sampling of block ids) and on Python ints (the storage levels' template-version salts,
+  ``template_salt``);
+- ``growth_rehash``: the cheaper two-round mix that gives growth copy ``k`` fresh hashes;
+- ``fibonacci_hash``: multiplicative hashing of a key to a hash-table slot (dense ids);
+- ``route_hash``: the harness's endpoint routing of a prefix key (Python ints, unbounded);
+- ``key_of`` / ``blake2b_key``: stable keys of names and text pieces (never Python's ``hash()``).
 
 **Chained (prefix) hash.**  The hash of a block is the hash of the whole prompt from its first
 token up to the block's *end*, seeded with a root salt (model, plus the tenant when tenants are
@@ -27,20 +41,26 @@ the segment), or ``mix(u ^ token)`` per token.  The block's content hash is the 
 it appears (after any prefix) as long as it sits at the same offset within a block, i.e. when
 content is block-aligned, which is what a chunk-level cache sees.
 
-``mix`` is the splitmix64 finaliser.  Everything here is numba-compiled (``cache=True``).
+``mix`` is ``mix64``, a splitmix64 step.  The chain kernels are numba-compiled (``cache=True``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import zlib
 
 import numba
 import numpy as np
 
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+#: splitmix64's gamma, 2^64 / golden ratio (also Fibonacci hashing's multiplier)
+GOLDEN_INT = 0x9E3779B97F4A7C15
+GOLDEN = np.uint64(GOLDEN_INT)
+MASK64 = (1 << 64) - 1
+_M1_INT = 0xBF58476D1CE4E5B9
+_M2_INT = 0x94D049BB133111EB
+M1 = np.uint64(_M1_INT)
+M2 = np.uint64(_M2_INT)
 #: Odd multiplier of the content polynomial.
 POLY = np.uint64(0xC2B2AE3D27D4EB4F)
 _S27 = np.uint64(27)
@@ -57,17 +77,78 @@ def content_unit_tokens(block_tokens: int) -> int:
     return math.gcd(int(block_tokens), CONTENT_UNIT_TOKENS)
 
 
+def blake2b_key(data: bytes, digest_bytes: int = 8) -> int:
+    """A stable little-endian key of ``digest_bytes`` bytes of blake2b (text pieces, names)."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=digest_bytes).digest(), "little")
+
+
 def key_of(*parts: object) -> int:
     """A stable 64-bit key for names (model names, kinds): blake2b, never Python's hash()."""
-    text = "\x1f".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+    return blake2b_key("\x1f".join(str(p) for p in parts).encode())
+
+
+def finalize64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser alone on a uint64 array (wrapping): SHARDS spatial sampling."""
+    x = np.asarray(x).astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> _S30
+        x *= M1
+        x ^= x >> _S27
+        x *= M2
+        x ^= x >> _S31
+    return x
+
+
+def finalize64_int(x: int) -> int:
+    """``finalize64`` of one Python int (taken mod 2^64): storage levels' version salts."""
+    x &= MASK64
+    x ^= x >> 30
+    x = (x * _M1_INT) & MASK64
+    x ^= x >> 27
+    x = (x * _M2_INT) & MASK64
+    return x ^ (x >> 31)
+
+
+def template_salt(component: str | None, version: int) -> int:
+    """The salt a template change of ``component`` to ``version`` XORs into later block ids."""
+    return finalize64_int(zlib.crc32(f"{component}:{version}".encode()) + (version << 32))
+
+
+def splitmix64_array(x: np.ndarray) -> np.ndarray:
+    """``mix64`` on a uint64 array with numpy (wrapping): the harness's prompt filler tokens."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(x, dtype=np.uint64) + GOLDEN
+        z = (z ^ (z >> _S30)) * M1
+        z = (z ^ (z >> _S27)) * M2
+        return z ^ (z >> _S31)
+
+
+def growth_rehash(h: np.ndarray, k: int) -> np.ndarray:
+    """Fresh hashes for growth copy ``k`` (copy 0 keeps the originals): two mixing rounds."""
+    if k == 0:
+        return h
+    with np.errstate(over="ignore"):
+        x = h ^ (np.uint64(k) * GOLDEN)
+        x = (x ^ (x >> _S31)) * M1
+        return x ^ (x >> np.uint64(29))
+
+
+def route_hash(key: int) -> int:
+    """The harness's routing key of a prompt's first block (Python ints: not reduced mod 2^64)."""
+    return key * GOLDEN_INT >> 7
+
+
+@numba.njit(cache=True, inline="always")
+def fibonacci_hash(k):  # pragma: no cover - compiled
+    """Multiplicative (Fibonacci) hash of a uint64 key; take the low bits for a table slot."""
+    return (k * GOLDEN) >> np.uint64(17)
 
 
 @numba.njit(cache=True, inline="always")
 def mix64(x):  # pragma: no cover - compiled
     z = x + GOLDEN
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
+    z = (z ^ (z >> _S30)) * M1
+    z = (z ^ (z >> _S27)) * M2
     return z ^ (z >> _S31)
 
 
@@ -147,38 +228,43 @@ def hash_segments(seg_offsets, seg_ids, seg_lens, seg_tags, salts, block_offsets
                 continue
             memo_used[slot] = True
             memo_keys[slot] = h
-            c = np.uint64(0)
-            pos = a
-            if kc_start + seg_lens[kc] >= e:
-                # fast path (same values): the whole block lies in one segment
-                cb = mix64(salt ^ seg_ids[kc])
-                while pos < e:
-                    ue = min(pos + U, e)
-                    packed = (np.uint64(pos - kc_start) << _S32) | np.uint64(ue - kc_start)
-                    c = c * POLY + mix64(cb ^ packed)
-                    pos = ue
-                out_content[o + b] = c
-                memo_vals[slot] = c
-                continue
-            kk = kc
-            ks = kc_start
-            while pos < e:
-                ue = min(pos + U, e)
-                st = salt
-                p = pos
-                while p < ue:
-                    send = ks + seg_lens[kk]
-                    hi = min(send, ue)
-                    packed = (np.uint64(p - ks) << _S32) | np.uint64(hi - ks)
-                    st = mix64(mix64(st ^ seg_ids[kk]) ^ packed)
-                    p = hi
-                    if p == send:
-                        ks = send
-                        kk += 1
-                c = c * POLY + st
-                pos = ue
+            c = _block_content(seg_ids, seg_lens, salt, kc, kc_start, a, e, U)
             out_content[o + b] = c
             memo_vals[slot] = c
+
+
+@numba.njit(cache=True, inline="always")
+def _block_content(seg_ids, seg_lens, salt, kc, kc_start, a, e, U):  # pragma: no cover - compiled
+    """Content hash of tokens ``[a, e)``; segment ``kc`` (starting at ``kc_start``) holds ``a``."""
+    c = np.uint64(0)
+    pos = a
+    if kc_start + seg_lens[kc] >= e:
+        # fast path (same values): the whole block lies in one segment
+        cb = mix64(salt ^ seg_ids[kc])
+        while pos < e:
+            ue = min(pos + U, e)
+            packed = (np.uint64(pos - kc_start) << _S32) | np.uint64(ue - kc_start)
+            c = c * POLY + mix64(cb ^ packed)
+            pos = ue
+        return c
+    kk = kc
+    ks = kc_start
+    while pos < e:
+        ue = min(pos + U, e)
+        st = salt
+        p = pos
+        while p < ue:
+            send = ks + seg_lens[kk]
+            hi = min(send, ue)
+            packed = (np.uint64(p - ks) << _S32) | np.uint64(hi - ks)
+            st = mix64(mix64(st ^ seg_ids[kk]) ^ packed)
+            p = hi
+            if p == send:
+                ks = send
+                kk += 1
+        c = c * POLY + st
+        pos = ue
+    return c
 
 
 @numba.njit(cache=True)

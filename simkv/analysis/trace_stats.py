@@ -1,10 +1,14 @@
-"""Trace statistics: size, duration, infinite-cache hit ratios and reuse times."""
+"""Trace statistics: size, duration, infinite-cache hit ratios and reuse times.
+
+It runs the cache engine (an unlimited cache), so it sits above ``simkv.trace`` and
+``simkv.cache`` rather than inside the trace package."""
 
 from __future__ import annotations
 
 import numba
 import numpy as np
 
+from simkv.cache import CacheConfig, simulate
 from simkv.cache.stream import dense_block_ids
 from simkv.trace.model import Trace
 
@@ -32,8 +36,6 @@ def reuse_times_s(trace: Trace) -> np.ndarray:
 
 def trace_stats(trace: Trace) -> dict:
     """Summary statistics, including what an unlimited cache would hit."""
-    from simkv.cache import CacheConfig, simulate
-
     inf = simulate(trace, CacheConfig()).summary_dict
     rt = reuse_times_s(trace)
     rt = rt[rt >= 0]

@@ -1,0 +1,194 @@
+"""``validate``: replay a trace, predict it with simkv's whole model, compare.
+
+The prediction is the model a user runs, on exactly the requests sent:
+
+- cache hits: vLLM's prefix cache and LMCache's L1 behind it (:mod:`harness.predict`), with
+  vLLM's block size and block count read from the server and LMCache's chunk size, L1 capacity
+  and eviction settings from the engine config ``serve`` was started with;
+- TTFT (with a calibration): each request's computed, locally cached and LMCache-loaded tokens
+  priced by the calibrated model (:mod:`simkv.latency.costs`), then the SimPy serving simulation
+  (:mod:`simkv.latency.serving`: queueing, prefill batching under vLLM's token budget, chunked
+  prefill) at the replay's concurrency.  The client caps requests in flight itself, so the
+  predicted TTFT starts when a request gets its slot, as the client's clock does.
+
+Measured: counter deltas, the client's TTFT, and vLLM's own TTFT / queue / prefill histograms
+(deltas over the replay) beside them.  :func:`validate` returns a frozen
+:class:`ValidateResult`; the CLI writes it as ``validate.json`` / ``validate.parquet``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from harness.engineconfig import EngineConfig
+from harness.measure import Measurement, ReplayOptions, replay_and_measure
+from harness.metrics import cache_info
+from harness.predict import CachePrediction, EngineCacheSpec, predict
+from harness.ttft import predicted_ttft_s
+from simkv.errors import InputError
+from simkv.latency.calibrate import Calibration
+
+#: vLLM's default ``max_num_batched_tokens`` for the OpenAI server with chunked prefill
+DEFAULT_TOKEN_BUDGET = 2048
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    replay: ReplayOptions
+    engine: EngineConfig | None = None
+    calibration: Path | Calibration | None = None
+    token_budget: int = DEFAULT_TOKEN_BUDGET
+    model_config: str = "tiny-llama-2l"
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    """Measured beside predicted; ``None`` where a side has no figure (said in ``ttft_note``)."""
+
+    requests_sent: int
+    skipped: int
+    block_tokens: int
+    cache_blocks: int
+    measured_prefix_queries_tokens: float
+    predicted_prefix_queries_tokens: int
+    measured_prefix_hit_ratio: float | None
+    predicted_prefix_hit_ratio: float
+    prefix_hit_abs_error: float | None
+    concurrency: int | None
+    measured_ttft_p50_s: float | None
+    measured_ttft_p90_s: float | None
+    measured_ttft_p99_s: float | None
+    predicted_ttft_p50_s: float | None = None
+    predicted_ttft_p90_s: float | None = None
+    ttft_p50_rel_error: float | None = None
+    ttft_p90_rel_error: float | None = None
+    ttft_note: str = "give --calibration for predicted TTFT"
+    server_ttft_p50_s: float | None = None
+    server_ttft_p90_s: float | None = None
+    lmcache: dict | None = None
+    machine: dict | None = None
+    server_histograms: dict = field(default_factory=dict)
+    skipped_requests: list = field(default_factory=list)
+    per_endpoint: dict = field(default_factory=dict)
+    replay: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        if self.lmcache:  # flat keys for the LMCache comparison, as before
+            out.update({k: v for k, v in self.lmcache.items() if not isinstance(v, dict)})
+        return out
+
+
+def _times(m: Measurement) -> dict[int, tuple[float, float]]:
+    """(lookup, store, end) per sent request on the replay's clock: sent, sent + TTFT, sent +
+    E2E."""
+    out = {}
+    for r in m.records:
+        if r.get("status") == "ok" and r.get("sent_s") is not None:
+            sent = float(r["sent_s"])
+            ttft = float(r.get("ttft_s") or 0.0)
+            out[int(r["request"])] = (sent, sent + ttft, sent + max(float(r.get("e2e_s") or 0.0), ttft))
+    return out
+
+
+def _lmcache_side(m: Measurement, pred: dict, pc: CachePrediction) -> dict:
+    eq = sum(x["external_prefix_cache_queries_tokens"] for x in m.deltas.values())
+    eh = sum(x["external_prefix_cache_hits_tokens"] for x in m.deltas.values())
+    q = sum(x["prefix_cache_queries_tokens"] for x in m.deltas.values())
+    m_ext = eh / eq if eq else None
+    ph = pred["external_hit_tokens"]
+    counters = {k: sum(c.get(k, 0) for c in pc.l1_counters.values())
+                for k in ("ticks", "triggered", "evicted_chunks", "failed_stores", "stored_chunks")}
+    return {
+        "measured_external_hit_tokens": eh, "predicted_external_hit_tokens": ph,
+        "external_hit_tokens_rel_error": abs(ph - eh) / eh if eh else None,
+        "measured_external_hit_ratio": m_ext,
+        "predicted_external_hit_ratio": pred["external_hit_ratio"],
+        "external_hit_abs_error": None if m_ext is None else abs(pred["external_hit_ratio"] - m_ext),
+        "measured_external_share_of_prompt": eh / q if q else None,
+        "predicted_external_share_of_prompt": ph / pred["prompt_tokens"] if pred["prompt_tokens"] else None,
+        "predicted_l1": counters, "lmcache_counters": m.lmcache, "l1_wakes_seen": {u: len(w) for u, w in m.l1_wakes.items()},
+    }
+
+
+def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool) -> EngineCacheSpec:
+    infos = {e: cache_info(m.after[e]) for e in m.deltas}
+    if len({i.block_size for i in infos.values()}) != 1 or \
+            len({i.usable_blocks for i in infos.values()}) != 1:
+        raise InputError("endpoints differ in block size or cache blocks; validate them one by one")
+    info = next(iter(infos.values()))
+    l1 = None
+    if lmcache:
+        if opts.engine is None or not opts.engine.lmcache:
+            raise InputError("LMCache metrics given without the engine config that describes "
+                             "its L1: give --engine-config (written by serve --engine-config-out)",
+                             where="--engine-config")
+        l1 = opts.engine.l1_config()
+        if len(m.l1_wakes) == 1:  # when the loop woke, as watched during the replay
+            l1 = replace(l1, wakes_s=next(iter(m.l1_wakes.values())))
+    return EngineCacheSpec(info.block_size, info.usable_blocks, l1)
+
+
+def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
+    """Measured (metric deltas, client and server timing) beside the whole-model prediction."""
+    lmcache = bool(m.lmcache)
+    spec = _engine_spec(m, opts, lmcache)
+    info = cache_info(next(iter(m.after.values())))
+    ok = {int(r["request"]) for r in m.records if r["status"] == "ok"}
+    pc = predict(m.plan, ok, spec, _times(m))
+    pred = pc.summary()
+    q = sum(x["prefix_cache_queries_tokens"] for x in m.deltas.values())
+    h = sum(x["prefix_cache_hits_tokens"] for x in m.deltas.values())
+    measured = h / q if q else None
+    s = m.summary
+    hist = next(iter(m.histograms.values()), {}) if len(m.histograms) == 1 else {}
+    ttft_hist = hist.get("time_to_first_token_seconds", {})
+    fields_ = dict(
+        requests_sent=len(ok), skipped=s["skipped"], block_tokens=info.block_size,
+        cache_blocks=info.num_gpu_blocks, measured_prefix_queries_tokens=q,
+        predicted_prefix_queries_tokens=pred["prompt_tokens"], measured_prefix_hit_ratio=measured,
+        predicted_prefix_hit_ratio=pred["prefix_hit_ratio"],
+        prefix_hit_abs_error=None if measured is None else abs(pred["prefix_hit_ratio"] - measured),
+        concurrency=opts.replay.concurrency, measured_ttft_p50_s=s["ttft_p50_s"],
+        measured_ttft_p90_s=s["ttft_p90_s"], measured_ttft_p99_s=s["ttft_p99_s"],
+        server_ttft_p50_s=ttft_hist.get("p50_s"), server_ttft_p90_s=ttft_hist.get("p90_s"),
+        lmcache=_lmcache_side(m, pred, pc) if lmcache else None, machine=s.get("machine"),
+        server_histograms=m.histograms, skipped_requests=s["skipped_requests"],
+        per_endpoint=m.deltas, replay={k: v for k, v in s.items() if k != "skipped_requests"})
+    if opts.calibration is not None:
+        fields_.update(predict_ttft(m, pc, opts))
+    return ValidateResult(**fields_)
+
+
+def predict_ttft(m: Measurement, pc: CachePrediction, opts: ValidateOptions) -> dict:
+    """Calibrated per-request costs through the serving simulation at the replay's concurrency."""
+    ttft, req_ids = predicted_ttft_s(m.plan, pc, opts.calibration, concurrency=opts.replay.concurrency,
+                                     token_budget=opts.token_budget,
+                                     model_config=(opts.engine.model_config if opts.engine
+                                                   else opts.model_config))
+    measured = {int(r["request"]): r["ttft_s"] for r in m.records
+                if r["status"] == "ok" and r.get("ttft_s") is not None}
+    keep = [i for i, r in enumerate(req_ids) if r in measured]
+    if not keep:
+        return {"ttft_note": "no measured TTFT to compare with"}
+    p = ttft[keep]
+    y = np.asarray([measured[req_ids[i]] for i in keep])
+    p50, p90 = (float(v) for v in np.percentile(p, [50, 90]))
+    m50, m90 = (float(v) for v in np.percentile(y, [50, 90]))
+    return {"predicted_ttft_p50_s": p50, "predicted_ttft_p90_s": p90,
+            "measured_ttft_p50_s": m50, "measured_ttft_p90_s": m90,
+            "ttft_p50_rel_error": abs(p50 - m50) / m50, "ttft_p90_rel_error": abs(p90 - m90) / m90,
+            "ttft_note": f"calibration {getattr(opts.calibration, 'name', 'given')}; serving "
+                         "simulation at concurrency "
+                         f"{opts.replay.concurrency or 'unlimited'}, token budget {opts.token_budget}"}
+
+
+def validate(trace: Path, opts: ValidateOptions, *, say: Callable[[str], None] = lambda _m: None,
+             on_record: Callable[[dict], None] | None = None) -> ValidateResult:
+    """Replay ``trace`` with ``opts`` and compare it with simkv's prediction."""
+    m = replay_and_measure(trace, opts.replay, say=say, on_record=on_record)
+    return compare(m, opts)

@@ -1,0 +1,208 @@
+"""LMCache's L1 (multi-process server, LMCache 0.5.6) as the engine really runs it.
+
+Read from ``lmcache/v1/distributed/`` (``storage_controllers/eviction_controller.py``,
+``eviction_policy/lru.py``, ``l1_manager.py``, ``storage_manager.py``):
+
+- the store holds *full* chunks (``chunk_tokens``, 256 by default), prefix-chained; its
+  capacity is a byte slab (``--l1-size-gb`` x 2^30) cut into equal chunk objects, so it holds
+  ``floor(l1_bytes / chunk_bytes)`` chunks;
+- a store reserves every chunk it does not already hold in *one* allocation: when the free
+  room is smaller than that, the whole batch fails (OUT_OF_MEMORY) and nothing of that request
+  is stored.  Nothing is evicted on a store;
+- eviction happens only on a background loop that wakes once a second: when usage is at or
+  above ``trigger_watermark`` (0.8) it deletes ``int(eviction_ratio x tracked keys)`` (0.2,
+  at least one) keys in LRU order.  Its metrics are ``l1_eviction_loop_ticks`` (every wake) and
+  ``l1_eviction_loop_triggered`` (wakes that evicted);
+- the LRU order: created or touched keys of one request are moved to the most recent end in
+  *reverse* order, so a request's first chunk is the most recent and its tail is evicted first
+  (a prefix stays usable).
+
+Time enters only through the loop's one-second wake: the caller gives each store's time (in a
+user simulation, the request's arrival; in the harness, when the replay stored it), and the
+loop's phase (``tick_phase_s``, the offset of its first wake; unknown for a running server).
+``LMCacheL1`` is the state machine; the ``lmcache`` policy runs it over a trace whose blocks are
+the chunks.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simkv.cache.config import CacheConfig
+from simkv.cache.policies import POLICIES, KernelOutput
+from simkv.cache.stream import AccessStream
+from simkv.errors import InputError
+from simkv.trace.model import Trace
+
+#: LMCache 0.5.6 defaults (``lmcache/v1/distributed/config.py`` EvictionConfig, CLI flags)
+DEFAULT_TRIGGER_WATERMARK = 0.8
+DEFAULT_EVICTION_RATIO = 0.2
+DEFAULT_TICK_S = 1.0
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class L1Config:
+    """The L1 store's settings in the server's own units (chunks of ``chunk_tokens``)."""
+
+    capacity_chunks: int | None
+    chunk_tokens: int = 256
+    trigger_watermark: float = DEFAULT_TRIGGER_WATERMARK
+    eviction_ratio: float = DEFAULT_EVICTION_RATIO
+    tick_s: float = DEFAULT_TICK_S
+    tick_phase_s: float = 0.0
+    #: the slab in chunk units (``l1_bytes / chunk_bytes``, not rounded): usage is used bytes
+    #: over the slab's bytes; ``None``: ``capacity_chunks``
+    slab_chunks: float | None = None
+
+    @classmethod
+    def from_bytes(cls, l1_bytes: int, chunk_bytes: int, chunk_tokens: int = 256,
+                   **kw) -> L1Config:
+        """The L1 of a server started with ``l1_bytes`` (``--l1-size-gb`` x 2^30)."""
+        return cls(capacity_chunks(l1_bytes, chunk_bytes), chunk_tokens,
+                   slab_chunks=l1_bytes / chunk_bytes, **kw)
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens <= 0:
+            raise InputError("must be > 0", where="chunk_tokens")
+        if self.capacity_chunks is not None and self.capacity_chunks < 0:
+            raise InputError("must be >= 0", where="capacity_chunks")
+        if not 0.0 <= self.trigger_watermark <= 1.0 or not 0.0 <= self.eviction_ratio <= 1.0:
+            raise InputError("watermark and ratio lie within [0, 1]", where="eviction")
+        if self.tick_s <= 0:
+            raise InputError("must be > 0", where="tick_s")
+
+
+def capacity_chunks(l1_bytes: int, chunk_bytes: int) -> int:
+    """Chunks an L1 slab of ``l1_bytes`` holds (equal objects, no fragmentation)."""
+    if chunk_bytes <= 0:
+        raise InputError("must be > 0", where="chunk_bytes")
+    return int(l1_bytes) // int(chunk_bytes)
+
+
+@dataclass
+class L1Counters:
+    ticks: int = 0
+    triggered: int = 0
+    evicted_chunks: int = 0
+    failed_stores: int = 0
+    stored_chunks: int = 0
+
+
+@dataclass
+class LMCacheL1:
+    """The L1 store: lookup, all-or-nothing store, and the one-second eviction loop."""
+
+    config: L1Config
+    order: OrderedDict = field(default_factory=OrderedDict)  # LRU first, most recent last
+    counters: L1Counters = field(default_factory=L1Counters)
+    _next_tick_s: float | None = None
+
+    def _touch(self, keys) -> None:
+        for key in reversed(list(keys)):
+            if key in self.order:
+                self.order.move_to_end(key)
+            else:
+                self.order[key] = None
+
+    def advance(self, now_s: float) -> None:
+        """Run every loop wake due up to ``now_s`` (the loop wakes at phase + k x tick)."""
+        c = self.config
+        if self._next_tick_s is None:  # the loop ran before; its first wake we see
+            k = max(0.0, float(np.ceil((now_s - c.tick_phase_s) / c.tick_s)))
+            self._next_tick_s = c.tick_phase_s + k * c.tick_s
+        while self._next_tick_s <= now_s:
+            self._tick()
+            self._next_tick_s += c.tick_s
+
+    def _tick(self) -> None:
+        c = self.config
+        self.counters.ticks += 1
+        slab = c.slab_chunks if c.slab_chunks is not None else c.capacity_chunks
+        if not slab:
+            return
+        if len(self.order) / slab < c.trigger_watermark:
+            return
+        target = int(len(self.order) * c.eviction_ratio)
+        if c.eviction_ratio > 0 and target == 0 and self.order:
+            target = 1
+        for _ in range(min(target, len(self.order))):
+            self.order.popitem(last=False)
+        self.counters.triggered += 1
+        self.counters.evicted_chunks += target
+
+    def lookup(self, keys, prompt_tokens: int, now_s: float) -> int:
+        """Leading stored full chunks of the prompt; hits are touched (reverse order)."""
+        self.advance(now_s)
+        n_full = prompt_tokens // self.config.chunk_tokens
+        n = 0
+        for key in keys[:n_full]:
+            if key not in self.order:
+                break
+            n += 1
+        self._touch(keys[:n])
+        return n
+
+    def store(self, keys, first: int, last: int, now_s: float) -> bool:
+        """Store chunks ``first..last-1`` in one allocation; False when it did not fit."""
+        self.advance(now_s)
+        batch = list(keys[first:last])
+        new = [k for k in batch if k not in self.order]
+        cap = self.config.capacity_chunks
+        if cap is not None and new and len(self.order) + len(new) > cap:
+            self.counters.failed_stores += 1
+            return False
+        self.counters.stored_chunks += len(new)
+        self._touch(new)  # held keys are not writable: LMCache leaves them where they are
+        return True
+
+
+@POLICIES.register("lmcache")
+def _lmcache(cfg: CacheConfig, capacity: int):
+    """LMCache's L1 over a trace whose blocks are its chunks; wakes on the trace's clock.
+
+    Capacity counts chunks (``capacity_blocks``); a prefix hit is the leading stored chunks.
+    One L1 serves every chunk of the stream (created with the first one).
+    """
+    if cfg.ttl_s is not None:
+        raise InputError("the lmcache policy has no TTL (LMCache evicts by its loop)", where="ttl")
+    if cfg.reuse != "prefix":
+        raise InputError("the lmcache policy models prefix reuse only", where="reuse")
+    if cfg.capacity_bytes is not None:
+        raise InputError("give the lmcache policy's capacity in chunks (capacity_blocks)",
+                         where="capacity")
+    caches: list[LMCacheL1] = []
+
+    def run(trace: Trace, stream: AccessStream) -> KernelOutput:
+        if not caches:
+            caches.append(LMCacheL1(L1Config(None if capacity < 0 else int(capacity),
+                                             trace.block_tokens)))
+        return _lmcache_chunk(caches[0], trace, stream)
+
+    return run
+
+
+def _lmcache_chunk(l1: LMCacheL1, trace: Trace, stream: AccessStream) -> KernelOutput:
+    """One chunk of requests through the L1, one request at a time."""
+    n = trace.n_requests
+    hit = np.zeros(len(stream.ids), dtype=np.uint8)
+    hit_tokens = np.zeros(n, dtype=np.int64)
+    evictions = np.zeros(n, dtype=np.int64)  # chunks the loop evicted before request i
+    offsets = stream.req_offsets
+    ids = stream.ids.tolist()
+    bt = trace.block_tokens
+    for i in range(n):
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        p = int(trace.input_tokens[i])
+        t = float(trace.arrival_s[i])
+        keys = ids[a:b]
+        before = l1.counters.evicted_chunks
+        got = l1.lookup(keys, p, t)
+        hit[a:a + got] = 1
+        hit_tokens[i] = got * bt
+        l1.store(keys, got, p // bt, t)
+        evictions[i] = l1.counters.evicted_chunks - before
+    return KernelOutput(hit, evictions, np.zeros(n, dtype=np.int64), prefix_hit_tokens=hit_tokens)
