@@ -1,5 +1,8 @@
 # simkv: every target sets up what it needs; no manual step.
-#   make report   the main job (sizing report in reports/index.html)
+#   make report   the main job (sizing report in reports/index.html): runs the stages into
+#                 reports/run/ (each reused while its inputs, config and code are unchanged),
+#                 then renders the run folder
+#   make run      the stages only (simkv run), no rendering
 #   make test     the whole test suite (unit, integration, slow, engine)
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +16,7 @@ export NUMBA_CACHE_DIR
 PYTEST_ARGS ?=
 QUICK ?=
 
-.PHONY: all venv engine browser test test-fast report bench bench-check bench-scale gnu-time lint verify-repro clean
+.PHONY: all venv engine browser test test-fast fuzz report run bench bench-check bench-scale gnu-time lint verify-repro clean
 
 all: test
 
@@ -48,8 +51,15 @@ test: $(STAMP) $(ENGINE_STAMP) browser
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not engine and not slow and not bench" $(PYTEST_ARGS)
 
+# the whole CLI fuzz matrix and 10x the byte mutations (make test runs a fixed-seed sample)
+fuzz: $(STAMP)
+	SIMKV_FUZZ=all $(PY) -m pytest -q tests/unit/test_cli_fuzz.py tests/unit/test_fuzz_formats.py $(PYTEST_ARGS)
+
 report: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
-	$(PY) -m simkv.report.make_report $(if $(QUICK),--quick,)
+	$(PY) -m simkv.pipeline.make_report $(if $(QUICK),--quick,)
+
+run: $(STAMP) $(if $(QUICK),,$(ENGINE_STAMP))
+	$(PY) -m simkv.cli.main run $(if $(QUICK),--quick,)
 
 # GNU time (Debian package `time`) measures the peak RSS of the scale benchmarks
 gnu-time:
@@ -75,6 +85,7 @@ bench-check: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check simkv harness tests
 
+# the report pipeline twice in fresh processes, each from an empty run folder, compared
 verify-repro: $(STAMP)
 	$(PY) -m simkv.repro
 

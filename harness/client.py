@@ -1,6 +1,6 @@
 """HTTP to the engines: the API key, plain GETs/POSTs, the served model, warm-up and reset.
 
-Standard library only (``urllib``): these calls happen before and after a replay, never on
+Standard library only (``urllib``, through :mod:`harness.netio`): these calls happen before and after a replay, never on
 its timed path (the replay's streaming client is :mod:`harness.replay`).  The API key goes
 in a header only, never in a message.
 """
@@ -9,51 +9,53 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from pathlib import Path
 
 from harness.metrics import MetricsError, Snapshot
+from harness.metrics import served_model as parse_served_model
+from harness.netio import EndpointError, request_text
 from simkv.errors import InputError
+from simkv.validate import input_file
+
+#: An API key file longer than this is not a key (and a device would be read forever).
+MAX_KEY_CHARS = 4096
 
 
 def api_key(env: str | None, file: Path | None) -> str | None:
     """The key from ``file`` (first line) or the environment variable ``env``."""
     if file is not None:
+        input_file(file, "API key file", where="--api-key-file")
         try:
-            return file.read_text().strip() or None
+            return file.read_text(encoding="utf-8")[:MAX_KEY_CHARS + 1].strip() or None
         except OSError as exc:
             raise InputError(f"cannot read API key file: {exc.strerror}", source=file) from None
+        except UnicodeDecodeError:
+            raise InputError("API key file is not UTF-8 text", source=file) from None
     return os.environ.get(env) if env else None
 
 
 def http(url: str, *, method: str = "GET", key: str | None = None, body: bytes | None = None,
          timeout_s: float = 10.0) -> str:
-    """The response body of one request (raises ``OSError`` subclasses on failure)."""
+    """The response body of one request; any fault is an EndpointError naming the URL."""
     data = body if body is not None else (b"" if method == "POST" else None)
-    req = urllib.request.Request(url, method=method, data=data)
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310
-        return resp.read().decode("utf-8", "replace")
+    headers = {"Content-Type": "application/json"} if body is not None else None
+    return request_text(url, method=method, data=data, key=key, timeout_s=timeout_s,
+                        headers=headers)
 
 
 def scrape(url: str, key: str | None = None) -> Snapshot:
-    """One Prometheus scrape of ``url``."""
+    """One Prometheus scrape of ``url`` (a fault or non-Prometheus text: MetricsError)."""
     try:
-        return Snapshot.parse(http(url, key=key))
-    except OSError as exc:
-        raise MetricsError(f"cannot scrape {url}: {exc}") from None
+        text = http(url, key=key)
+    except EndpointError as exc:
+        raise MetricsError(exc.detail) from None
+    return Snapshot.parse(text, source=url)
 
 
 def served_model(endpoint: str, key: str | None) -> tuple[str, int | None]:
     """(served model name, its max_model_len) from ``/v1/models``."""
-    try:
-        data = json.loads(http(f"{endpoint}/v1/models", key=key))["data"][0]
-    except (OSError, KeyError, IndexError, ValueError) as exc:
-        raise InputError(f"no model list at {endpoint}/v1/models ({exc})", where="--endpoint") from None
-    return str(data["id"]), data.get("max_model_len")
+    url = f"{endpoint}/v1/models"
+    return parse_served_model(url, http(url, key=key))
 
 
 def warm_and_reset(endpoint: str, model: str, salt: int, key: str | None) -> bool:
@@ -65,5 +67,5 @@ def warm_and_reset(endpoint: str, model: str, salt: int, key: str | None) -> boo
     try:
         http(f"{endpoint}/reset_prefix_cache?reset_external=true", method="POST", key=key)
         return True
-    except OSError:
+    except EndpointError:
         return False

@@ -25,6 +25,7 @@ from simkv.cache.lmcache_policy import (
 )
 from simkv.errors import InputError
 from simkv.models.geometry import spec_from_config
+from simkv.validate import check_number, count, input_file, real
 
 SCHEMA_VERSION = 1
 
@@ -78,20 +79,41 @@ class EngineConfig:
                                             **asdict(self)}, indent=1) + "\n")
 
 
+#: Bounds of the numeric fields of an engine config file (checked like CLI options).
+_FIELD_BOUNDS = {"kv_cache_bytes": count(1, 2**62), "block_size": count(1, 2**20),
+                 "max_model_len": count(1, 2**24), "lmcache_chunk_tokens": count(1, 2**20),
+                 "lmcache_l1_gb": real(0.0, 1e6, lo_open=True),
+                 "lmcache_trigger_watermark": real(0.0, 1.0), "lmcache_eviction_ratio": real(0.0, 1.0)}
+
+
+def _check_fields(data: dict, path: Path) -> None:
+    for name, bound in _FIELD_BOUNDS.items():
+        if data.get(name) is not None:
+            check_number(data[name], bound, f"field {name}", source=path)
+    if not isinstance(data.get("model_config"), str):
+        raise InputError("field model_config must be a model name or folder", source=path)
+    if not isinstance(data.get("lmcache", False), bool):
+        raise InputError("field lmcache must be true or false", source=path)
+
+
 def load_engine_config(path: Path) -> EngineConfig:
     """Read an engine config written by ``serve --engine-config-out``."""
+    input_file(path, "engine config", where="--engine-config")
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read engine config: {exc.strerror}", source=path) from None
-    except ValueError as exc:
-        raise InputError(f"not JSON: {exc}", source=path) from None
+    except RecursionError:
+        raise InputError("not JSON: nested too deeply", source=path) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a 5000-digit integer
+        raise InputError(f"not JSON: {str(exc).splitlines()[0][:120]}", source=path) from None
     if not isinstance(data, dict) or data.get("kind") != "engine_config":
         raise InputError("not an engine config (kind: engine_config)", source=path)
     names = {f.name for f in fields(EngineConfig)}
     unknown = sorted(set(data) - names - {"schema_version", "kind"})
     if unknown:
         raise InputError(f"unknown field(s) {', '.join(unknown)}", source=path)
+    _check_fields(data, Path(path))
     try:
         return EngineConfig(**{k: v for k, v in data.items() if k in names})
     except TypeError as exc:

@@ -33,6 +33,7 @@ from harness.metrics import (
     histogram_deltas,
     lmcache_deltas,
 )
+from harness.netio import check_url
 from harness.plan import PlannedRequest, PlanOptions, build_plan
 from harness.replay import ClientOptions, ServerDied, read_records, replay_async, summarize
 from harness.scraper import DuringScraper, key_samples
@@ -90,12 +91,31 @@ class Measurement:
         return pd.DataFrame(self.records)
 
 
-def prepare_out(out: Path, resume: bool, force: bool) -> Path:
+def check_out(out: Path, resume: bool, force: bool) -> Path:
+    """Refuse a bad --out before any work; touches nothing (see :func:`prepare_out`)."""
     rec = out / "records.jsonl"
-    if rec.exists() and not (resume or force):
+    try:
+        exists = rec.exists()
+        if out.exists() and not out.is_dir():
+            raise InputError("exists and is not a directory", source=out, where="--out")
+    except OSError as exc:  # a name too long, a path through a file, ...
+        raise InputError(f"cannot use this folder ({exc.strerror or exc})", where="--out") from None
+    if exists and not (resume or force):
         raise InputError("holds records of an earlier run; give --resume to continue it or "
                          "--force to start over", source=out, where="--out")
-    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def prepare_out(out: Path, resume: bool, force: bool) -> Path:
+    """Create --out and, with --force, drop earlier records: call it only once every endpoint
+    has answered, so a dead endpoint leaves the earlier records as they were."""
+    check_out(out, resume, force)
+    rec = out / "records.jsonl"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder ({exc.strerror or exc})", source=out,
+                         where="--out") from None
     if force and not resume and rec.exists():
         rec.unlink()
     return out
@@ -154,11 +174,13 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
                        on_record: Callable[[dict], None] | None = None) -> Measurement:
     """Plan, check, warm, scrape, replay, scrape (see the module docstring)."""
     tr = load_trace(trace_path)
-    endpoints = tuple(e.rstrip("/") for e in opts.endpoints)
+    check_out(opts.out, opts.resume, opts.force)
+    endpoints = tuple(check_url(e.rstrip("/")) for e in opts.endpoints)
+    for u in opts.lmcache_metrics:
+        check_url(u, where="--lmcache-metrics")
     key = opts.api_key
     model, plan = _plan(tr, opts, endpoints, key)
     check_skips(plan, opts.allow_skip)
-    out = prepare_out(opts.out, opts.resume, opts.force)
     if opts.warmup and not opts.resume:
         resets = [client.warm_and_reset(e, model, opts.salt + 1_000_003, key) for e in endpoints]
         if not all(resets):
@@ -171,6 +193,7 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
             snap.require(VLLM_REQUIRED + (VLLM_CONNECTOR_REQUIRED if opts.lmcache_metrics else ()), e)
         for u, snap in lm_before.items():
             snap.require(LMCACHE_REQUIRED, u)
+    out = prepare_out(opts.out, opts.resume, opts.force)  # every endpoint answered
     copts = ClientOptions(model=model, timeout_s=opts.timeout_s, concurrency=opts.concurrency,
                           api_key=key)
     say(f"replaying {len(plan)} requests on {len(endpoints)} endpoint(s)")

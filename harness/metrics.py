@@ -8,9 +8,12 @@ naming it (a different vLLM version, or metrics disabled).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from simkv.errors import InputError
 
 VLLM_REQUIRED = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total",
                  "vllm:cache_config_info", "vllm:kv_cache_usage_perc")
@@ -20,8 +23,8 @@ LMCACHE_REQUIRED = ("lmcache_mp_lookup_requested_tokens_total",
                     "lmcache_mp_lookup_hit_tokens_total")
 
 
-class MetricsError(RuntimeError):
-    """An expected metric is missing or a scrape failed."""
+class MetricsError(InputError):
+    """An expected metric is missing or a scrape failed (one line naming the URL)."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,20 @@ class Snapshot:
     samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str) -> Snapshot:
+    def parse(cls, text: str, source: str = "metrics") -> Snapshot:
+        """Parse Prometheus text; anything else (HTML, JSON, garbage) is a MetricsError."""
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+        try:
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:  # the parser's errors
+            first = (str(exc).splitlines() or [""])[0][:120]
+            raise MetricsError(f"{source} is not Prometheus text ({type(exc).__name__}: "
+                               f"{first})") from None
+        if not out and text.strip():
+            raise MetricsError(f"{source} is not Prometheus text (no samples in "
+                               f"{len(text)} characters)")
         return cls(out)
 
     def names(self) -> set[str]:
@@ -59,6 +71,25 @@ class Snapshot:
             raise MetricsError(f"{source} does not export {', '.join(missing)}; the comparison "
                                "needs them (is this a vLLM >= 0.11 / LMCache multi-process "
                                "server with metrics enabled?)")
+
+
+def served_model(url: str, text: str) -> tuple[str, int | None]:
+    """(model id, max_model_len) from an OpenAI ``/v1/models`` answer; else a MetricsError."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        raise MetricsError(f"{url} did not answer with JSON") from None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list) or not data:
+        raise MetricsError(f"{url} lists no models (no non-empty 'data' list)")
+    first = data[0]
+    model = first.get("id") if isinstance(first, dict) else None
+    if not isinstance(model, str) or not model:
+        raise MetricsError(f"{url}: the first model entry has no 'id'")
+    max_len = first.get("max_model_len")
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len <= 0:
+        max_len = None
+    return model, max_len
 
 
 def delta(before: Snapshot, after: Snapshot, name: str, **labels: str) -> float:

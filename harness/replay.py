@@ -24,6 +24,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from harness.netio import BODY_CHARS, redact
 from harness.plan import PlannedRequest
 
 RECORD_COLUMNS = ("request", "scheduled_s", "ready_s", "sent_s", "ttft_s", "e2e_s", "itl_s", "itl_list_s",
@@ -99,8 +100,9 @@ async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: floa
         async with session.post(f"{req.endpoint}/v1/completions", data=body, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=opts.timeout_s)) as resp:
             if resp.status != 200:
-                text = (await resp.text())[:300]
-                rec.update(status=f"http_{resp.status}", error=" ".join(text.split()))
+                text = (await resp.content.read(BODY_CHARS * 4)).decode("utf-8", "replace")
+                error = redact(" ".join(text.split()), opts.api_key)[:BODY_CHARS]
+                rec.update(status=f"http_{resp.status}", error=error)
                 rec["e2e_s"] = time.perf_counter() - sent
                 return rec
             async for raw in resp.content:
@@ -111,7 +113,14 @@ async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: floa
                 if data == b"[DONE]":
                     break
                 now = time.perf_counter()
-                chunk = json.loads(data)
+                try:
+                    chunk = json.loads(data)
+                except (ValueError, RecursionError):
+                    chunk = None
+                if not isinstance(chunk, dict):
+                    rec.update(status="bad_stream", error="a streamed chunk is not a JSON object",
+                               e2e_s=time.perf_counter() - sent)
+                    return rec
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 if chunk.get("choices"):
@@ -128,15 +137,22 @@ async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: floa
         rec["itl_list_s"] = itl
         rec["itl_s"] = float(np.mean(itl)) if itl else None
     rec["e2e_s"] = end - sent
-    if usage:
-        rec["prompt_tokens"] = int(usage.get("prompt_tokens", len(req.prompt)))
-        rec["output_tokens"] = int(usage.get("completion_tokens", len(times)))
-        details = usage.get("prompt_tokens_details") or {}
-        cached = details.get("cached_tokens")
-        rec["cached_tokens"] = int(cached) if cached is not None else None
+    if isinstance(usage, dict):
+        rec["prompt_tokens"] = _count(usage.get("prompt_tokens"), len(req.prompt))
+        rec["output_tokens"] = _count(usage.get("completion_tokens"), len(times))
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        rec["cached_tokens"] = _count(cached, None)
     else:
         rec["output_tokens"] = len(times)
     return rec
+
+
+def _count(value: object, default: int | None) -> int | None:
+    """A token count from a server's usage block (a wrong-typed one falls back to ``default``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return default
+    return value
 
 
 @dataclass
@@ -187,6 +203,8 @@ async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientO
                         sem.release()
                 if stop.is_set() and died:
                     return
+                if rec.get("error"):
+                    rec["error"] = redact(str(rec["error"]), opts.api_key)
                 fh.write(json.dumps(rec) + "\n")
                 fh.flush()
                 records.append(rec)

@@ -8,11 +8,30 @@ A small notebook API over the same code the CLI uses::
     result.summary, result.records      # pandas DataFrames
 """
 
-from simkv.cache import CacheConfig, SimResult, simulate
+from __future__ import annotations
+
+from typing import Any
+
 from simkv.errors import InputError
-from simkv.models import ModelSpec, get_model
-from simkv.trace import Trace, load_trace, save_trace
 from simkv.version import __version__
+
+
+def __getattr__(name: str) -> Any:
+    """The notebook API, imported on first use (PEP 562): ``import simkv`` alone loads no
+    simulator, so the report renderer (``simkv.report``) stays free of them."""
+    if name in ("CacheConfig", "SimResult", "simulate"):
+        from simkv import cache
+
+        return getattr(cache, name)
+    if name in ("ModelSpec", "get_model"):
+        from simkv import models
+
+        return getattr(models, name)
+    if name in ("Trace", "load_trace", "save_trace"):
+        from simkv import trace
+
+        return getattr(trace, name)
+    raise AttributeError(f"module 'simkv' has no attribute {name!r}")
 
 __all__ = ["CacheConfig", "SimResult", "simulate", "InputError", "ModelSpec", "get_model", "Trace",
            "load_trace", "save_trace", "__version__"]

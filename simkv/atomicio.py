@@ -42,22 +42,13 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_writer mode must be 'wb' or 'w', not {mode!r}")
-    target = Path(path)
-    if target.is_dir():
-        raise InputError("is a directory, not a file", source=target)
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"folder {parent} does not exist", source=target)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise InputError(f"cannot write here: {exc.strerror or exc}", source=target) from None
-    tmp = Path(tmp_name)
+    target, fd, tmp = _temp_beside(path)
     try:
         encoding = None if mode == "wb" else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()
+            os.fchmod(fh.fileno(), _final_mode(target))
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except OSError as exc:
@@ -66,6 +57,86 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_target(path: str | Path) -> Path:
+    """``path`` as a place simkv may write a file: not a directory, a device or a missing folder.
+
+    A device such as ``/dev/full`` is refused up front: renaming a temporary file onto it
+    would replace the device node itself when simkv runs as root.
+    """
+    target = Path(path)
+    try:
+        exists = target.exists()
+        if exists and target.is_dir():
+            raise InputError("is a directory, not a file", source=target)
+        if exists and not target.is_file():
+            raise InputError("is not a regular file (a device or socket); simkv writes only "
+                             "regular files", source=target)
+        parent = target.parent if str(target.parent) else Path(".")
+        if not parent.is_dir():
+            raise InputError(f"folder {parent} does not exist", source=target)
+    except OSError as exc:  # a name too long for the filesystem, a path through a file
+        raise InputError(f"cannot write here: {exc.strerror or exc}",
+                         source=_short(target)) from None
+    return target
+
+
+def _short(path: Path) -> str:
+    s = str(path)
+    return s if len(s) <= 200 else s[:197] + "..."
+
+
+def _temp_beside(path: str | Path) -> tuple[Path, int, Path]:
+    target = check_target(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:100]}.", suffix=".tmp",
+                                        dir=parent)
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", source=target) from None
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the output from the group
+    return target, fd, Path(tmp_name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that take a file name (pyarrow, pandas).
+
+    The block writes the temporary file; only if it succeeds is the file fsynced and renamed
+    onto ``path``.  Any failure removes the temporary file and leaves ``path`` as it was; an
+    ``OSError`` (ENOSPC, EIO: pyarrow's IO errors are OSErrors) becomes an InputError.
+    """
+    target, fd, tmp = _temp_beside(path)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"write failed: {exc.strerror or exc}", source=target) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _final_mode(target: Path) -> int:
+    """The permission bits the file would have had if written in place: the old file's, or
+    0o666 less the umask for a new one (mkstemp's own 0600 would hide reports from others)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sys
 from pathlib import Path
 
 import typer
 
+from simkv import guard
 from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cli.common import print_json, print_table
 from simkv.errors import InputError
@@ -149,6 +151,8 @@ def compare_cmd(
         books = [b for b in books if b.name in names]
     books = _fleet_overrides(books, fleet_sizing, ttft_slo)
     trace = _common_trace(trace_path, fmt)
+    guard.check(16.0 * n_boot * trace.n_requests,
+                f"--bootstrap {n_boot} over {trace.n_requests:,} requests")
     rows = compare(trace, model, books, reuse_modes=modes[reuse], blend_recompute_share=blend_share,
                    warmup=spec, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
     if json_out:
@@ -289,6 +293,9 @@ def recommend_cmd(
         raise InputError(f"needs a subscription price book, got kind {book.kind!r}", source=src,
                          where="--tiers")
     trace = _common_trace(trace_path, fmt)
+    if factors:
+        guard.check(4 * max(factors) * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
+                    f"--growth {max(factors)} (copies of {trace.n_requests:,} requests)")
     out = recommend(trace, model, book, target_share=target_share, growth=tuple(factors),
                     ttft_p90_slo_s=ttft_slo, gpu=gpu, warmup=parse_warmup(warmup),
                     days_per_month=days_per_month)
@@ -302,9 +309,10 @@ def _parse_growth(text: str, *, where: str) -> int:
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"not a number: {text!r}", where=where) from None
-    if value != int(value) or value < 1:
-        raise InputError(f"growth factors must be whole numbers >= 1, got {text!r}", where=where)
+        raise InputError(f"not a number: {text[:60]!r}", where=where) from None
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise InputError(f"growth factors must be whole numbers >= 1, got {text[:60]!r}",
+                         where=where)
     return int(value)
 
 

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import typer
 
-from simkv.cli.common import print_json, print_table
-from simkv.errors import InputError
+from simkv import guard
+from simkv.atomicio import atomic_path
+from simkv.cli.common import check_output_dir, print_json, print_table
 from simkv.trace import load_trace
 from simkv.units import parse_size
 
 FILES = ("records", "timeline", "bytes_by_model", "components", "events")
+
+#: Bytes of one storage-view sample (a row per level and per model in the timeline frames).
+BYTES_PER_SAMPLE = 512
 
 
 def _size(text: str | None, where: str) -> int | None:
@@ -52,15 +56,13 @@ def lifecycle_cmd(
 
     cli_events = [parse_event(e) for e in event]
     if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise InputError("is not a directory", source=out_dir, where="--out-dir")
-        clash = [f for f in FILES if (out_dir / f"{f}.parquet").exists()]
-        if clash and not force:
-            raise InputError(f"{clash[0]}.parquet exists; refusing to overwrite (give --force)",
-                             source=out_dir, where="--out-dir")
-        if not out_dir.parent.exists():
-            raise InputError("parent directory does not exist", source=out_dir, where="--out-dir")
+        check_output_dir(out_dir, [f"{f}.parquet" for f in FILES], force=force,
+                         what="--out-dir")
     trace = load_trace(trace_path, format)
+    if sample_interval is not None:
+        samples = trace.duration_s / sample_interval + 1
+        guard.check(samples * BYTES_PER_SAMPLE,
+                    f"--sample-interval-s {sample_interval:g} ({samples:.3g} samples)")
     file_events = []
     if levels_path is not None:
         hierarchy, file_events = load_hierarchy(levels_path)
@@ -77,7 +79,8 @@ def lifecycle_cmd(
     if out_dir is not None:
         out_dir.mkdir(exist_ok=True)
         for name, frame in result.frames().items():
-            frame.to_parquet(out_dir / f"{name}.parquet", index=False)
+            with atomic_path(out_dir / f"{name}.parquet") as tmp:
+                frame.to_parquet(tmp, index=False)
     summary = dict(result.summary)
     if json_out:
         print_json(summary)

@@ -1,4 +1,6 @@
-"""``simkv report``: the sizing report for a user's own trace (same sections as ``make report``)."""
+"""``simkv report``: the sizing report for a user's own trace (same stages and sections as
+``make report``): the stages run into ``OUT/run`` (reused by a later ``--force`` rerun when
+nothing changed), then the renderer writes ``OUT/index.html``, ``report.md`` and ``data/``."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import typer
 from simkv.cli.common import progress_enabled
 from simkv.errors import InputError
 
-#: files a report folder holds; --force replaces only these
-REPORT_FILES = ("index.html", "report.md", "data")
+#: files a report folder holds; --force replaces only these (``run`` is the stages' cache)
+REPORT_FILES = ("index.html", "report.md", "data", "run")
 
 
 def report_cmd(
@@ -31,11 +33,13 @@ def report_cmd(
     days_per_month: float = typer.Option(30.0, "--days-per-month", help="Days in a billing month."),
 ) -> None:
     """Write a sizing report (index.html, report.md, data/) for your trace."""
-    from simkv.report.inputs import user_trace
-    from simkv.report.make_report import clear_owned
+    from simkv.pipeline.api import RUN_FOLDER, n_steps, run_and_render
+    from simkv.pipeline.inputs import RunInputs, workload_digest
+    from simkv.pipeline.make_report import clear_owned
+    from simkv.pipeline.plugins import load_plugin_stages
+    from simkv.pipeline.progress import Progress
+    from simkv.pipeline.sources import user_trace
     from simkv.report.model import ReportOptions
-    from simkv.report.pipeline import Progress, build_report
-    from simkv.report.sections import SECTIONS
 
     t0 = time.perf_counter()
     if days_per_month <= 0:
@@ -63,11 +67,16 @@ def report_cmd(
                          title=f"simkv sizing report: {w.name}", command=" ".join(argv))
     # build in a scratch folder next to --out, then move the files in: bad input found midway
     # leaves nothing behind and never touches an existing report
+    load_plugin_stages()
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        with Progress(len(SECTIONS) + 1, enabled=progress_enabled()) as progress:
-            build_report(stage, [w], opts, progress=progress, started_s=t0,
-                         subtitle=f"Trace {w.source} ({w.trace.n_requests:,} requests, {w.model}).")
+        if force and (out / RUN_FOLDER / "manifest.json").is_file():
+            shutil.copytree(out / RUN_FOLDER, stage / RUN_FOLDER)  # reuse unchanged stages
+        files = RunInputs(trace_path=trace_path, trace_model=model, trace_format=fmt)
+        inputs = RunInputs(given=(w,), given_digest=workload_digest(files))  # loaded once
+        with Progress(n_steps(opts), enabled=progress_enabled()) as progress:
+            run_and_render(stage, inputs, opts, progress=progress, started_s=t0,
+                           subtitle=f"Trace {w.source} ({w.trace.n_requests:,} requests, {w.model}).")
         out.mkdir(exist_ok=True)
         clear_owned(out, REPORT_FILES)
         for name in REPORT_FILES:
@@ -94,7 +103,7 @@ def _check_inputs(tiers: Path | None, pricebooks: Path | None, measured: Path | 
     if measured is not None:
         try:
             load_measured(measured)
-        except ValueError as exc:  # JSON syntax (InputError is a ValueError too)
+        except (ValueError, RecursionError) as exc:  # JSON syntax, deep nesting (InputError too)
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"not JSON from `simkv-harness validate --json` ({exc})",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from simkv import guard
 from simkv.atomicio import atomic_writer
 from simkv.cache import CacheConfig
 from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
@@ -77,6 +78,8 @@ def simulate_cmd(
 
         with stage(f"loading {trace_path.name}"):
             trace = source.load()
+        guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
+                    f"--replicas {replicas} over {trace.n_requests:,} requests")
         with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
             result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
                                            routing=routing, calibration=calibration, tier=tier,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -9,12 +10,13 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from simkv.atomicio import atomic_writer
+from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
 from simkv.trace.stream import TraceSource, check_chunk_requests
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
+from simkv.validate import check_number, count, real
 
 _UNLIMITED = ("inf", "unlimited", "none")
 
@@ -27,6 +29,31 @@ def _capacity(parse):
     return inner
 
 
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a Ray address that does not answer, before Ray spends minutes retrying it."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"not HOST:PORT (or ray://HOST:PORT, auto): {address[:100]!r}",
+                         where="--address")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address} "
+                         f"({exc.strerror or type(exc).__name__})", where="--address") from None
+
+
+def _rate(text: str, *, where: str) -> float:
+    """A SHARDS sampling rate in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"not a number: {text[:60]!r}", where=where) from None
+    return float(check_number(value, real(0.0, 1.0, lo_open=True), where))
+
+
 def _blocks(text: str, *, where: str) -> int:
     try:
         value = int(str(text).strip())
@@ -34,7 +61,7 @@ def _blocks(text: str, *, where: str) -> int:
         raise InputError(f"not a whole number of blocks: {text!r}", where=where) from None
     if value < 0:
         raise InputError(f"must be >= 0: {text!r}", where=where)
-    return value
+    return int(check_number(value, count(0, 2**62), where))
 
 
 def parse_grid_axes(capacities: str | None, capacities_blocks: str | None, ttls: str):
@@ -103,15 +130,15 @@ def sweep_cmd(
         raise InputError("must be within (0, 1]", where="--sample-rate")
     if out is not None:
         check_output_path(out, force=force)
+    if address is not None and executor == "ray":
+        check_ray_address(address)
     check_chunk_requests(chunk_requests)
     source = TraceSource.of(trace_path, format)
     kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
     if shards_error is not None:
         from simkv.sizing.shards import shards_error as measure
 
-        rates = parse_list(shards_error, lambda t, where: float(t), where="--shards-error")
-        if any(not 0 < r <= 1 for r in rates):
-            raise InputError("rates must be within (0, 1]", where="--shards-error")
+        rates = parse_list(shards_error, _rate, where="--shards-error")
         frame = measure(source.load(), rates, **kw)
     else:
         with ChunkProgress(f"sweep {trace_path.name}", source.n_requests_hint()) as progress:
@@ -126,8 +153,8 @@ def sweep_cmd(
             frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                         len(ttl_list))
     if out is not None:
-        with atomic_writer(out, "wb") as fh:
-            frame.to_parquet(fh, index=False)
+        with atomic_path(out) as tmp:
+            frame.to_parquet(tmp, index=False)
     if json_out:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         print_json(records)

@@ -40,7 +40,7 @@ def convert_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
 ) -> None:
     """Convert between Mooncake JSONL and simkv Parquet (lossless both ways)."""
-    check_output_path(dst, force=force, what="DST")
+    check_output_path(dst, force=force, what="DST", inputs=(src,))
     counts = [0, 0]
 
     def counted(chunks):
@@ -97,7 +97,7 @@ def scale_cmd(
         raise InputError("give --factor or --block-tokens (or --time-factor)", where="--factor")
     if factor is not None and block_tokens is not None:
         raise InputError("give --factor or --block-tokens, not both", where="--block-tokens")
-    check_output_path(dst, force=force, what="DST")
+    check_output_path(dst, force=force, what="DST", inputs=(src,))
     with stage(f"scaling {src.name}"):
         trace = load_trace(src, src_format)
         if factor is not None:
@@ -129,7 +129,7 @@ def slice_cmd(
 
     if start_s is None and end_s is None and requests is None and sessions is None:
         raise InputError("give --start-s/--end-s, --requests or --sessions", where="--requests")
-    check_output_path(dst, force=force, what="DST")
+    check_output_path(dst, force=force, what="DST", inputs=(src,))
     with stage(f"slicing {src.name}"):
         trace = load_trace(src, src_format)
         if start_s is not None or end_s is not None:

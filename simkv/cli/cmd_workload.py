@@ -7,8 +7,6 @@ interrupted run never leaves a partial file or clobbers an existing one without 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import typer
@@ -17,6 +15,8 @@ from simkv.cli.common import check_output_path, print_json, print_table
 from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
 from simkv.units import parse_duration
+from simkv.validate import check_path_text
+from simkv.workloads.budget import check_generation
 
 workload_app = typer.Typer(help="Generate traces from workload specs (YAML).",
                            no_args_is_help=True)
@@ -45,14 +45,7 @@ def _window_s(days: float | None, hours: float | None, duration: str | None) -> 
 def _write_atomically(trace, out: Path, format: str | None) -> None:
     from simkv.trace import save_trace
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    try:
-        save_trace(trace, Path(tmp), format)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_trace(trace, out, format)  # atomic: a temporary file renamed into place
 
 
 @workload_app.command("generate")
@@ -70,7 +63,7 @@ def generate_cmd(
     chunk_requests: int = typer.Option(1 << 16, "--chunk-requests", help="Requests laid out, hashed and written per chunk (memory: one chunk)."),
 ) -> None:
     """Generate a trace from a workload spec; same spec and seed => byte-identical output."""
-    from simkv.trace.formats import FORMATS, guess_format, save_trace_chunks
+    from simkv.trace.formats import get_format, guess_format, save_trace_chunks
     from simkv.trace.stream import check_chunk_requests
     from simkv.workloads import find_workload, load_spec, with_overrides
     from simkv.workloads.generator import chunks, plan, run_sessions
@@ -78,11 +71,13 @@ def generate_cmd(
     window_s = _window_s(days, hours, duration)
     check_output_path(out, force=force, what="--out")
     fmt_name = format or guess_format(out)
-    if FORMATS.get(fmt_name, where="--format").write is None:
+    if get_format(fmt_name).write is None:
         raise InputError(f"format {fmt_name!r} can be read but not written", where="--format")
+    check_path_text(spec, "SPEC")
     wl = with_overrides(load_spec(find_workload(spec)), seed=seed, duration_s=window_s,
                         block_tokens=block_tokens)
     check_chunk_requests(chunk_requests)
+    check_generation(wl, wl.duration_s)
     p = plan(wl)
     reqs = run_sessions(p)
     if len(reqs.session) == 0:
@@ -155,7 +150,7 @@ def import_cmd(
     from simkv.trace import load_trace
     from simkv.trace.formats import FORMATS, guess_format
 
-    check_output_path(dst, force=force, what="DST")
+    check_output_path(dst, force=force, what="DST", inputs=(src,))
     out_fmt = guess_format(dst)
     if FORMATS.get(out_fmt).write is None:
         raise InputError(f"format {out_fmt!r} can be read but not written", source=dst)

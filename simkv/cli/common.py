@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from simkv.atomicio import check_target
 from simkv.errors import InputError
 
 console = Console(stderr=False)
@@ -52,14 +54,53 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     console.print(table)
 
 
-def check_output_path(path: Path, *, force: bool, what: str = "--out") -> Path:
-    """Refuse to overwrite a user's file unless ``--force`` was given."""
+def check_output_path(path: Path, *, force: bool, what: str = "--out",
+                      inputs: tuple[Path, ...] = ()) -> Path:
+    """Refuse to overwrite a user's file unless ``--force`` was given, before any work.
+
+    Also refused, even with ``--force``: an output that is one of the command's ``inputs``
+    (``trace convert a.jsonl a.jsonl --force`` would destroy the only copy), a directory, a
+    device such as ``/dev/full``, or a path whose folder does not exist.
+    """
+    try:
+        check_target(path)
+    except InputError as exc:
+        raise InputError(exc.detail, source=exc.source, where=what) from None
+    for src in inputs:
+        if _same_file(path, src):
+            raise InputError("is also the input; write to another file", source=path, where=what)
     if path.exists() and not force:
         raise InputError("exists; refusing to overwrite (give --force to replace it)", source=path,
                          where=what)
-    if not path.parent.exists():
-        raise InputError("parent directory does not exist", source=path, where=what)
     return path
+
+
+def check_output_dir(folder: Path, names: list[str], *, force: bool, what: str) -> Path:
+    """A folder simkv will write ``names`` into: refuse clashes without --force, before work."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise InputError("is not a directory", source=folder, where=what)
+        if not folder.parent.is_dir():
+            raise InputError("parent directory does not exist", source=folder, where=what)
+        clash = [n for n in names if (folder / n).exists()]
+    except OSError as exc:  # a name too long for the filesystem, ...
+        raise InputError(f"cannot use this folder ({exc.strerror or exc})", where=what) from None
+    for n in names:
+        if (folder / n).exists():
+            check_target(folder / n)
+    if clash and not force:
+        raise InputError(f"{clash[0]} exists; refusing to overwrite (give --force)",
+                         source=folder, where=what)
+    return folder
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def progress_enabled() -> bool:

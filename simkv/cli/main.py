@@ -9,6 +9,7 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -19,9 +20,13 @@ try:  # typer >= 0.20 vendors click as typer._click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exc
 
+from simkv import guard
 from simkv.errors import InputError
+from simkv.units import parse_size
+from simkv.validate import harden
 
 EXIT_BAD_INPUT = 2
+MAX_MEMORY = "--max-memory"
 
 
 def build_app() -> typer.Typer:
@@ -33,7 +38,51 @@ def build_app() -> typer.Typer:
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("cmd_"):
             importlib.import_module(f"simkv.cli.{info.name}").register(app)
+    app.callback()(_root)
     return app
+
+
+def _root(
+    max_memory: str | None = typer.Option(
+        None, MAX_MEMORY, metavar="SIZE",
+        help=f"Refuse work estimated to need more memory than this (default: 80% of the "
+             f"available memory; also ${guard.ENV_VAR}). Accepted before or after the command."),
+) -> None:
+    """Size and price a persistent KV cache for LLM serving."""
+
+
+def split_max_memory(argv: list[str]) -> tuple[list[str], int | None]:
+    """``argv`` without ``--max-memory SIZE`` (anywhere), and the bound in bytes (or None).
+
+    Taken out before click parses, so the one bound applies to every command of ``simkv``
+    and ``simkv-harness`` wherever the user puts it; ``$SIMKV_MAX_MEMORY`` is the fallback.
+    """
+    rest: list[str] = []
+    text: str | None = os.environ.get(guard.ENV_VAR) or None
+    where = f"${guard.ENV_VAR}" if text is not None else MAX_MEMORY
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == MAX_MEMORY or arg.startswith(MAX_MEMORY + "="):
+            if "=" in arg:
+                text = arg.split("=", 1)[1]
+            elif i + 1 < len(argv):
+                text, i = argv[i + 1], i + 1
+            else:
+                raise InputError("needs a size, e.g. 8GiB", where=MAX_MEMORY)
+            where = MAX_MEMORY
+        else:
+            rest.append(arg)
+        i += 1
+    if text is None:
+        return rest, None
+    size = parse_size(text, where=where)
+    if size <= 0:
+        raise InputError(f"must be a size > 0, got {text!r}", where=where)
+    return rest, size
 
 
 def fail(message: str) -> None:
@@ -45,7 +94,10 @@ def fail(message: str) -> None:
 def run(app: typer.Typer, argv: list[str] | None = None, prog: str = "simkv") -> int:
     """Run a typer app turning bad input into one clean line (shared with simkv-harness)."""
     try:
-        rv = app(args=argv, prog_name=prog, standalone_mode=False)
+        args, max_bytes = split_max_memory(list(sys.argv[1:] if argv is None else argv))
+        command = harden(typer.main.get_command(app))
+        with guard.limit(max_bytes):
+            rv = command(args=args, prog_name=prog, standalone_mode=False)
     except InputError as exc:
         fail(str(exc))
     except click_exc.NoArgsIsHelpError as exc:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from simkv.errors import InputError
 from simkv.registry import Registry
+from simkv.validate import UserModel
 from simkv.yamlio import read_yaml, validation_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +45,7 @@ FIGURE_STATUSES = ("published", "secondary", "derived", "assumption", "placehold
 FigureStatus = Literal["published", "secondary", "derived", "assumption", "placeholder"]
 
 
-class FigureSource(BaseModel):
+class FigureSource(UserModel):
     """Where one figure of a book comes from: a URL, the date it was read, how it is known."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -55,7 +56,7 @@ class FigureSource(BaseModel):
     note: str = ""
 
 
-class BookSchema(BaseModel):
+class BookSchema(UserModel):
     """Fields every price book has; kinds extend it.  Unknown fields are errors (typos)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -31,13 +31,15 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from simkv.cache.config import CacheConfig
 from simkv.errors import InputError
 from simkv.latency.costs import LinearCoefficients, design_matrix
 from simkv.trace.model import Trace
+from simkv.validate import UserModel, input_file
 from simkv.yamlio import read_yaml, validation_error
 
 MEASURED_COLUMNS = ("request", "ttft_s", "prompt_tokens", "cached_tokens", "output_tokens", "error")
@@ -47,7 +49,7 @@ MIN_RECORDS = len(COEFFICIENT_NAMES)
 
 
 # ------------------------------------------------------------------ YAML schema (the boundary)
-class _FitModel(BaseModel):
+class _FitModel(UserModel):
     model_config = ConfigDict(extra="forbid")
     records_fit: int = Field(ge=0)
     records_evaluated: int = Field(ge=0)
@@ -66,7 +68,7 @@ class _FitModel(BaseModel):
     quiet: bool | None = None
 
 
-class _CalibrationModel(BaseModel):
+class _CalibrationModel(UserModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["linear_ttft"] = "linear_ttft"
     intercept_s: float = Field(ge=0, allow_inf_nan=False)
@@ -145,9 +147,7 @@ def load_calibration(path: Path) -> Calibration:
 # ------------------------------------------------------------------ measured records
 def load_measured(path: Path) -> pd.DataFrame:
     """Measured records from Parquet, CSV or JSONL, with the columns checked."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("measured records file not found", source=path)
+    path = input_file(path, "measured records file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -160,8 +160,11 @@ def load_measured(path: Path) -> pd.DataFrame:
             raise InputError(f"unknown suffix {suffix!r} (use .parquet, .csv or .jsonl)", source=path)
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure is bad input, said in one line
-        raise InputError(f"cannot read measured records: {type(exc).__name__}: {exc}",
+    # what the readers raise on hostile bytes, by name: pyarrow's errors, pandas' parser
+    # errors and UnicodeDecodeError (ValueErrors), RecursionError on deep JSON, OSError
+    except (pa.ArrowException, ValueError, OSError, RecursionError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"cannot read measured records: {type(exc).__name__}: {first}",
                          source=path) from None
     return check_measured(df, source=path)
 

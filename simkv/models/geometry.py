@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from simkv.errors import InputError
+from simkv.validate import check_number, count, input_file
+
+#: Any config dimension beyond this is corrupt (products of them must stay within int64).
+MAX_DIM = 2**31
 
 _DTYPE_BYTES = {"float32": 4, "fp32": 4, "float16": 2, "fp16": 2, "half": 2, "bfloat16": 2,
                 "bf16": 2, "fp8": 1, "float8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "int8": 1}
@@ -120,8 +124,26 @@ def _req(cfg: dict, key: str, source: str) -> Any:
 def _positive_int(cfg: dict, key: str, source: str, default: Any = None) -> int:
     value = cfg.get(key, default) if default is not None else _req(cfg, key, source)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InputError(f"field {key!r} must be a positive integer, got {value!r}", source=source)
-    return value
+        raise InputError(f"field {key!r} must be a positive integer, got {value!r:.60}",
+                         source=source)
+    return int(check_number(value, count(1, MAX_DIM), f"field {key!r}", source=source))
+
+
+def _optional_int(cfg: dict, key: str, source: str) -> int | None:
+    """A positive integer field that may be absent or null (never 0 meaning "default")."""
+    if cfg.get(key) is None:
+        return None
+    return _positive_int(cfg, key, source)
+
+
+def _text_config(cfg: dict, src: str) -> dict:
+    """Multimodal configs nest the language model's fields under ``text_config``."""
+    if "text_config" in cfg and "num_hidden_layers" not in cfg:
+        inner = cfg["text_config"]
+        if not isinstance(inner, dict):
+            raise InputError(f"field 'text_config' must be an object, got {inner!r:.60}", source=src)
+        return {**inner, **{k: v for k, v in cfg.items() if k == "torch_dtype"}}
+    return cfg
 
 
 def spec_from_config(cfg: dict[str, Any], *, name: str, source: str = "") -> ModelSpec:
@@ -129,19 +151,27 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, source: str = "") -> Mod
     src = source or name
     if not isinstance(cfg, dict):
         raise InputError("config must be a JSON object", source=src)
-    if "text_config" in cfg and "num_hidden_layers" not in cfg:
-        cfg = {**cfg["text_config"], **{k: v for k, v in cfg.items() if k == "torch_dtype"}}
+    cfg = _text_config(cfg, src)
     layers = _positive_int(cfg, "num_hidden_layers", src)
     hidden = _positive_int(cfg, "hidden_size", src)
     heads = _positive_int(cfg, "num_attention_heads", src)
     kv_heads = _positive_int(cfg, "num_key_value_heads", src, default=heads)
-    head_dim = cfg.get("head_dim") or (hidden // heads)
-    if not isinstance(head_dim, int) or head_dim <= 0:
-        raise InputError(f"field 'head_dim' must be a positive integer, got {head_dim!r}", source=src)
-    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16").lower()
+    head_dim = _optional_int(cfg, "head_dim", src)
+    if head_dim is None:
+        head_dim = hidden // heads
+        if head_dim <= 0:
+            raise InputError(f"hidden_size / num_attention_heads = {hidden}/{heads} is < 1; "
+                             "set field 'head_dim'", source=src)
+    dtype = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
+    if not isinstance(dtype, str):
+        raise InputError(f"field 'torch_dtype' must be a dtype name, got {dtype!r:.60}", source=src)
+    dtype = dtype.lower()
     if dtype not in _DTYPE_BYTES:
         raise InputError(f"field 'torch_dtype' has unknown dtype {dtype!r}", source=src)
     kv_dtype = cfg.get("kv_cache_dtype")
+    if kv_dtype is not None and not isinstance(kv_dtype, str):
+        raise InputError(f"field 'kv_cache_dtype' must be a dtype name, got {kv_dtype!r:.60}",
+                         source=src)
     window_layers = 0
     window = cfg.get("sliding_window")
     layer_types = cfg.get("layer_types")
@@ -151,18 +181,17 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, source: str = "") -> Mod
         window_layers = sum(1 for t in layer_types if "sliding" in str(t))
     elif window and cfg.get("use_sliding_window", True) and cfg.get("model_type") in ("mistral",):
         window_layers = layers
-    if window_layers and (not isinstance(window, int) or window <= 0):
-        raise InputError("field 'sliding_window' must be a positive integer for window layers", source=src)
-    kv_lora_rank = cfg.get("kv_lora_rank")
-    rope = cfg.get("qk_rope_head_dim")
-    if kv_lora_rank is not None and (not isinstance(kv_lora_rank, int) or kv_lora_rank <= 0):
-        raise InputError("field 'kv_lora_rank' must be a positive integer", source=src)
+    if window_layers:
+        window = _positive_int(cfg, "sliding_window", src)
+    kv_lora_rank = _optional_int(cfg, "kv_lora_rank", src)
+    rope = _optional_int(cfg, "qk_rope_head_dim", src) if kv_lora_rank is not None else None
+    vocab = _optional_int(cfg, "vocab_size", src)
     spec = ModelSpec(
         name=name, num_layers=layers, hidden_size=hidden, num_attention_heads=heads,
         num_kv_heads=kv_heads, head_dim=head_dim, dtype_bytes=_DTYPE_BYTES[dtype],
         kv_lora_rank=kv_lora_rank, qk_rope_head_dim=rope if kv_lora_rank is not None else None,
         sliding_window=window if window_layers else None, window_layers=window_layers,
-        vocab_size=cfg.get("vocab_size"), source=str(cfg.get("_source", source)), raw=dict(cfg),
+        vocab_size=vocab, source=str(cfg.get("_source", source)), raw=dict(cfg),
     )
     if kv_dtype:
         spec = spec.with_options(kv_dtype=str(kv_dtype))
@@ -179,14 +208,21 @@ def catalogue_names() -> list[str]:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
+    path = input_file(path, "model config")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read model config: {exc.strerror}", source=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", source=path) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON at line {exc.lineno}: {exc.msg}", source=path) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", source=path) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise InputError(f"invalid JSON: {str(exc).splitlines()[0]}", source=path) from None
 
 
 def get_model(name_or_path: str | Path) -> ModelSpec:
@@ -196,14 +232,19 @@ def get_model(name_or_path: str | Path) -> ModelSpec:
         ref = _catalogue_dir() / f"{key}.json"
         return spec_from_config(json.loads(ref.read_text()), name=key, source=f"catalogue:{key}")
     path = Path(key)
-    if path.is_dir():
-        path = path / "config.json"
-    if path.suffix == ".json" or path.exists():
-        if not path.exists():
+    try:
+        if path.is_dir():
+            path = path / "config.json"
+        exists = path.is_file()
+    except OSError as exc:  # a name too long for the filesystem, ...
+        raise InputError(f"unknown model (not a readable path: {exc.strerror})",
+                         where="model") from None
+    if path.suffix == ".json" or exists:
+        if not exists:
             raise InputError("model config file not found", source=path)
         return spec_from_config(load_config_file(path), name=path.parent.name if path.name == "config.json" else path.stem,
                                 source=str(path))
-    raise InputError(f"unknown model {key!r} (catalogue: {', '.join(catalogue_names())}; "
+    raise InputError(f"unknown model {key!r:.80} (catalogue: {', '.join(catalogue_names())}; "
                      "or give a path to a config.json)", where="model")
 
 

@@ -1,9 +1,11 @@
 """What a report is made of: inputs (workloads, options), sections, tables, figures.
 
-Sections are built from data only: each section function receives a :class:`ReportContext`,
-writes the data behind its figures through :meth:`ReportContext.write_data` (so every caption
-can name its file) and returns a :class:`Section` whose readings are computed from that data.
-Nothing here touches the disk except ``write_data``, which writes under the report's folder.
+Sections are built from a run folder only (the tables the stages wrote, ``simkv.pipeline``):
+each section function receives a :class:`ReportContext`, reads its stage's tables through
+``ctx.run`` (a :class:`~simkv.report.runview.RunView`), writes the data behind its figures
+through :meth:`ReportContext.write_data` (so every caption can name its file) and returns a
+:class:`Section` whose readings are computed from that data.  Nothing here touches the disk
+except ``write_data``, which writes under the report's folder; nothing here simulates.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from simkv.atomicio import atomic_write_text
 from simkv.report.figures import BASES, Figure, png_bytes
-from simkv.trace.model import Trace
+from simkv.report.runview import RunView
 
 #: Section status values, shown as a badge: ``ok`` (all inputs present), ``partial`` (some parts
 #: missing, said so), ``not_run`` (a step the user skipped, e.g. --quick), ``unavailable`` (the
@@ -24,20 +27,7 @@ STATUSES = ("ok", "partial", "not_run", "unavailable")
 
 
 class Missing(RuntimeError):
-    """A function a section needs is not in this build (another part of simkv not landed yet)."""
-
-
-@dataclass(frozen=True)
-class WorkloadInput:
-    """One trace the report studies: a generated example workload or the user's own trace."""
-
-    name: str
-    trace: Trace
-    model: str
-    source: str
-    description: str = ""
-    spec: Any = None          # simkv.workloads WorkloadSpec when generated (lifecycle events)
-    sha256: str = ""          # digest of the input file (spec YAML or trace file)
+    """A part of the run a section needs is absent (a stage not run, a table not written)."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +99,13 @@ class Section:
 class ReportContext:
     """Shared state of a run: inputs, options, the output folder and cached results."""
 
-    def __init__(self, out_dir: Path, workloads: list[WorkloadInput], options: ReportOptions) -> None:
+    def __init__(self, out_dir: Path, run: RunView, options: ReportOptions) -> None:
         self.out_dir = Path(out_dir)
         self.data_dir = self.out_dir / "data"
-        self.workloads = workloads
+        self.run = run
+        #: the workloads of the run (rows of the workloads stage's table: name, model, ...)
+        self.workloads: list[Any] = (list(run.table("workloads", "workloads").itertuples())
+                                     if run.has("workloads") else [])
         self.options = options
         self.cache: dict[str, Any] = {}
         self.data_files: list[str] = []
@@ -125,7 +118,7 @@ class ReportContext:
             raise ValueError(f"bad data file name {name!r}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         rel = f"data/{name}.csv"
-        frame.to_csv(self.out_dir / rel, index=False, lineterminator="\n")
+        atomic_write_text(self.out_dir / rel, frame.to_csv(index=False, lineterminator="\n"))
         if rel not in self.data_files:
             self.data_files.append(rel)
         return rel

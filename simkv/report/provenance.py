@@ -82,8 +82,10 @@ def engine_versions(engine_python: Path | None) -> dict[str, str]:
 
 def write_provenance(path: Path, record: dict[str, Any]) -> None:
     """Write the provenance JSON with sorted keys (stable bytes for the deterministic part)."""
+    from simkv.atomicio import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def mask_wall_clock(obj: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from simkv.atomicio import atomic_write_text
 from simkv.report.model import Section
 
 STATUS_TEXT = {"ok": "complete", "partial": "partial", "not_run": "not run",
@@ -49,6 +50,6 @@ def render(out_dir: Path, *, sections: list[Section], provenance: dict, title: s
     html = env.get_template("index.html.j2").render(**ctx)
     md = env.get_template("report.md.j2").render(**ctx)
     html_path, md_path = out_dir / "index.html", out_dir / "report.md"
-    html_path.write_text(html, encoding="utf-8")
-    md_path.write_text(md, encoding="utf-8")
+    atomic_write_text(html_path, html)
+    atomic_write_text(md_path, md)
     return html_path, md_path

@@ -24,16 +24,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from simkv.errors import InputError
 from simkv.sizing.levels import Hierarchy, StorageLevel
 from simkv.sizing.lifecycle import Event, event_from_dict
 from simkv.units import parse_duration, parse_size
+from simkv.validate import UserModel
 from simkv.yamlio import read_yaml, validation_error
 
 
-class _LevelModel(BaseModel):
+class _LevelModel(UserModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     capacity: str | int | float | None = None
@@ -48,7 +49,7 @@ class _LevelModel(BaseModel):
     quotas: dict[str, str | int | float] = {}
 
 
-class _HierarchyModel(BaseModel):
+class _HierarchyModel(UserModel):
     model_config = ConfigDict(extra="forbid")
     placement: str = "inclusive"
     admission: str = "all"

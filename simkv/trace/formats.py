@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from simkv.atomicio import atomic_path
 from simkv.errors import InputError
 from simkv.trace.format_registry import FORMATS, TraceFormat, register_format
 from simkv.trace.model import Trace
+from simkv.validate import input_file
 
 __all__ = ["FORMATS", "TraceFormat", "register_format", "guess_format", "trace_format",
            "load_trace", "save_trace", "save_trace_chunks"]
@@ -23,6 +25,12 @@ __all__ = ["FORMATS", "TraceFormat", "register_format", "guess_format", "trace_f
 def _ensure_loaded() -> None:
     # importing the modules registers the built-in formats
     from simkv.trace import importers, mooncake, parquet  # noqa: F401
+
+
+def get_format(name: str, *, where: str = "--format") -> TraceFormat:
+    """A registered format by name (the built-in ones loaded first)."""
+    _ensure_loaded()
+    return FORMATS.get(name, where=where)
 
 
 def guess_format(path: Path) -> str:
@@ -38,16 +46,13 @@ def guess_format(path: Path) -> str:
 def trace_format(path: Path, format: str | None = None) -> TraceFormat:
     """The registered format of an existing trace file (named, or guessed from the suffix)."""
     _ensure_loaded()
-    if not path.exists():
-        raise InputError("trace file not found", source=path)
-    if path.is_dir():
-        raise InputError("is a directory, not a trace file", source=path)
+    path = input_file(path, "trace file")
     return FORMATS.get(format or guess_format(path), where="--format")
 
 
 def load_trace(path: str | Path, format: str | None = None, **kwargs) -> Trace:
     """Read a trace file; the format is guessed from the suffix unless given."""
-    path = Path(path)
+    path = input_file(path, "trace file")
     return trace_format(path, format).read(path, **kwargs)
 
 
@@ -63,9 +68,10 @@ def save_trace_chunks(chunks: Iterable[Trace], path: str | Path, format: str | N
     fmt = FORMATS.get(format or guess_format(path), where="--format")
     if fmt.write is None:
         raise InputError(f"format {fmt.name!r} can be read but not written", where="--format")
-    if fmt.write_chunks is not None:
+    if fmt.write_chunks is not None:  # the chunk writers write atomically themselves
         fmt.write_chunks(chunks, path)
         return
     from simkv.trace.model import concat_traces
 
-    fmt.write(concat_traces(list(chunks)), path)
+    with atomic_path(path) as tmp:  # a failed write leaves an existing file as it was
+        fmt.write(concat_traces(list(chunks)), tmp)

@@ -25,7 +25,6 @@ turns -> history.
 from __future__ import annotations
 
 import json
-import math
 import re
 from array import array
 from collections import Counter
@@ -38,8 +37,9 @@ import numpy as np
 from simkv.errors import InputError
 from simkv.hashing import blake2b_key, combine, content_unit_tokens, hash_tokens, key_of
 from simkv.trace.format_registry import TraceFormat, register_format
-from simkv.trace.jsonl import extend_hash_ids, int_field, json_lines, time_field
+from simkv.trace.jsonl import MAX_TIME, extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import TAG_CODES, Trace
+from simkv.validate import check_number, real
 
 ALIBABA_BLOCK_TOKENS = 16
 LOG_BLOCK_TOKENS = 16
@@ -50,13 +50,15 @@ _SPECIAL_BASE = 1 << 40
 def _seconds(v: Any, path: Path, lineno: int) -> float:
     if isinstance(v, str):
         try:
-            return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise InputError(f"field 'timestamp' is not a number or ISO-8601 time: {v!r}",
+            v = datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise InputError(f"field 'timestamp' is not a number or ISO-8601 time: {v!r:.60}",
                              source=path, where=f"line {lineno}") from None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-        raise InputError(f"field 'timestamp' must be a number of seconds >= 0, got {v!r}",
-                         source=path, where=f"line {lineno}")
+        if v < 0:
+            raise InputError("field 'timestamp' is before 1970 (times are seconds since the "
+                             "Unix epoch)", source=path, where=f"line {lineno}")
+    check_number(v, real(0.0, MAX_TIME), "field 'timestamp'",
+                 source=f"{path}: line {lineno}")
     return float(v)
 
 

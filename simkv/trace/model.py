@@ -28,6 +28,10 @@ NO_MODEL = -1
 NO_ID = -1
 
 
+#: More tokens than this in one request is corrupt data (sums would overflow int64).
+MAX_TOKENS = 2**40
+
+
 @dataclass(frozen=True, eq=False)
 class Trace:
     """A request trace with prefix-chained block hashes.
@@ -118,10 +122,16 @@ class Trace:
             raise ValueError("Trace.block_offsets must have n+1 entries starting at 0")
         if self.block_offsets[-1] != len(self.block_hashes):
             raise ValueError("Trace.block_offsets[-1] must equal len(block_hashes)")
+        if n and not np.all(np.isfinite(self.arrival_s)):
+            raise ValueError("Trace.arrival_s must be finite (no NaN or inf)")
+        if n and self.arrival_s[0] < 0:
+            raise ValueError("Trace.arrival_s must be >= 0")
         if n and np.any(np.diff(self.arrival_s) < 0):
             raise ValueError("Trace.arrival_s must be non-decreasing")
         if np.any(self.input_tokens < 0) or np.any(self.output_tokens < 0):
             raise ValueError("Trace token counts must be >= 0")
+        if n and max(int(self.input_tokens.max()), int(self.output_tokens.max())) > MAX_TOKENS:
+            raise ValueError(f"Trace token counts must be <= {MAX_TOKENS} per request")
         expected = -(-self.input_tokens // self.block_tokens)
         if not np.array_equal(np.diff(self.block_offsets), expected):
             raise ValueError("every request needs ceil(input_tokens / block_tokens) blocks")

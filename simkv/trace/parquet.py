@@ -32,12 +32,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from simkv import guard
 from simkv.atomicio import atomic_writer
 from simkv.errors import InputError
 from simkv.idmap import IdMap
 from simkv.trace.derived import attach_stream_ids
 from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
+from simkv.validate import Bound, check_number, count
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -203,13 +205,46 @@ def _check_schema(schema: pa.Schema, path: Path, version: int) -> None:
                              "binary", source=path, where=f"column {name}")
 
 
+def _meta_int(meta: dict, key: bytes, path: Path, bound: Bound) -> int:
+    raw = meta[key]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"metadata {key.decode()} is not an integer ({raw[:40]!r})",
+                         source=path) from None
+    return int(check_number(value, bound, f"metadata {key.decode()}", source=path))
+
+
+def _metadata(meta: dict, path: Path) -> tuple[int, int | None, tuple[str, ...], dict]:
+    """block_tokens, n_blocks, model names and meta from the file metadata, type-checked."""
+    if b"simkv.block_tokens" not in meta:
+        raise InputError("bad simkv metadata (no simkv.block_tokens)", source=path)
+    block_tokens = _meta_int(meta, b"simkv.block_tokens", path, count(1, 2**20))
+    n_blocks = (_meta_int(meta, b"simkv.n_blocks", path, count(0, 2**62))
+                if b"simkv.n_blocks" in meta else None)
+    try:
+        models = json.loads(meta.get(b"simkv.models", b"[]"))
+        extra = json.loads(meta.get(b"simkv.meta", b"{}"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError
+        raise InputError(f"bad simkv metadata ({type(exc).__name__})", source=path) from None
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InputError("metadata simkv.models must be a JSON list of model names", source=path)
+    if not isinstance(extra, dict):
+        raise InputError("metadata simkv.meta must be a JSON object", source=path)
+    return block_tokens, n_blocks, tuple(models), extra
+
+
 def _open(path: Path) -> tuple[pq.ParquetFile, int, dict]:
     """The file, its schema version and its simkv header (block_tokens, models, meta)."""
     try:
         pf = pq.ParquetFile(str(path), memory_map=False)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"not a readable Parquet file ({str(exc).splitlines()[0]})", source=path) from None
-    meta = pf.schema_arrow.metadata or {}
+        schema = pf.schema_arrow
+    # pyarrow's errors on hostile bytes, by name: ArrowInvalid, OSError (torn file) and
+    # UnicodeDecodeError (a column name that is not UTF-8)
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"not a readable Parquet file ({first})", source=path) from None
+    meta = schema.metadata or {}
     version = meta.get(b"simkv.schema_version")
     if version is None:
         raise InputError("not a simkv trace (no simkv.schema_version in the file metadata)", source=path)
@@ -221,13 +256,8 @@ def _open(path: Path) -> tuple[pq.ParquetFile, int, dict]:
         raise InputError(f"trace schema version {version_no} is not supported (this simkv reads "
                          f"versions {', '.join(map(str, READABLE_VERSIONS))})", source=path)
     _check_schema(pf.schema_arrow, path, version_no)
-    try:
-        header = {"block_tokens": int(meta[b"simkv.block_tokens"]),
-                  "models": tuple(json.loads(meta.get(b"simkv.models", b"[]"))),
-                  "meta": json.loads(meta.get(b"simkv.meta", b"{}"))}
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"bad simkv metadata ({exc})", source=path) from None
-    return pf, version_no, header
+    block_tokens, _, models, extra = _metadata(meta, path)
+    return pf, version_no, {"block_tokens": block_tokens, "models": models, "meta": extra}
 
 
 def _cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
@@ -348,10 +378,13 @@ def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Trace:
     n = pf.metadata.num_rows
     try:
         tokens = pf.read(columns=["input_tokens"], use_threads=False).column(0).to_numpy()
-    except (ValueError, pa.ArrowException) as exc:
-        raise InputError(f"inconsistent trace: {exc}", source=path) from None
+    except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"inconsistent trace: {first}", source=path) from None
     n_blocks = int((-(-tokens.astype(np.int64) // header["block_tokens"])).sum()) if n else 0
     del tokens
+    guard.check(guard.trace_bytes(n, n_blocks), f"{path}: a trace of {n:,} requests and "
+                f"{n_blocks:,} blocks")
     scal = {attr: np.empty(n, dtype=dt) for _, dt, attr in _SCALARS.values()}
     offsets = np.zeros(n + 1, dtype=np.int64)
     lists: dict[str, np.ndarray] = {}

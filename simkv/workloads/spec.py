@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -30,6 +29,7 @@ from pydantic import (
 
 from simkv.errors import InputError
 from simkv.units import parse_duration
+from simkv.validate import MAX_COUNT, UserModel
 from simkv.workloads import model as m
 from simkv.workloads.distributions import DISTRIBUTIONS, PARAM_NAMES
 from simkv.yamlio import read_yaml, validation_error
@@ -64,7 +64,7 @@ ZipfExponent = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 DistName = Literal[tuple(DISTRIBUTIONS.names())]  # type: ignore[valid-type]
 
 
-class _Strict(BaseModel):
+class _Strict(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -149,7 +149,7 @@ class SessionsModel(_Strict):
 
 
 class TemplatesModel(_Strict):
-    templates: int = Field(1, ge=1)
+    templates: int = Field(1, ge=1, le=MAX_COUNT)
     zipf: ZipfExponent = 1.0
     tokens: DistField
     probability: Probability = 1.0
@@ -158,7 +158,7 @@ class TemplatesModel(_Strict):
 
 
 class DocumentsModel(_Strict):
-    corpus: int = Field(ge=1)
+    corpus: int = Field(ge=1, le=MAX_COUNT)
     zipf: ZipfExponent = 1.0
     tokens: DistField
     per_request: DistField = DistModel(dist="constant", value=1)
@@ -199,7 +199,7 @@ class ModelWeightModel(_Strict):
 
 
 class TenantsModel(_Strict):
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=MAX_COUNT)
     zipf: ZipfExponent | None = None
     isolated: bool = False
     shared_content: bool = True
@@ -210,7 +210,7 @@ class WorkloadModel(_Strict):
     description: str = ""
     duration: PositiveDuration = DAY_S
     seed: int = Field(0, ge=0, lt=2**63)
-    block_tokens: int = Field(256, gt=0)
+    block_tokens: int = Field(256, gt=0, le=2**20)
     arrivals: ArrivalsModel
     sessions: SessionsModel = SessionsModel()
     system: TemplatesModel | None = None

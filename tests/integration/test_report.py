@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from simkv.pipeline.api import build_report
 from simkv.report.model import ReportOptions
-from simkv.report.pipeline import build_report
 from simkv.report.provenance import PROVENANCE_FILE, mask_wall_clock
 from tests.integration.test_report_browser import small_workloads
 
@@ -22,11 +22,12 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def test_two_runs_give_identical_files_apart_from_wall_clock_fields(tmp_path, monkeypatch):
-    import simkv.report.pipeline as pipeline
+    import simkv.report.provenance as provenance
 
-    # other developers commit to this tree while the test runs: read the commit once
-    commit = pipeline.git_commit()
-    monkeypatch.setattr(pipeline, "git_commit", lambda: commit)
+    # other developers commit to this tree while the test runs: read the commit once (the run
+    # folder's manifests and the report's provenance both read it from here)
+    commit = provenance.git_commit()
+    monkeypatch.setattr(provenance, "git_commit", lambda: commit)
     outs = []
     for i in range(2):
         out = tmp_path / f"run{i}"
@@ -81,3 +82,8 @@ def test_simkv_report_cli_on_a_user_trace(cli, tmp_path, mooncake_trace):
               "--force")
     assert res.exit_code == 0, res.stderr
     assert (out / "notes.txt").read_text() == "mine"
+    # the rerun went through the same stages and reused every one (nothing changed)
+    stages = json.loads((out / "run" / "manifest.json").read_text())["stages"]
+    assert {st["name"]: st["status"] for st in stages if st["status"] != "skipped"} == {
+        name: "cached" for name in ("workloads", "simulate", "bills", "grid", "recommend",
+                                    "lifecycle", "latency", "bench")}

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simkv.report.model import ReportOptions, WorkloadInput
-from simkv.report.pipeline import build_report
+from simkv.pipeline.api import build_report
+from simkv.pipeline.workload import WorkloadInput
+from simkv.report.model import ReportOptions
 
 pytestmark = pytest.mark.slow
 

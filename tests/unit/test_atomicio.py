@@ -75,3 +75,19 @@ def test_damaged_manifest(tmp_path):
     m.write_text("[" * 100000)
     with pytest.raises(InputError, match="not a readable"):
         read_manifest(m)
+
+
+def test_permissions_as_if_written_in_place(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        p = tmp_path / "new.html"
+        atomic_write_text(p, "x")
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644  # 0o666 less umask 022, not mkstemp's 0600
+        p.chmod(0o640)
+        atomic_write_text(p, "y")
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640  # an existing file keeps its mode
+    finally:
+        os.umask(mask)

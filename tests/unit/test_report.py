@@ -9,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from simkv.pipeline.api import context_for
 from simkv.report.figures import new_figure, png_bytes
 from simkv.report.model import ReportContext, ReportOptions, Section, Table
 from simkv.report.provenance import WALL_CLOCK_FIELDS, mask_wall_clock
 from simkv.report.render import render
+from simkv.report.runview import RunView
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +92,8 @@ def test_bench_section_reads_ratios_against_the_baseline(tmp_path):
     base.write_text(json.dumps({"test_lru_kernel_vs_libcachesim": {
         "speedup_vs_libcachesim_ratio": {"value": 10.0, "direction": "higher", "margin": 0.3,
                                          "goal": 15}}}))
-    ctx = ReportContext(tmp_path / "out", [], ReportOptions(bench_path=latest, baseline_path=base))
+    ctx = context_for(tmp_path / "out", ReportOptions(bench_path=latest, baseline_path=base),
+                      stages=["bench"])
     sec = bench.build(ctx)
     assert sec.status == "ok"
     frame = pd.read_csv(tmp_path / "out" / "data" / "bench_ratios.csv")
@@ -103,7 +106,7 @@ def test_bench_section_reads_ratios_against_the_baseline(tmp_path):
 def test_bench_section_says_how_to_run_when_absent(tmp_path):
     from simkv.report.sections import bench
 
-    ctx = ReportContext(tmp_path, [], ReportOptions(bench_path=tmp_path / "nope.json"))
+    ctx = context_for(tmp_path, ReportOptions(bench_path=tmp_path / "nope.json"), stages=["bench"])
     sec = bench.build(ctx)
     assert sec.status == "not_run" and "make bench" in sec.readings[0] and not sec.figures
 
@@ -111,7 +114,7 @@ def test_bench_section_says_how_to_run_when_absent(tmp_path):
 def test_cost_case_section_reproduces_the_brief(tmp_path):
     from simkv.report.sections import cost_case
 
-    ctx = ReportContext(tmp_path, [], ReportOptions())
+    ctx = context_for(tmp_path, ReportOptions(), stages=["bills"])
     sec = cost_case.build(ctx)
     frame = pd.read_csv(tmp_path / "data" / "cost_case_recompute.csv")
     assert frame["monthly_recompute_usd"].tolist() == [288.0, 16200.0]
@@ -127,7 +130,7 @@ def test_cost_case_section_reproduces_the_brief(tmp_path):
 def test_every_figure_names_an_existing_data_file(tmp_path):
     from simkv.report.sections import cost_case
 
-    ctx = ReportContext(tmp_path, [], ReportOptions())
+    ctx = context_for(tmp_path, ReportOptions(), stages=["bills"])
     sec = cost_case.build(ctx)
     for f in sec.figures:
         assert (tmp_path / f.data_file).is_file() and f.basis in ("modelled", "measured",
@@ -187,7 +190,7 @@ def test_measured_results_become_errors_table_and_figure(tmp_path):
         "predicted_ttft_p90_s": None, "measured_ttft_p90_s": 0.12,
         "calibration_fit": {"mape": 0.1, "p90_abs_rel_error": 0.2},
         "calibration_note": "calibrated on another replay"}))
-    ctx = ReportContext(tmp_path / "out", [], ReportOptions(measured_path=p))
+    ctx = ReportContext(tmp_path / "out", RunView(tmp_path / "run"), ReportOptions(measured_path=p))
     sec = Section("ttft", "t")
     ttft._measured(ctx, sec)
     frame = pd.read_csv(tmp_path / "out" / "data" / "measured_vs_predicted.csv")
@@ -205,6 +208,6 @@ def test_measured_absent_says_how_to_run_it(tmp_path):
     for opts, phrase in ((ReportOptions(quick=True, offers_replay=True), "--quick skips"),
                          (ReportOptions(), "--measured RESULTS.json")):
         sec = Section("ttft", "t")
-        ttft._measured(ReportContext(tmp_path, [], opts), sec)
+        ttft._measured(ReportContext(tmp_path, RunView(tmp_path / "run"), opts), sec)
         assert phrase in sec.readings[-1] and "make report" in sec.readings[-1]
         assert not sec.figures

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from simkv.cache import CacheConfig
 from simkv.cache.stream import densify
@@ -25,9 +25,10 @@ from simkv.economics.bill import Bill, usd
 from simkv.economics.context import BillContext, CacheRun
 from simkv.economics.kinds.common import Duration, Price, TokenCount, hits_and_writes, make_bill
 from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
+from simkv.validate import UserModel
 
 
-class TtlOption(BaseModel):
+class TtlOption(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     label: str
     ttl: Duration

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from simkv.cache import CacheConfig
 from simkv.economics.bill import Bill, usd
@@ -29,9 +29,10 @@ from simkv.economics.kinds.common import (
     make_bill,
 )
 from simkv.economics.pricebook import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
+from simkv.validate import UserModel
 
 
-class Retention(BaseModel):
+class Retention(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     label: str
     idle: Duration

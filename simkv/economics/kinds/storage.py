@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from simkv.economics.bill import Bill, usd
 from simkv.economics.context import BillContext
@@ -34,13 +34,14 @@ from simkv.economics.pricebook import (
     status_of,
 )
 from simkv.units import format_bytes
+from simkv.validate import UserModel
 
 GIB = float(1 << 30)
 #: Tokens per stored object when quoting one prefix (LMCache's default chunk, docs/facts.md).
 QUOTE_OBJECT_TOKENS = 256
 
 
-class Medium(BaseModel):
+class Medium(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     usd_per_gib_month: Price
     usd_per_1k_put: Price = 0.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from simkv.economics.bill import Bill, usd
 from simkv.economics.context import BillContext
@@ -27,9 +27,10 @@ from simkv.economics.pricebook import (
     StorageQuote,
 )
 from simkv.units import format_bytes
+from simkv.validate import UserModel
 
 
-class Tier(BaseModel):
+class Tier(UserModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     capacity: Size

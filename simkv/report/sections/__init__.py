@@ -1,4 +1,6 @@
-"""Report sections, in the order they appear.  Each module has ``build(ctx) -> Section``.
+"""Report sections, in the order they appear.  Each module has ``build(ctx) -> Section`` that
+reads the run folder (``ctx.run``) only, and names ``KEY``, ``TITLE`` and ``READS`` (the stages
+whose tables it reads: the render cache, ``simkv.report.sectioncache``, keys on their outputs).
 
 Adding a section means writing one module and adding it to :data:`SECTIONS`.
 """

@@ -1,69 +1,43 @@
 """Section 7: performance of simkv itself, from the last ``make bench`` (pytest-benchmark JSON).
 
 Only ratios measured side by side in one run are shown (``extra_info`` keys ending ``_ratio``),
-next to the committed baseline that ``make bench-check`` enforces.
+next to the committed baseline that ``make bench-check`` enforces (the ``bench`` stage's table).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
-from simkv.bench_check import latest_ratios
 from simkv.report import fmt
 from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
 
 KEY = "bench"
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def bench_frame(latest: dict, baseline: dict | None) -> pd.DataFrame:
-    """One row per (benchmark, ratio): measured value, baseline, margin and goal when known."""
-    rows = []
-    ratios = latest_ratios(latest)
-    for name in sorted(ratios):
-        for key in sorted(ratios[name]):
-            ref = (baseline or {}).get(name, {}).get(key, {})
-            rows.append({
-                "benchmark": name, "ratio": key, "value": ratios[name][key],
-                "baseline": ref.get("value"), "direction": ref.get("direction", "higher"),
-                "margin": ref.get("margin"), "goal": ref.get("goal"),
-            })
-    return pd.DataFrame(rows, columns=["benchmark", "ratio", "value", "baseline", "direction",
-                                       "margin", "goal"])
+TITLE = "Performance of simkv itself"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'bench')
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Performance of simkv itself")
+    sec = Section(KEY, TITLE)
     opts = ctx.options
     sec.intro = ("Ratios from the last `make bench`, measured side by side in one run on the "
                  "machine that ran it (absolute times differ between machines; ratios travel).")
-    latest = _read_json(opts.bench_path)
-    if latest is None:
+    facts = ctx.run.facts("bench") if ctx.run.has("bench") else {"latest": False}
+    if not facts["latest"]:
         sec.status = "not_run"
         sec.readings.append(f"The benchmarks were not run: {opts.bench_path} does not exist. Run "
                             "`make bench` (then `make report` again) to fill this section.")
         return sec
-    baseline = _read_json(opts.baseline_path)
-    frame = bench_frame(latest, baseline)
+    baseline = facts["baseline"]
+    frame = ctx.run.table("bench", "bench_ratios")
     if frame.empty:
         sec.status = "partial"
         sec.mark_missing(f"{opts.bench_path} has no `*_ratio` values in extra_info")
         return sec
     data = ctx.write_data("bench_ratios", frame)
-    machine = latest.get("machine_info", {})
-    sec.intro += (f" Machine of that run: {machine.get('cpu', {}).get('brand_raw', 'unknown CPU')}, "
-                  f"Python {machine.get('python_version', '?')}.")
-    if baseline is None:
+    sec.intro += f" Machine of that run: {facts['cpu']}, Python {facts['python']}."
+    if not baseline:
         sec.mark_missing(f"no baseline at {opts.baseline_path}: ratios are shown without one")
     sec.tables.append(Table(
         "Benchmark ratios", ("benchmark", "ratio", "measured", "baseline", "goal"),

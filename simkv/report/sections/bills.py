@@ -3,7 +3,8 @@
 Bills come from the price books (``simkv compare``'s machinery, simkv.economics): each book
 applies its own caching semantics to the trace, the billed window is extrapolated to a month
 after a warm-up.  Prefix vs chunk (CacheBlend-style) reuse is the cache engine's two reuse modes;
-no engine here runs CacheBlend, so chunk figures are modelled only.
+no engine here runs CacheBlend, so chunk figures are modelled only.  Tables of the ``bills``,
+``simulate`` (reuse) and ``latency`` (reuse TTFT) stages.
 """
 
 from __future__ import annotations
@@ -12,71 +13,15 @@ import numpy as np
 import pandas as pd
 
 from simkv.report import fmt
-from simkv.report.deps import need
 from simkv.report.figures import new_figure
-from simkv.report.model import Missing, ReportContext, Section, Table, WorkloadInput
-from simkv.report.sections.common import BLEND_RECOMPUTE_SHARE, unlimited
-from simkv.trace.model import Trace
+from simkv.report.model import ReportContext, Section, Table
 
 KEY = "bills"
+TITLE = "Provider bills side by side"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'bills', 'simulate', 'latency')
 #: price-book kinds that are API prompt caches (priced against their own input price)
 API_KINDS = ("anthropic", "openai", "gemini", "deepseek")
-#: where prefix vs chunk TTFT is predicted: a shared bucket on the remote tier, one GPU
-TTFT_GPU, TTFT_TIER = "H100", "remote"
-
-
-def per_model(w: WorkloadInput) -> list[tuple[str, Trace]]:
-    """(model, trace) pairs: bills need one model per trace, so a model mix is split."""
-    tr = w.trace
-    if len(set(tr.models)) <= 1:
-        return [(w.model, tr)]
-    out = []
-    for k, name in enumerate(tr.models):
-        rows = np.flatnonzero(tr.model_index == k)
-        if len(rows) >= 2:
-            out.append((name, tr.select(rows).with_model(name)))
-    return out
-
-
-def books(ctx: ReportContext) -> list:
-    """The price books of this run (--pricebooks DIR, else the shipped ones), loaded once."""
-    key = "books"
-    if key not in ctx.cache:
-        load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
-        ctx.cache[key] = load_pricebooks(ctx.options.pricebooks_dir)
-    return ctx.cache[key]
-
-
-def bill_rows(ctx: ReportContext, w: WorkloadInput, reuse: str = "prefix") -> list[dict]:
-    """One row per (model, book variant) with monthly dollars and 95% intervals
-    (``simkv compare``'s computation)."""
-    compare = need("simkv.economics.compare", "compare")
-    rows = []
-    for model, trace in per_model(w):
-        for s in compare(trace, None, books(ctx), reuse_modes=(reuse,),
-                         blend_recompute_share=BLEND_RECOMPUTE_SHARE,
-                         days_per_month=ctx.options.days_per_month, n_boot=ctx.options.n_boot,
-                         seed=ctx.options.seed):
-            ci = s.get("ci95") or {}
-            rows.append({
-                "workload": w.name, "model": model, "reuse": reuse,
-                "provider": s["provider"], "kind": s["kind"],
-                "available": bool(s.get("available", True)),
-                "hit_rate": s.get("hit_rate"), "total_usd": s.get("total_usd"),
-                "no_cache_usd": s.get("no_cache_usd"), "savings_usd": s.get("savings_usd"),
-                "savings_share": s.get("savings_share"),
-                "total_usd_ci_lo": (ci.get("total_usd") or [None, None])[0],
-                "total_usd_ci_hi": (ci.get("total_usd") or [None, None])[1],
-                "hit_rate_ci_lo": (ci.get("hit_rate") or [None, None])[0],
-                "hit_rate_ci_hi": (ci.get("hit_rate") or [None, None])[1],
-                "warmup_rule": s.get("warmup_rule"), "month_factor": s.get("month_factor"),
-                "placeholder": bool(s.get("placeholder", False)),
-                "status": s.get("status"),
-                "components": "; ".join(f"{k}={v:.4f}" for k, v in
-                                        sorted((s.get("components_usd") or {}).items())),
-                "notes": " | ".join(s.get("notes") or []),
-            })
-    return rows
 
 
 def _bills_figure(ctx: ReportContext, sec: Section, frame: pd.DataFrame, data: str) -> None:
@@ -112,37 +57,20 @@ def _bills_figure(ctx: ReportContext, sec: Section, frame: pd.DataFrame, data: s
 
 
 def _chunk_part(ctx: ReportContext, sec: Section) -> None:
-    rows = []
-    for w in ctx.workloads:
-        if w.trace.content_hashes is None:
-            continue
-        p = unlimited(ctx, w, "prefix").summary_dict
-        c = unlimited(ctx, w, "chunk").summary_dict
-        rows.append({"workload": w.name, "prefix_token_hit_ratio": p["token_reuse_ratio"],
-                     "chunk_token_reuse_ratio": c["token_reuse_ratio"],
-                     "chunk_block_hit_ratio": c["block_hit_ratio"],
-                     "blend_recompute_share": BLEND_RECOMPUTE_SHARE})
-    if not rows:
+    reuse = ctx.run.table("simulate", "reuse")
+    if reuse.empty:
         sec.mark_missing("prefix vs chunk reuse: no workload carries per-block content hashes")
         return
-    try:
-        simulate_with_latency = need("simkv.latency.api", "simulate_with_latency")
-        from simkv.cache import CacheConfig
-
-        for r in rows:
-            w = next(x for x in ctx.workloads if x.name == r["workload"])
-            for mode in ("prefix", "chunk"):
-                cfg = CacheConfig(reuse=mode, blend_recompute_share=BLEND_RECOMPUTE_SHARE
-                                  if mode == "chunk" else 0.0)
-                s = simulate_with_latency(w.trace, cfg, gpu=TTFT_GPU, tier=TTFT_TIER).summary_dict
-                r[f"{mode}_ttft_p50_s"], r[f"{mode}_ttft_p90_s"] = s["ttft_p50_s"], s["ttft_p90_s"]
-    except Missing as exc:
-        sec.missing.append(f"prefix vs chunk TTFT: {exc}")
-    frame = pd.DataFrame(rows)
+    lat = ctx.run.facts("latency")
+    ttft_gpu, ttft_tier = lat["ttft_gpu"], lat["ttft_tier"]
+    share = ctx.run.facts("simulate")["blend_recompute_share"]
+    frame = reuse.merge(ctx.run.table("latency", "reuse_ttft"), on="workload", how="left",
+                        sort=False)
+    rows = frame.to_dict("records")
     data = ctx.write_data("reuse_prefix_vs_chunk", frame)
     if "chunk_ttft_p50_s" in frame:
         sec.tables.append(Table(
-            f"Prefix vs chunk reuse, unlimited bucket on a {TTFT_TIER} tier, one {TTFT_GPU} "
+            f"Prefix vs chunk reuse, unlimited bucket on a {ttft_tier} tier, one {ttft_gpu} "
             "(modelled only)",
             ("workload", "prefix reuse", "chunk reuse", "TTFT p50 prefix", "TTFT p50 chunk",
              "TTFT p90 prefix", "TTFT p90 chunk"),
@@ -154,7 +82,7 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
         x = np.arange(len(frame))
         ax.bar(x - 0.2, frame["prefix_token_hit_ratio"] * 100, 0.4, label="prefix reuse")
         ax.bar(x + 0.2, frame["chunk_token_reuse_ratio"] * 100, 0.4,
-               label=f"chunk reuse (net of {BLEND_RECOMPUTE_SHARE:.0%} recompute)")
+               label=f"chunk reuse (net of {share:.0%} recompute)")
         ax.set_xticks(x)
         ax.set_xticklabels(frame["workload"], fontsize=8, rotation=20, ha="right")
         ax.set_ylabel("input tokens reused (%)")
@@ -163,7 +91,7 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
             KEY, fig, title="Prefix vs chunk (CacheBlend-style) reuse, unlimited cache",
             caption=("Share of input tokens served from an unlimited cache with prefix reuse "
                      "and with chunk reuse (a block hits wherever its content appeared before; "
-                     f"{BLEND_RECOMPUTE_SHARE:.0%} of non-prefix hit tokens recomputed). Chunk "
+                     f"{share:.0%} of non-prefix hit tokens recomputed). Chunk "
                      "figures are modelled only: no engine here runs CacheBlend."),
             data_file=data, basis="modelled"))
     for r in rows:
@@ -173,15 +101,9 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
             f"tokens; chunk reuse would reuse {fmt.pct(r['chunk_token_reuse_ratio'])} "
             f"({'+' if gain >= 0 else ''}{100 * gain:.1f} points), modelled only.")
     # dollars with chunk reuse, for the books that can buy it
-    chunk_bills = []
-    try:
-        for w in ctx.workloads:
-            if w.trace.content_hashes is not None:
-                chunk_bills += bill_rows(ctx, w, "chunk")
-    except Missing as exc:
-        sec.mark_missing(f"chunk-reuse bills: {exc}")
+    chunk_bills = ctx.run.has_table("bills", "bills_chunk")
     if chunk_bills:
-        cf = pd.DataFrame(chunk_bills)
+        cf = ctx.run.table("bills", "bills_chunk")
         cdata = ctx.write_data("bills_chunk", cf)
         sec.tables.append(Table(
             "Bills with chunk reuse (self-managed stores only; modelled only)",
@@ -192,20 +114,14 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Provider bills side by side")
+    sec = Section(KEY, TITLE)
     sec.intro = ("What each way of buying prefix reuse would bill a month for the same traffic: "
                  "API prompt caches (Anthropic 5 min / 1 h, OpenAI, Gemini, DeepSeek), a "
                  "persistent subscription bucket by tier, raw storage and self-hosted GPUs.")
-    rows = []
-    try:
-        for w in ctx.workloads:
-            rows += bill_rows(ctx, w)
-    except Missing as exc:
-        sec.mark_missing(f"bills: {exc}")
+    rows = ctx.run.has_table("bills", "bills")
     if rows:
-        frame = pd.DataFrame(rows)
+        frame = ctx.run.table("bills", "bills")
         data = ctx.write_data("bills", frame)
-        ctx.cache["bills"] = frame
         _bills_figure(ctx, sec, frame, data)
         ok = frame[frame["available"] & frame["total_usd"].notna()]
         heads = []
@@ -253,10 +169,9 @@ def build(ctx: ReportContext) -> Section:
                                    "requests form their own trace (provider caches are per model).")
         rules = frame["warmup_rule"].dropna().astype(str)
         if len(rules):
-            WarmupSpec = need("simkv.economics.window", "WarmupSpec")
             filling = int(rules.str.contains("still filling").sum())
             sec.assumptions.append(
-                f"Warm-up discarded before extrapolating to a month: {WarmupSpec().describe()}; each "
+                f"Warm-up discarded before extrapolating to a month: {ctx.run.facts('bills')['warmup']}; each "
                 f"bill's rule and length are in {data} (warmup_rule)"
                 + (f"; {filling} of {len(rules)} bills discarded half the window because the cache "
                    "was still filling there" if filling else "")

@@ -1,41 +1,26 @@
 """Section 1: the brief's cost case, and what storing the same prefixes costs for a few models.
 
 The recompute figures come from ``simkv cost case`` (simkv.economics); the KV bytes from the
-model catalogue's geometry; storage prices from the price books' storage quotes.
+model catalogue's geometry; storage prices from the price books' storage quotes: all tables of
+the ``bills`` stage.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from simkv.models import get_model
 from simkv.report import fmt
-from simkv.report.deps import need
 from simkv.report.figures import new_figure
-from simkv.report.model import Missing, ReportContext, Section, Table
+from simkv.report.model import ReportContext, Section, Table
 
 KEY = "cost-case"
-
-#: The two examples of the product brief (docs/facts.md).
-BRIEF_CASES = (
-    {"case": "32k-token system prefix, 2,000 requests a day", "prefix_tokens": 32_000,
-     "per_day": 2_000, "usd_per_mtok": 0.15},
-    {"case": "support assistant: 24k-token shared prefix, 150,000 sessions a day",
-     "prefix_tokens": 24_000, "per_day": 150_000, "usd_per_mtok": 0.15},
-)
-
-#: Models whose KV bytes for the same prefixes are shown (dense GQA, MLA, MoE, sliding window).
-STORAGE_MODELS = ("llama-3.1-8b", "llama-3.1-70b", "qwen3-32b", "deepseek-v3", "gpt-oss-120b")
-
-
-def _monthly_recompute(fn, case: dict, days: float) -> float:
-    out = fn(case["prefix_tokens"], case["per_day"], case["usd_per_mtok"], days_per_month=days,
-             spec=get_model(STORAGE_MODELS[0]))
-    return float(out["monthly_recompute_usd"])
+TITLE = "The cost case: recomputing a shared prefix vs storing it"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'bills')
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "The cost case: recomputing a shared prefix vs storing it")
+    sec = Section(KEY, TITLE)
     days = ctx.options.days_per_month
     sec.intro = ("The product brief's two examples: a prefix re-encoded on every request costs its "
                  "input tokens again each time.  Storing its KV instead costs bytes, and reading "
@@ -43,16 +28,9 @@ def build(ctx: ReportContext) -> Section:
     sec.assumptions.append(f"A month is {days:g} days (the brief's convention; --days-per-month "
                            "in `simkv cost case`).")
     # 1. recompute cost of the two examples
-    rows = []
-    try:
-        fn = need("simkv.economics.case", "cost_case")
-        for case in BRIEF_CASES:
-            rows.append({**case, "days_per_month": days,
-                         "monthly_recompute_usd": _monthly_recompute(fn, case, days)})
-    except Missing as exc:
-        sec.mark_missing(f"recompute cost: {exc}")
+    frame = ctx.run.table("bills", "cost_case_recompute")
+    rows = frame.to_dict("records")
     if rows:
-        frame = pd.DataFrame(rows)
         data = ctx.write_data("cost_case_recompute", frame)
         sec.tables.append(Table(
             "Monthly recompute cost (the brief's examples)",
@@ -66,23 +44,11 @@ def build(ctx: ReportContext) -> Section:
                 f"at ${r['usd_per_mtok']:.2f}/MTok = {fmt.usd(r['monthly_recompute_usd'])} a month "
                 "spent re-encoding the same prefix.")
     # 2. KV bytes of the same prefixes for a few models (catalogue geometry)
-    kv_rows = []
-    for name in STORAGE_MODELS:
-        spec = get_model(name)
-        for case in BRIEF_CASES:
-            kv_rows.append({"model": name, "prefix_tokens": case["prefix_tokens"],
-                            "kv_bytes": float(spec.kv_bytes(case["prefix_tokens"])),
-                            "kv_bytes_per_token": float(spec.kv_bytes_per_token)})
-    kv = pd.DataFrame(kv_rows)
-    # 3. what storing them costs a month under each price book's storage quotes
-    quotes = []
-    try:
-        quotes = _store_and_read_quotes(ctx, kv_rows, days)
-    except Missing as exc:
-        sec.mark_missing(f"storage prices: {exc}")
+    kv = ctx.run.table("bills", "cost_case_kv_bytes")
+    storage_models = ctx.run.facts("bills")["storage_models"]
     kv_file = ctx.write_data("cost_case_kv_bytes", kv)
     with new_figure() as (fig, ax):
-        piv = kv.pivot(index="model", columns="prefix_tokens", values="kv_bytes").loc[list(STORAGE_MODELS)]
+        piv = kv.pivot(index="model", columns="prefix_tokens", values="kv_bytes").loc[list(storage_models)]
         xs = range(len(piv))
         width = 0.38
         for j, col in enumerate(piv.columns):
@@ -108,73 +74,53 @@ def build(ctx: ReportContext) -> Section:
                         + " and ".join(fmt.usd(r["monthly_recompute_usd"]) for r in rows)
                         + " a month; their KV is " + fmt.size(small["kv_bytes"]) + " to "
                         + fmt.size(big["kv_bytes"]) + " depending on the model.")
-    if quotes:
-        q = pd.DataFrame(quotes)
-        q_file = ctx.write_data("cost_case_storage_quotes", q)
-        if rows:
-            rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
-            q["monthly_recompute_usd"] = q["prefix_tokens"].map(rec)
-            q["recompute_over_store_and_read"] = (
-                q["monthly_recompute_usd"]
-                / q["monthly_store_and_read_usd"].where(q["monthly_store_and_read_usd"] > 0))
-            q_file = ctx.write_data("cost_case_storage_quotes", q)
-        cheapest = q.sort_values(["monthly_store_and_read_usd", "book", "variant", "model"]).groupby(
-            ["model", "prefix_tokens"], sort=False).head(1)
-        sec.tables.append(Table(
-            "Cheapest way to store each prefix and read it back on every request, for a month",
-            ("model", "prefix tokens", "KV", "cheapest book", "prices", "monthly store and read")
-            + (("recompute / (store and read)",) if rows else ()),
-            tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
-                   r.status, fmt.usd(r.monthly_store_and_read_usd))
-                  + ((f"{r.recompute_over_store_and_read:,.1f}x",) if rows else ())
-                  for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
-            data_file=q_file))
-        if any(q["placeholder"]) and "placeholder" in set(cheapest["status"]):
-            sec.assumptions.append("The cheapest store-and-read option for some prefixes rests on "
-                                   "a PLACEHOLDER price (see the prices column).")
-        if any(q["placeholder"]):
-            sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
-                                   "prices); replace them in a price book YAML (--pricebooks).")
-        if rows:
-            sec.readings += _store_and_read_readings(q, cheapest, rec)
+    if ctx.run.has_table("bills", "cost_case_storage_quotes"):
+        _quotes(ctx, sec, rows, storage_models[0])
     return sec
 
 
-def _store_and_read_quotes(ctx: ReportContext, kv_rows: list[dict], days: float) -> list[dict]:
-    """Each book's store-and-read quote per (model, prefix): every request of the brief's case
-    reads the prefix's KV back, so reads are billed at the case's request rate."""
-    load_pricebooks = need("simkv.economics.pricebook", "load_pricebooks")
-    books = load_pricebooks(ctx.options.pricebooks_dir)
-    per_day = {c["prefix_tokens"]: c["per_day"] for c in BRIEF_CASES}
-    quotes = []
-    for r in kv_rows:
-        for book in books:
-            for q in book.storage_quotes(r["prefix_tokens"], r["kv_bytes"], days,
-                                         reads_per_month=per_day[r["prefix_tokens"]] * days):
-                quotes.append({"model": r["model"], "prefix_tokens": r["prefix_tokens"],
-                               "kv_bytes": r["kv_bytes"], "book": q.book, "variant": q.variant,
-                               "monthly_storage_usd": dict(q.components_usd).get("storage_usd"),
-                               "monthly_store_and_read_usd": float(q.monthly_usd),
-                               "basis": q.basis, "load_s": q.load_s, "status": q.status,
-                               "placeholder": bool(q.placeholder)})
-    return quotes
+def _quotes(ctx: ReportContext, sec: Section, rows: list[dict], first_model: str) -> None:
+    """The cheapest way to store each prefix and read it back, against recomputing it."""
+    q = ctx.run.table("bills", "cost_case_storage_quotes")
+    q_file = ctx.write_data("cost_case_storage_quotes", q)
+    rec = {r["prefix_tokens"]: r["monthly_recompute_usd"] for r in rows}
+    cheapest = q.sort_values(["monthly_store_and_read_usd", "book", "variant", "model"]).groupby(
+        ["model", "prefix_tokens"], sort=False).head(1)
+    sec.tables.append(Table(
+        "Cheapest way to store each prefix and read it back on every request, for a month",
+        ("model", "prefix tokens", "KV", "cheapest book", "prices", "monthly store and read")
+        + (("recompute / (store and read)",) if rows else ()),
+        tuple((r.model, f"{r.prefix_tokens:,}", fmt.size(r.kv_bytes), f"{r.book}:{r.variant}",
+               r.status, fmt.usd(r.monthly_store_and_read_usd))
+              + ((f"{r.recompute_over_store_and_read:,.1f}x",) if rows else ())
+              for r in cheapest.sort_values(["prefix_tokens", "model"]).itertuples()),
+        data_file=q_file))
+    if any(q["placeholder"]) and "placeholder" in set(cheapest["status"]):
+        sec.assumptions.append("The cheapest store-and-read option for some prefixes rests on "
+                               "a PLACEHOLDER price (see the prices column).")
+    if any(q["placeholder"]):
+        sec.assumptions.append("Some storage prices are PLACEHOLDER figures (not published "
+                               "prices); replace them in a price book YAML (--pricebooks).")
+    if rows:
+        sec.readings += _store_and_read_readings(q, cheapest, rec, first_model)
 
 
-def _store_and_read_readings(q: pd.DataFrame, cheapest: pd.DataFrame, rec: dict) -> list[str]:
+def _store_and_read_readings(q: pd.DataFrame, cheapest: pd.DataFrame, rec: dict,
+                             first_model: str) -> list[str]:
     """Recompute vs store-and-read per prefix, and storage alone vs store-and-read."""
     out = []
     for pt in sorted(q["prefix_tokens"].unique()):
         sub = cheapest[cheapest["prefix_tokens"] == pt]
         worst = sub.loc[sub["monthly_store_and_read_usd"].idxmax()]
         obj = q[(q["prefix_tokens"] == pt) & (q["variant"] == "object_store")
-                & (q["model"] == STORAGE_MODELS[0])]
+                & (q["model"] == first_model)]
         out.append(
             f"For the {pt:,}-token prefix, recomputing costs {fmt.usd(rec[pt])} a month; "
             f"storing it and reading it back on every request costs, for the largest model "
             f"({worst['model']}), {fmt.usd(worst['monthly_store_and_read_usd'])} a month at the "
             f"cheapest book ({worst['book']}:{worst['variant']}, {worst['status']} prices)"
             + ("" if obj.empty else
-               f"; in an object store ({STORAGE_MODELS[0]}) storage alone is "
+               f"; in an object store ({first_model}) storage alone is "
                f"{fmt.usd(obj['monthly_storage_usd'].iloc[0])} but store-and-read "
                f"{fmt.usd(obj['monthly_store_and_read_usd'].iloc[0])}, the retrieval fee on "
                "every byte read dominating") + ".")

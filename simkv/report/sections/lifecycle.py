@@ -2,39 +2,22 @@
 
 Utilization over time per storage level, bytes by model, stale bytes after a prompt (template)
 change and what a reset does, from the sizing engine's storage hierarchy replayed with the
-workload's lifecycle events (``simkv.sizing.hierarchy.simulate_levels``).  It runs on the
-workloads that have lifecycle events or mix models (on a user's trace: that trace).
+workload's lifecycle events: tables of the ``lifecycle`` stage (on the workloads that have
+lifecycle events or mix models; on a user's trace: that trace).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from simkv.report import fmt
-from simkv.report.deps import need
 from simkv.report.figures import new_figure
-from simkv.report.model import Missing, ReportContext, Section, Table, WorkloadInput
+from simkv.report.model import ReportContext, Section, Table
 
 KEY = "lifecycle"
-#: every level chunks at the trace's block size (256 tokens in the examples), so the replay
-#: needs no re-chunking; vLLM's own HBM blocks are 16 tokens (stated in the assumptions)
-CHUNK_TOKENS = 256
-#: how long before/after a reset the hit ratios are compared
-RESET_WINDOW_S = 6 * 3600.0
-
-
-def chosen(ctx: ReportContext) -> list[WorkloadInput]:
-    picked = [w for w in ctx.workloads
-              if (w.trace.meta or {}).get("events") or len(set(w.trace.models)) > 1]
-    return picked or ctx.workloads[:1]
-
-
-def hierarchy_for(w: WorkloadInput):
-    Hierarchy = need("simkv.sizing.levels", "Hierarchy")
-    default_levels = need("simkv.sizing.levels", "default_levels")
-    chunk = w.trace.block_tokens if w.trace.block_tokens % 16 == 0 else CHUNK_TOKENS
-    return Hierarchy(levels=default_levels(hbm_chunk_tokens=chunk, chunk_tokens=chunk))
+TITLE = "Lifecycle and visibility"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'lifecycle')
 
 
 def _event_lines(ax, events: pd.DataFrame, scale: float) -> None:
@@ -44,29 +27,24 @@ def _event_lines(ax, events: pd.DataFrame, scale: float) -> None:
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Lifecycle and visibility")
+    sec = Section(KEY, TITLE)
     sec.intro = ("What the storage holds over time: utilization per level (GPU HBM, CPU DRAM, "
                  "local NVMe, persistent bucket), bytes by model, stale bytes left behind by a "
                  "prompt change, and what a reset does.")
-    try:
-        simulate_levels = need("simkv.sizing.hierarchy", "simulate_levels")
-    except Missing as exc:
+    if not ctx.run.has("lifecycle"):
         sec.status = "unavailable"
-        sec.mark_missing(f"lifecycle and visibility: {exc}")
+        sec.mark_missing("lifecycle and visibility: the lifecycle stage did not run")
         return sec
+    facts = ctx.run.facts("lifecycle")
+    resets = ctx.run.table("lifecycle", "resets")
     levels_text = None
-    for w in chosen(ctx):
-        h = hierarchy_for(w)
-        levels_text = ", ".join(f"{lv.name} {fmt.size(lv.capacity_bytes)}" for lv in h.levels)
-        res = simulate_levels(w.trace, h)
-        slug = _slug(w.name)
-        tl = res.timeline.copy()
-        tl.insert(0, "workload", w.name)
+    for run in facts["runs"]:
+        slug, name = run["slug"], run["workload"]
+        levels = run["levels"]
+        levels_text = ", ".join(f"{lv['name']} {fmt.size(lv['capacity_bytes'])}" for lv in levels)
+        tl = ctx.run.table("lifecycle", f"timeline_{slug}")
         tfile = ctx.write_data(f"lifecycle_timeline_{slug}", tl)
-        ev = res.events.copy()
-        if not ev.empty:
-            ev["params"] = ev["params"].astype(str)
-        ev.insert(0, "workload", w.name)
+        ev = ctx.run.table("lifecycle", f"events_{slug}")
         efile = ctx.write_data(f"lifecycle_events_{slug}", ev)
         span = float(tl["time_s"].max() - tl["time_s"].min()) if len(tl) else 0.0
         unit, scale = ("days", 86400.0) if span > 2 * 86400 else ("hours", 3600.0)
@@ -79,7 +57,7 @@ def build(ctx: ReportContext) -> Section:
                 if has_stale:
                     axes[0, 1].plot(g["time_s"] / scale, g["stale_bytes"] / 2**30, label=str(lv))
             for ax in axes[0]:
-                _event_lines(ax, res.events, scale)
+                _event_lines(ax, ev, scale)
                 ax.set_xlabel(f"time ({unit})")
             ax1.set_ylabel("utilization (%)")
             ax1.legend(fontsize=7)
@@ -90,15 +68,14 @@ def build(ctx: ReportContext) -> Section:
                           "prompt change (right)" if has_stale else " (no prompt change in this "
                           "window, so no stale bytes)")
                        + (f"; dashed grey: template changes, dashed red: resets (events in {efile})."
-                          if not res.events.empty else "."))
+                          if not ev.empty else "."))
             sec.figures.append(ctx.figure(
-                KEY, fig, title=f"{w.name}: utilization" + (" and stale bytes" if has_stale else "")
+                KEY, fig, title=f"{name}: utilization" + (" and stale bytes" if has_stale else "")
                 + " per storage level", caption=caption, data_file=tfile, basis="modelled"))
-        if len(set(w.trace.models)) > 1:
-            bm = res.bytes_by_model.copy()
-            bm.insert(0, "workload", w.name)
+        if len(set(run["models"])) > 1:
+            bm = ctx.run.table("lifecycle", f"bytes_by_model_{slug}")
             bfile = ctx.write_data(f"lifecycle_bytes_by_model_{slug}", bm)
-            last_level = h.levels[-1].name
+            last_level = levels[-1]["name"]
             sub = bm[bm["level"] == last_level].pivot_table(index="time_s", columns="model",
                                                              values="bytes", aggfunc="sum").fillna(0)
             with new_figure() as (fig, ax):
@@ -108,61 +85,48 @@ def build(ctx: ReportContext) -> Section:
                 ax.set_ylabel(f"bytes in {last_level} (GiB)")
                 ax.legend(fontsize=7, loc="upper left")
                 sec.figures.append(ctx.figure(
-                    KEY, fig, title=f"{w.name}: bytes by model in the {last_level}",
+                    KEY, fig, title=f"{name}: bytes by model in the {last_level}",
                     caption="KV bytes each model holds in the persistent level over time.",
                     data_file=bfile, basis="modelled"))
             final = sub.iloc[-1].sort_values(ascending=False)
-            sec.readings.append(f"{w.name}: at the end of the window the {last_level} holds "
+            sec.readings.append(f"{name}: at the end of the window the {last_level} holds "
                                 + ", ".join(f"{fmt.size(v)} for {m}" for m, v in final.items()) + ".")
-        comp = res.components.copy()
-        comp.insert(0, "workload", w.name)
+        comp = ctx.run.table("lifecycle", f"components_{slug}")
         cfile = ctx.write_data(f"lifecycle_components_{slug}", comp)
-        sec.tables.append(Table(f"{w.name}: hit rate by prompt component",
+        sec.tables.append(Table(f"{name}: hit rate by prompt component",
                                 ("component", "input tokens", "hit tokens", "hit rate"),
                                 tuple((r.component, f"{r.input_tokens:,}", f"{r.hit_tokens:,}",
                                        fmt.pct(r.hit_ratio)) for r in comp.itertuples()),
                                 data_file=cfile))
-        _readings(sec, w, res, tl, h.levels)
+        _readings(sec, run, tl, resets[resets["workload"] == name], facts["reset_window_s"])
     sec.assumptions.append(f"Storage levels (defaults of simkv.sizing.levels): {levels_text}; "
                            "inclusive placement, promotion on hit, demotion on eviction; every level "
                            "holds whole 256-token chunks (vLLM's HBM uses 16-token blocks).")
     return sec
 
 
-def _readings(sec: Section, w: WorkloadInput, res, tl: pd.DataFrame, levels) -> None:
-    s = res.summary
+def _readings(sec: Section, run: dict, tl: pd.DataFrame, resets: pd.DataFrame,
+              window_s: float) -> None:
+    name = run["workload"]
     peak = tl.loc[tl["stale_bytes"].idxmax()] if len(tl) else None
-    text = f"{w.name}: the levels together serve {fmt.pct(s['token_hit_ratio'])} of input tokens."
+    text = f"{name}: the levels together serve {fmt.pct(run['token_hit_ratio'])} of input tokens."
     if peak is not None and peak["stale_bytes"] > 0:
         text += (f" Stale bytes peak at {fmt.size(peak['stale_bytes'])} in {peak['level']} "
                  f"({fmt.pct(peak['stale_bytes'] / peak['capacity_bytes'] if peak['capacity_bytes'] else 0)} "
                  "of it) after the prompt changes: space that holds nothing usable until evicted or reset.")
     sec.readings.append(text)
-    ev = res.events
-    rec = res.records
-    persistent = [lv.name for lv in levels if lv.persistent] or [levels[-1].name]
-    for e in ev[ev["kind"].str.contains("reset")].itertuples():
-        t = float(e.applied_at_s)
-        params = e.params if isinstance(e.params, dict) else {}
-        level = params.get("level") or persistent[-1]
+    for e in resets.itertuples():
+        t, level = float(e.applied_at_s), e.level
         lt = tl[tl["level"] == level]
         t_nominal = float(e.time_s)  # the storage view samples the state at the event's time
         before, after = lt[lt["time_s"] < t_nominal], lt[lt["time_s"] >= t_nominal]
         if before.empty or after.empty:
             continue
         b, a = before.iloc[-1], after.iloc[0]
-        pre = rec[(rec["arrival_s"] >= t - RESET_WINDOW_S) & (rec["arrival_s"] < t)]
-        post = rec[(rec["arrival_s"] >= t) & (rec["arrival_s"] < t + RESET_WINDOW_S)]
-        hr = [float(x["hit_tokens"].sum() / x["input_tokens"].sum()) if len(x) else np.nan
-              for x in (pre, post)]
+        hr = (e.hit_ratio_before, e.hit_ratio_after)
         sec.readings.append(
-            f"{w.name}: the reset of the {level} at {fmt.duration(t)} empties it ({fmt.size(b['used_bytes'])} "
+            f"{name}: the reset of the {level} at {fmt.duration(t)} empties it ({fmt.size(b['used_bytes'])} "
             f"in use, {fmt.size(b['stale_bytes'])} of it stale, just before; {fmt.size(a['used_bytes'])} "
-            f"just after); the token hit rate is {fmt.pct(hr[0])} in the {fmt.duration(RESET_WINDOW_S)} "
-            f"before it and {fmt.pct(hr[1])} in the {fmt.duration(RESET_WINDOW_S)} after, while the "
+            f"just after); the token hit rate is {fmt.pct(hr[0])} in the {fmt.duration(window_s)} "
+            f"before it and {fmt.pct(hr[1])} in the {fmt.duration(window_s)} after, while the "
             "cache refills (faster levels still hold the hot prefixes).")
-
-
-def _slug(name: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-    return out.strip("_") or "workload"

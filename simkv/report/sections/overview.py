@@ -1,20 +1,20 @@
-"""Section 0: the workloads studied and what an unlimited cache could reuse on each."""
+"""Section 0: the workloads studied and what an unlimited cache could reuse on each
+(tables of the ``simulate`` stage)."""
 
 from __future__ import annotations
-
-import numpy as np
-import pandas as pd
 
 from simkv.report import fmt
 from simkv.report.figures import new_figure
 from simkv.report.model import ReportContext, Section, Table
-from simkv.report.sections.common import unlimited, window_s, working_set_bytes
 
 KEY = "workloads"
+TITLE = "The workloads and what caching could reuse"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'simulate')
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "The workloads and what caching could reuse")
+    sec = Section(KEY, TITLE)
     sec.intro = ("Each workload is a trace of requests with their prefix-chained block hashes. "
                  "Before any tier or price, an unlimited cache with no TTL shows the most reuse "
                  "the traffic allows.")
@@ -22,22 +22,8 @@ def build(ctx: ReportContext) -> Section:
         sec.status = "unavailable"
         sec.mark_missing("no workload traces: nothing to simulate")
         return sec
-    rows = []
-    for w in ctx.workloads:
-        s = unlimited(ctx, w).summary_dict
-        tr = w.trace
-        rows.append({
-            "workload": w.name, "model": w.model, "source": w.source,
-            "requests": int(tr.n_requests), "window_s": window_s(w),
-            "input_tokens": int(tr.input_tokens.sum()),
-            "output_tokens": int(tr.output_tokens.sum()),
-            "block_tokens": int(tr.block_tokens), "unique_blocks": int(s["unique_blocks"]),
-            "working_set_bytes": working_set_bytes(ctx, w),
-            "unlimited_prefix_token_hit_ratio": float(s["prefix_token_hit_ratio"]),
-            "unlimited_block_hit_ratio": float(s["block_hit_ratio"]),
-            "sessions": int(len(np.unique(tr.session_ids))),
-        })
-    frame = pd.DataFrame(rows)
+    frame = ctx.run.table("simulate", "workloads_summary")
+    rows = frame.to_dict("records")
     data = ctx.write_data("workloads_summary", frame)
     sec.tables.append(Table(
         "Workloads", ("workload", "source", "model", "requests", "window", "input tokens",
@@ -47,16 +33,7 @@ def build(ctx: ReportContext) -> Section:
                fmt.pct(r["unlimited_prefix_token_hit_ratio"])) for r in rows),
         data_file=data))
     # arrivals per minute over the window
-    series = []
-    for w in ctx.workloads:
-        a = w.trace.arrival_s - w.trace.arrival_s[0]
-        width = max(60.0, np.ceil(window_s(w) / 60.0 / 60.0) * 60.0)  # at most ~60 bins
-        edges = np.arange(0.0, max(window_s(w), width) + width, width)
-        counts, _ = np.histogram(a, bins=edges)
-        series.append(pd.DataFrame({"workload": w.name, "t_start_s": edges[:-1],
-                                    "bin_s": width, "requests": counts,
-                                    "requests_per_min": counts * 60.0 / width}))
-    arr = pd.concat(series, ignore_index=True)
+    arr = ctx.run.table("simulate", "workloads_arrivals")
     arr_file = ctx.write_data("workloads_arrivals", arr)
     groups = list(arr.groupby("workload", sort=False))
     ncols = min(3, len(groups))

@@ -2,7 +2,8 @@
 
 The recommendation is ``simkv recommend``'s (simkv.economics.recommend): the subscription tier
 with the largest net monthly savings after its price, the runner-up, its break-even prefix-token
-hit rate and payback, and the choice again if traffic grows 2x or 5x.
+hit rate and payback, and the choice again if traffic grows 2x or 5x.  Tables of
+the ``recommend`` stage.
 """
 
 from __future__ import annotations
@@ -11,72 +12,30 @@ import numpy as np
 import pandas as pd
 
 from simkv.report import fmt
-from simkv.report.deps import need
 from simkv.report.figures import new_figure
-from simkv.report.model import Missing, ReportContext, Section, Table
-from simkv.report.sections.bills import books, per_model
+from simkv.report.model import ReportContext, Section, Table
 
 KEY = "recommend"
-GROWTH = (2, 5)
+TITLE = "Which tier to buy"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'recommend')
 TARGET_SHARE = 0.95
 
 
-def subscription_book(ctx: ReportContext):
-    """The tiers: --tiers FILE, else the first subscription book among the price books."""
-    SubscriptionBook = need("simkv.economics.kinds.subscription", "SubscriptionBook")
-    if ctx.options.tiers_path is not None:
-        load_pricebook = need("simkv.economics.pricebook", "load_pricebook")
-        book = load_pricebook(ctx.options.tiers_path)
-        if not isinstance(book, SubscriptionBook):
-            from simkv.errors import InputError
-
-            raise InputError(f"needs a subscription price book, got kind {book.kind!r}",
-                             source=ctx.options.tiers_path, where="--tiers")
-        return book
-    subs = [b for b in books(ctx) if isinstance(b, SubscriptionBook)]
-    if not subs:
-        raise Missing("no subscription price book among the price books (give --tiers FILE)")
-    return subs[0]
-
-
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Which tier to buy")
+    sec = Section(KEY, TITLE)
     sec.intro = ("The subscription tier with the largest net monthly savings after its price on the "
                  "same traffic (never one that loses money while another pays), the runner-up, "
                  "when it pays back, and whether the choice holds if traffic grows.")
-    try:
-        recommend = need("simkv.economics.recommend", "recommend")
-        book = subscription_book(ctx)
-    except Missing as exc:
+    facts = ctx.run.facts("recommend") if ctx.run.has("recommend") else {
+        "missing": "the recommend stage did not run"}
+    if "missing" in facts:
         sec.status = "unavailable"
-        sec.mark_missing(f"recommendation: {exc}")
+        sec.mark_missing(f"recommendation: {facts['missing']}")
         return sec
-    recs, tier_rows, growth_rows = [], [], []
-    for w in ctx.workloads:
-        for model, trace in per_model(w):
-            r = recommend(trace, None, book, target_share=TARGET_SHARE, growth=GROWTH,
-                          days_per_month=ctx.options.days_per_month)
-            recs.append((w.name, model, r))
-            for t in r["tiers"]:
-                tier_rows.append({"workload": w.name, "model": model, **t})
-            for g in r["growth"]:
-                growth_rows.append({"workload": w.name, "model": model, "factor": g["factor"],
-                                    "recommended_tier": g["recommended_tier"],
-                                    "achievable_savings_usd": g["achievable_savings_usd"]})
-    summary = pd.DataFrame([{
-        "workload": wl, "model": m, "pricebook": r["pricebook"],
-        "recommended_tier": r["recommended_tier"], "hit_rate": r["hit_rate"],
-        "unlimited_hit_rate": r["unlimited_hit_rate"],
-        "achievable_savings_usd": r["achievable_savings_usd"],
-        "net_savings_usd": r["net_savings_usd"], "break_even_hit_rate": r["break_even_hit_rate"],
-        "payback_days": r["payback_days"], "placeholder": r["placeholder"],
-        "net_monthly_savings_usd": r["net_monthly_savings_usd"],
-        "break_even_prefix_hit_rate": r["break_even_prefix_hit_rate"],
-        "runner_up": (r["runner_up"] or {}).get("tier"),
-        "runner_up_net_monthly_savings_usd": (r["runner_up"] or {}).get("net_monthly_savings_usd"),
-        "pricebook_status": r["pricebook_status"],
-        "reasoning": " | ".join(r["reasoning"]),
-    } for wl, m, r in recs])
+    recs = [(r["workload"], r["model"], r) for r in facts["recommendations"]]
+    placeholder = facts["book_placeholder"]
+    summary = ctx.run.table("recommend", "recommendation")
     data = ctx.write_data("recommendation", summary)
     sec.tables.append(Table(
         "Recommendation per workload",
@@ -94,8 +53,8 @@ def build(ctx: ReportContext) -> Section:
         sec.readings.append(f"{wl} ({m}): " + " ".join(lines))
     sec.headline = "Recommended tier: " + "; ".join(
         f"{wl} ({m}) {r['recommended_tier'] or 'none pays'}" for wl, m, r in recs) + "." + (
-        " Tier sizes and prices are PLACEHOLDERS." if book.placeholder else "")
-    tiers = pd.DataFrame(tier_rows)
+        " Tier sizes and prices are PLACEHOLDERS." if placeholder else "")
+    tiers = ctx.run.table("recommend", "recommendation_tiers")
     tfile = ctx.write_data("recommendation_tiers", tiers)
     with new_figure(1, 2, figsize=(8.5, 3.4)) as (fig, (ax1, ax2)):
         for (wl, m), g in tiers.groupby(["workload", "model"], sort=False):
@@ -116,10 +75,10 @@ def build(ctx: ReportContext) -> Section:
             KEY, fig, title="Savings captured and net savings by tier",
             caption=("Left: share of the unlimited bucket's recompute savings each tier captures; "
                      "right: savings net of the tier's price, per month."
-                     + (" Tier sizes and prices are PLACEHOLDERS." if book.placeholder else "")),
+                     + (" Tier sizes and prices are PLACEHOLDERS." if placeholder else "")),
             data_file=tfile, basis="modelled"))
-    if growth_rows:
-        growth = pd.DataFrame(growth_rows)
+    if ctx.run.has_table("recommend", "recommendation_growth"):
+        growth = ctx.run.table("recommend", "recommendation_growth")
         gfile = ctx.write_data("recommendation_growth", growth)
         base = summary[["workload", "model", "recommended_tier"]].assign(factor=1)
         both = pd.concat([base, growth[["workload", "model", "factor", "recommended_tier"]]])
@@ -134,7 +93,7 @@ def build(ctx: ReportContext) -> Section:
                                "hashes, interleaved in time (shared system prompts stay shared).")
     sec.assumptions.append("Warm-up and month as in the bills (section on provider bills); each "
                            f"recommendation's own warm-up rule is in {data} (reasoning).")
-    if book.placeholder:
+    if placeholder:
         sec.assumptions.append("Tier sizes and prices are PLACEHOLDER figures (not published "
                                "prices): give your own with --tiers tiers.yaml.")
     return sec

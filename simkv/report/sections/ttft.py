@@ -1,8 +1,9 @@
 """Section 6: TTFT predicted per cache choice and, where measured results exist, predicted vs
 measured on a real engine (hit rate and TTFT) with errors.
 
-Predictions come from the latency model and SimPy serving simulation (simkv.latency); the
-measured figures from ``simkv-harness validate`` results (a replay on vLLM).
+Predictions come from the latency model and SimPy serving simulation (the ``latency``
+stage's tables); the measured figures from validation results: the ``measured`` stage's replay
+on vLLM (the harness's plug-in stage) or a ``--measured RESULTS.json`` file.
 """
 
 from __future__ import annotations
@@ -13,26 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simkv.cache import CacheConfig
 from simkv.report import fmt
-from simkv.report.deps import need
 from simkv.report.figures import new_figure
 from simkv.report.model import Missing, ReportContext, Section, Table
-from simkv.report.sections.common import working_set_bytes
 
 KEY = "ttft"
-GPU = "H100"
-REPLICAS = 1
+TITLE = "Time to first token"
+#: the stages whose tables this section reads (its render-cache key covers their outputs)
+READS = ('workloads', 'latency', 'measured')
 #: a p90 TTFT above this means the replicas are overloaded (the queue keeps growing)
 OVERLOAD_S = 60.0
-#: HBM prefix cache per replica, as a share of the workload's working set
-HBM_SHARE = 0.05
-#: cache choices: (label, tier serving the hits, bucket size as a share of the working set
-#: (None = unlimited), whether an HBM prefix cache sits in front)
-CHOICES = (("no cache", "hbm", 0.0, False),
-           (f"HBM prefix cache ({HBM_SHARE:.0%} of working set)", "hbm", HBM_SHARE, False),
-           ("HBM + CPU DRAM (25% of working set)", "cpu", 0.25, True),
-           ("HBM + remote bucket (unlimited)", "remote", None, True))
 #: keys of ``simkv-harness validate --json`` the report reads
 MEASURED_KEYS = ("predicted_prefix_hit_ratio", "measured_prefix_hit_ratio",
                  "predicted_ttft_p50_s", "measured_ttft_p50_s")
@@ -42,32 +33,13 @@ HOW_TO_MEASURE = ("run `make report` without QUICK=1 (it replays a small workloa
 
 
 def _predicted(ctx: ReportContext, sec: Section) -> None:
-    simulate_with_latency = need("simkv.latency.api", "simulate_with_latency")
-    rows, dist = [], []
-    for w in ctx.workloads:
-        ws = working_set_bytes(ctx, w)
-        hbm = CacheConfig(capacity_bytes=int(ws * HBM_SHARE))
-        for label, tier, frac, front in CHOICES:
-            cfg = (CacheConfig() if frac is None else CacheConfig(capacity_bytes=int(ws * frac))
-                   if frac > 0 else CacheConfig(capacity_blocks=0))
-            res = simulate_with_latency(w.trace, cfg, gpu=GPU, tier=tier, replicas=REPLICAS,
-                                        hbm_cache=hbm if front else None)
-            rec = res.records
-            s = res.summary_dict
-            rows.append({"workload": w.name, "choice": label, "tier": tier, "gpu": GPU,
-                         "replicas": REPLICAS, "loaded_tokens": s.get("loaded_tokens"),
-                         "load_beats_recompute_share": s.get("load_beats_recompute_share"),
-                         "queue_p90_s": s.get("queue_p90_s"),
-                         "capacity_bytes": cfg.capacity_bytes,
-                         "prefix_token_hit_ratio": s.get("prefix_token_hit_ratio"),
-                         "ttft_p50_s": s.get("ttft_p50_s"), "ttft_p90_s": s.get("ttft_p90_s"),
-                         "ttft_p99_s": s.get("ttft_p99_s")})
-            q = np.linspace(0, 1, 101)
-            dist.append(pd.DataFrame({"workload": w.name, "choice": label, "quantile": q,
-                                      "ttft_s": np.quantile(rec["ttft_s"].to_numpy(), q)}))
-    frame = pd.DataFrame(rows)
+    if not ctx.run.has_table("latency", "ttft_predicted"):
+        raise Missing("the latency stage wrote no predictions")
+    facts = ctx.run.facts("latency")
+    GPU, REPLICAS, HBM_SHARE = facts["gpu"], facts["replicas"], facts["hbm_share"]
+    frame = ctx.run.table("latency", "ttft_predicted")
     data = ctx.write_data("ttft_predicted", frame)
-    dframe = pd.concat(dist, ignore_index=True)
+    dframe = ctx.run.table("latency", "ttft_predicted_cdf")
     dfile = ctx.write_data("ttft_predicted_cdf", dframe)
     for wl, g in dframe.groupby("workload", sort=False):
         with new_figure() as (fig, ax):
@@ -95,11 +67,11 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
         sec.readings.append(
             f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache vs {fmt.ms(best['ttft_p90_s'])} "
             f"with {best['choice']} (p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
-    tiers = need("simkv.latency.hardware", "TIERS")
+    sources = facts["tier_sources"]
     sec.assumptions.append(
         f"Latency: analytic model on {REPLICAS} {GPU} replica(s), one request at a time per "
         f"engine step budget; HBM prefix cache = {HBM_SHARE:.0%} of each workload's working set. "
-        "KV load bandwidths: " + "; ".join(f"{t}: {tiers.get(t).source}" for t in ("cpu", "remote")) + ".")
+        "KV load bandwidths: " + "; ".join(f"{t}: {sources[t]}" for t in ("cpu", "remote")) + ".")
     sec.tables.append(Table("Predicted TTFT percentiles", ("workload", "choice", "hit", "p50", "p90", "p99"),
                             tuple((r.workload, r.choice, fmt.pct(r.prefix_token_hit_ratio),
                                    fmt.ms(r.ttft_p50_s), fmt.ms(r.ttft_p90_s), fmt.ms(r.ttft_p99_s))
@@ -122,17 +94,32 @@ def load_measured(path: Path) -> list[dict]:
     return out
 
 
+def measured_source(ctx: ReportContext) -> tuple[Path | None, str]:
+    """The validation results to show (``--measured FILE``, else the measured stage's) and,
+    when there are none, why the measured stage produced none."""
+    if ctx.options.measured_path is not None or not ctx.run.has("measured"):
+        return ctx.options.measured_path, ctx.options.measured_note
+    facts = ctx.run.facts("measured")
+    if facts.get("results"):
+        return ctx.run.path("measured", facts["results"]), ""
+    return None, str(facts.get("reason") or "")
+
+
+def _absent_reason(ctx: ReportContext, path: Path | None, note: str) -> str:
+    """Why there are no measured results to show."""
+    if path is not None:
+        return f"the measured results file {path} does not exist"
+    if ctx.options.quick and ctx.options.offers_replay:
+        return "the measured section was not run (--quick skips the engine replay)"
+    if note:
+        return f"the engine replay did not produce results: {note}"
+    return "no measured results were given (--measured RESULTS.json)"
+
+
 def _measured(ctx: ReportContext, sec: Section) -> None:
-    path = ctx.options.measured_path
+    path, note = measured_source(ctx)
     if path is None or not Path(path).exists():
-        if path is not None:
-            why = f"the measured results file {path} does not exist"
-        elif ctx.options.quick and ctx.options.offers_replay:
-            why = "the measured section was not run (--quick skips the engine replay)"
-        elif ctx.options.measured_note:
-            why = f"the engine replay did not produce results: {ctx.options.measured_note}"
-        else:
-            why = "no measured results were given (--measured RESULTS.json)"
+        why = _absent_reason(ctx, path, note)
         sec.readings.append(f"Predicted vs measured: {why}. To fill it, {HOW_TO_MEASURE}.")
         if sec.status == "ok":
             sec.status = "partial"
@@ -200,7 +187,7 @@ def _measured(ctx: ReportContext, sec: Section) -> None:
 
 
 def build(ctx: ReportContext) -> Section:
-    sec = Section(KEY, "Time to first token")
+    sec = Section(KEY, TITLE)
     sec.intro = ("A hit saves time as well as money when loading the KV beats recomputing it. "
                  "Predicted TTFT per cache choice, then simkv's predictions beside a real engine's "
                  "measurements where they exist.")

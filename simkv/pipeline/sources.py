@@ -1,4 +1,4 @@
-"""The report's inputs: the example workloads (generated from their YAML specs over short
+"""Where the workloads stage gets its traces: the example workloads (generated from their YAML specs over short
 windows, so the whole report runs in minutes) or a user's own trace.
 
 The windows are stated in the report: a workload generated over 2 hours is extrapolated to a
@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from simkv.atomicio import sha256_file
 from simkv.errors import InputError
-from simkv.report.deps import need
-from simkv.report.model import WorkloadInput
-from simkv.report.provenance import sha256_file
+from simkv.pipeline.workload import WorkloadInput
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,8 @@ def _scaled(spec, scale: float):
 
 def example_workloads(directory: Path, *, quick: bool) -> list[WorkloadInput]:
     """Every ``*.yaml`` spec in ``directory``, generated over its report window."""
-    load_spec = need("simkv.workloads", "load_spec")
-    generate = need("simkv.workloads", "generate")
+    from simkv.workloads import generate, load_spec
+
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError("not a directory of workload specs", source=directory,

@@ -1,0 +1,1 @@
+"""simkv's own stages, one module each (registered by ``simkv.pipeline.builtin``)."""

@@ -1,0 +1,47 @@
+"""Stage ``workloads``: the traces the report studies, saved losslessly (simkv Parquet).
+
+From the example specs (``--workloads-dir``, each over its report window), a user's trace
+(``--trace``), or workloads handed over in memory (tests, notebooks: never cached).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from simkv.pipeline.context import StageContext
+from simkv.pipeline.sources import example_workloads, user_trace
+from simkv.pipeline.stage import Stage, StageOutput, register_stage
+
+
+def _slug(name: str) -> str:
+    out = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return out.strip("_") or "workload"
+
+
+def run(ctx: StageContext) -> StageOutput:
+    from simkv.trace import save_trace
+
+    inp = ctx.inputs
+    if inp.given is not None:
+        workloads = list(inp.given)
+    elif inp.trace_path is not None:
+        workloads = [user_trace(inp.trace_path, inp.trace_model, inp.trace_format)]
+    else:
+        workloads = example_workloads(inp.workloads_dir, quick=ctx.options.quick)
+    (ctx.out_dir / "traces").mkdir()
+    rows = []
+    for i, w in enumerate(workloads):
+        rel = f"traces/{i:03d}-{_slug(w.name)}.parquet"
+        save_trace(w.trace, ctx.out_dir / rel)
+        rows.append({"name": w.name, "model": w.model, "source": w.source,
+                     "description": w.description, "sha256": w.sha256,
+                     "seed": getattr(w.spec, "seed", None), "requests": int(w.trace.n_requests),
+                     "trace_file": rel})
+    frame = pd.DataFrame(rows, columns=["name", "model", "source", "description", "sha256", "seed",
+                                        "requests", "trace_file"])
+    frame["seed"] = frame["seed"].astype("Int64")
+    return StageOutput(tables={"workloads": frame})
+
+
+register_stage(Stage("workloads", "generating the example workloads", run,
+                     reads=("workload_sources",), options=("quick",)))
