@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from simkv import guard
 from simkv.hashing import fibonacci_hash
 
 _EMPTY = -1
@@ -19,6 +20,8 @@ _EMPTY = -1
 MIN_SLOTS = 1 << 10
 #: load factor at which the table doubles (linear probing stays short below it)
 MAX_LOAD = 0.6
+#: bytes a slot takes: a uint64 key and an int32 id
+SLOT_BYTES = 12
 #: ids are int32 in the table (the largest id a 2^32-slot table could hold at MAX_LOAD)
 MAX_IDS = 2**31 - 1
 
@@ -83,6 +86,9 @@ class IdMap:
 
     def _grow(self) -> None:
         size = 2 * self.slots
+        # the table is per unique block: refuse it (--max-memory) rather than be killed
+        guard.check(size * SLOT_BYTES, f"the id map of {self.n_ids:,} unique blocks "
+                    f"({size:,} slots)")
         keys = np.zeros(size, dtype=np.uint64)
         vals = np.full(size, _EMPTY, dtype=np.int32)
         _rehash(self._keys, self._vals, keys, vals)
@@ -91,6 +97,8 @@ class IdMap:
     def map(self, keys: np.ndarray) -> np.ndarray:
         """Dense ids of ``keys`` (int64); unseen keys get the next ids in order."""
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        guard.check(self.slots * SLOT_BYTES + keys.size * 8,  # the table and this call's ids
+                    f"the id map of {self.n_ids:,} unique blocks and {keys.size:,} new accesses")
         out = np.empty(keys.shape[0], dtype=np.int64)
         i = 0
         while True:

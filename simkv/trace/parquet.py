@@ -376,6 +376,10 @@ def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Trace:
     request count and the ``input_tokens`` column), so memory peaks near the final arrays."""
     pf, _, header = _open(path)
     n = pf.metadata.num_rows
+    claimed = _metadata(pf.schema_arrow.metadata or {}, path)[1]
+    if claimed is not None:  # refuse what the file claims before reading it (--max-memory)
+        guard.check(guard.trace_bytes(n, claimed), f"{path}: a trace of {n:,} requests "
+                    f"and {claimed:,} blocks (its metadata)")
     try:
         tokens = pf.read(columns=["input_tokens"], use_threads=False).column(0).to_numpy()
     except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group

@@ -63,9 +63,13 @@ class TraceSource:
         if self.trace is not None:
             return self.trace.n_requests
         if self.path is not None and self.path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            return int(pq.ParquetFile(str(self.path)).metadata.num_rows)
+            try:
+                return int(pq.ParquetFile(str(self.path)).metadata.num_rows)
+            except (pa.ArrowException, OSError, UnicodeDecodeError):
+                return None  # unreadable: the reader itself reports it, with the file named
         return None
 
     def chunks(self, chunk_requests: int | None = None, columns: tuple[str, ...] | None = None,
