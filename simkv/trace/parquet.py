@@ -323,8 +323,9 @@ def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
     try:
         for batch in _batches(pf, list(_SCALARS) + chain + optional, chunk_requests):
             yield _chunk(batch, version, header, optional, table, ids_as_keys)
-    except (ValueError, pa.ArrowException) as exc:
-        raise InputError(f"inconsistent trace: {exc}", source=path) from None
+    except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(f"inconsistent trace: {first}", source=path) from None
 
 
 def _batches(pf: pq.ParquetFile, columns: list[str], n: int) -> Iterator[pa.RecordBatch]:
