@@ -6,8 +6,9 @@ chain order: a present block is a hit (LRU moves it to the front; ``refresh_on_h
 stamp), an absent one is inserted after evicting from the policy's victim end until it fits.
 An object larger than the whole capacity is never admitted (as in libCacheSim).
 
-Per-object state is flat arrays indexed by dense id; the policy order is an intrusive doubly
-linked list (index ``n`` is the sentinel).  When the TTL order differs from the policy order
+Per-object state is flat arrays indexed by dense id, held by ``simkv.cache.carry`` and carried
+from one chunk of the stream to the next (grown as new objects appear), so a kernel call is one
+chunk; the policy order is an intrusive doubly linked list (the last index is the sentinel).  When the TTL order differs from the policy order
 (LRU with ``from_write``, FIFO with ``refresh_on_hit``, LFU) a second list keeps entries in
 stamp order so expiry stays O(1) per entry.  ``simkv.cache.reference`` is the slow,
 obviously-correct twin these are tested against.
@@ -37,31 +38,24 @@ def _push_front(prev, nxt, s, o):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def run_list_policy(ids, sizes, n_obj, req_offsets, req_time, capacity, ttl, lru, from_write):  # pragma: no cover - compiled
-    """LRU (``lru=True``) or FIFO over the stream; ``capacity < 0`` is unlimited, ``ttl < 0`` none.
+def run_list_policy(ids, sizes, req_offsets, req_time, capacity, ttl, lru, from_write,
+                    prev, nxt, present, eprev, enxt, stamp, scal):  # pragma: no cover - compiled
+    """LRU (``lru=True``) or FIFO over one chunk; ``capacity < 0`` is unlimited, ``ttl < 0`` none.
 
+    The state (``simkv.cache.carry.ListState``) carries over from the previous chunk: the
+    lists ``prev``/``nxt`` (sentinel at the last index), ``present``, the stamp-ordered list
+    ``eprev``/``enxt`` (length 1 when not needed), ``stamp`` and ``scal[0]`` (bytes used).
     Returns (hit per access uint8, evictions per request, expirations per request).
     """
     n_req = req_offsets.shape[0] - 1
     hit = np.zeros(ids.shape[0], dtype=np.uint8)
     evictions = np.zeros(n_req, dtype=np.int64)
     expirations = np.zeros(n_req, dtype=np.int64)
-    s = n_obj
-    prev = np.empty(n_obj + 1, dtype=np.int64)
-    nxt = np.empty(n_obj + 1, dtype=np.int64)
-    prev[s] = s
-    nxt[s] = s
-    present = np.zeros(n_obj, dtype=np.uint8)
+    s = prev.shape[0] - 1
     use_ttl = ttl >= 0.0
     # a separate stamp-ordered list is needed only when stamp order != policy order
     separate = use_ttl and (lru == from_write)
-    eprev = np.empty(n_obj + 1 if separate else 1, dtype=np.int64)
-    enxt = np.empty(n_obj + 1 if separate else 1, dtype=np.int64)
-    if separate:
-        eprev[s] = s
-        enxt[s] = s
-    stamp = np.zeros(n_obj if use_ttl else 1, dtype=np.float64)
-    used = 0
+    used = scal[0]
     for r in range(n_req):
         t = req_time[r]
         if use_ttl:
@@ -107,6 +101,7 @@ def run_list_policy(ids, sizes, n_obj, req_offsets, req_time, capacity, ttl, lru
             used += size
             if use_ttl:
                 stamp[o] = t
+    scal[0] = used
     return hit, evictions, expirations
 
 
@@ -159,36 +154,24 @@ def _heap_pop(hf, hs, ho, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def run_lfu(ids, sizes, n_obj, req_offsets, req_time, capacity, ttl, from_write):  # pragma: no cover - compiled
-    """LFU: evict the fewest in-cache hits, ties to the least recently used.
+def run_lfu(ids, sizes, req_offsets, req_time, capacity, ttl, from_write, present, freq, seq,
+            hf, hs, ho, eprev, enxt, stamp, scal):  # pragma: no cover - compiled
+    """LFU over one chunk: evict the fewest in-cache hits, ties to the least recently used.
 
-    A lazy binary heap of (frequency, last-use sequence, object); stale entries are skipped on
-    pop and the heap is compacted when it grows past four times the live entries.
+    A lazy binary heap of (frequency, last-use sequence, object) in ``hf``/``hs``/``ho``;
+    stale entries are skipped on pop and the heap is compacted when it fills.  Live keys are
+    unique, so the eviction order does not depend on the heap's size or layout.  State
+    (``simkv.cache.carry.LfuState``) carries over; ``scal`` = [heap entries, present
+    objects, bytes used, access counter].
     """
     n_req = req_offsets.shape[0] - 1
-    n_acc = ids.shape[0]
-    hit = np.zeros(n_acc, dtype=np.uint8)
+    hit = np.zeros(ids.shape[0], dtype=np.uint8)
     evictions = np.zeros(n_req, dtype=np.int64)
     expirations = np.zeros(n_req, dtype=np.int64)
-    present = np.zeros(n_obj, dtype=np.uint8)
-    freq = np.zeros(n_obj, dtype=np.int64)
-    seq = np.zeros(n_obj, dtype=np.int64)
-    cap_heap = max(16, 2 * min(n_acc, 4 * n_obj + 1024) + 16)
-    hf = np.empty(cap_heap, dtype=np.int64)
-    hs = np.empty(cap_heap, dtype=np.int64)
-    ho = np.empty(cap_heap, dtype=np.int64)
-    hn = 0
-    n_present = 0
-    s = n_obj
+    cap_heap = hf.shape[0]
+    hn, n_present, used, counter = scal[0], scal[1], scal[2], scal[3]
+    s = eprev.shape[0] - 1
     use_ttl = ttl >= 0.0
-    eprev = np.empty(n_obj + 1 if use_ttl else 1, dtype=np.int64)
-    enxt = np.empty(n_obj + 1 if use_ttl else 1, dtype=np.int64)
-    if use_ttl:
-        eprev[s] = s
-        enxt[s] = s
-    stamp = np.zeros(n_obj if use_ttl else 1, dtype=np.float64)
-    used = 0
-    counter = 0
     for r in range(n_req):
         t = req_time[r]
         if use_ttl:
@@ -238,24 +221,31 @@ def run_lfu(ids, sizes, n_obj, req_offsets, req_time, capacity, ttl, from_write)
                     stamp[o] = t
                     _push_front(eprev, enxt, s, o)
             if hn + 1 >= cap_heap:
-                # compact: keep one live entry per present object
-                k = 0
-                for i in range(hn):
-                    oo = ho[i]
-                    if present[oo] and freq[oo] == hf[i] and seq[oo] == hs[i] and oo != o:
-                        hf[k] = hf[i]
-                        hs[k] = hs[i]
-                        ho[k] = oo
-                        k += 1
-                hn = 0
-                tf = hf[:k].copy()
-                ts = hs[:k].copy()
-                to = ho[:k].copy()
-                for i in range(k):
-                    hn = _heap_push(hf, hs, ho, hn, tf[i], ts[i], to[i])
+                hn = _heap_compact(hf, hs, ho, hn, present, freq, seq, o)
             if present[o]:
                 hn = _heap_push(hf, hs, ho, hn, freq[o], seq[o], o)
+    scal[0], scal[1], scal[2], scal[3] = hn, n_present, used, counter
     return hit, evictions, expirations
+
+
+@numba.njit(cache=True)
+def _heap_compact(hf, hs, ho, hn, present, freq, seq, skip):  # pragma: no cover - compiled
+    """Keep one live entry per present object (but ``skip``, pushed again by the caller)."""
+    k = 0
+    for i in range(hn):
+        oo = ho[i]
+        if present[oo] and freq[oo] == hf[i] and seq[oo] == hs[i] and oo != skip:
+            hf[k] = hf[i]
+            hs[k] = hs[i]
+            ho[k] = oo
+            k += 1
+    tf = hf[:k].copy()
+    ts = hs[:k].copy()
+    to = ho[:k].copy()
+    hn = 0
+    for i in range(k):
+        hn = _heap_push(hf, hs, ho, hn, tf[i], ts[i], to[i])
+    return hn
 
 
 @numba.njit(cache=True)

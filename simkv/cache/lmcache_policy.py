@@ -176,27 +176,42 @@ class LMCacheL1:
 
 
 @POLICIES.register("lmcache")
-def _lmcache(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
+def _lmcache(cfg: CacheConfig, capacity: int):
     """LMCache's L1 over a trace whose blocks are its chunks; wakes on the trace's clock.
 
     Capacity in chunks (``capacity_blocks``) or, as the server takes it, in bytes of slab
     (``capacity``; one chunk size in bytes, from the model); a prefix hit is the leading stored
-    chunks.
+    chunks.  One L1 serves every chunk of the stream (created with the first one).
     """
     if cfg.ttl_s is not None:
         raise InputError("the lmcache policy has no TTL (LMCache evicts by its loop)", where="ttl")
     if cfg.reuse != "prefix":
         raise InputError("the lmcache policy models prefix reuse only", where="reuse")
+    caches: list[LMCacheL1] = []
+
+    def run(trace: Trace, stream: AccessStream) -> KernelOutput:
+        if not caches:
+            caches.append(_new_l1(cfg, capacity, trace, stream))
+        return _lmcache_chunk(caches[0], trace, stream)
+
+    return run
+
+
+def _new_l1(cfg: CacheConfig, capacity: int, trace: Trace, stream: AccessStream) -> LMCacheL1:
+    """The L1 for a stream, sized from its first chunk (chunk bytes come from the model)."""
     if capacity < 0:
-        l1 = LMCacheL1(L1Config(None, trace.block_tokens))
-    elif cfg.capacity_bytes is not None:
+        return LMCacheL1(L1Config(None, trace.block_tokens))
+    if cfg.capacity_bytes is not None:
         sizes = np.unique(stream.sizes)
         if len(sizes) != 1:
             raise InputError("the lmcache policy needs one chunk size in bytes (one model); "
                              "give the capacity in chunks", where="capacity")
-        l1 = LMCacheL1(L1Config.from_bytes(int(capacity), int(sizes[0]), trace.block_tokens))
-    else:
-        l1 = LMCacheL1(L1Config(int(capacity), trace.block_tokens))
+        return LMCacheL1(L1Config.from_bytes(int(capacity), int(sizes[0]), trace.block_tokens))
+    return LMCacheL1(L1Config(int(capacity), trace.block_tokens))
+
+
+def _lmcache_chunk(l1: LMCacheL1, trace: Trace, stream: AccessStream) -> KernelOutput:
+    """One chunk of requests through the L1, one request at a time."""
     n = trace.n_requests
     hit = np.zeros(len(stream.ids), dtype=np.uint8)
     hit_tokens = np.zeros(n, dtype=np.int64)

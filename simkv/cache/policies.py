@@ -1,8 +1,10 @@
 """Eviction policies, registered by name (``CacheConfig.policy`` / ``--policy``).
 
-A policy is a function ``run(trace, stream, cfg, capacity) -> KernelOutput`` where
-``capacity`` is in the stream's size units (bytes or blocks; ``-1`` unlimited).  Adding a
-policy means registering one more function here or in its own module, never editing a switch.
+A policy is a factory ``make(cfg, capacity) -> run`` where ``capacity`` is in the stream's
+size units (bytes or blocks; ``-1`` unlimited) and ``run(chunk, stream) -> KernelOutput`` is
+called once per chunk of the trace, in order, carrying the cache's state from one call to the
+next (``simkv.cache.carry``).  Adding a policy means registering one more factory here or in
+its own module, never editing a switch.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simkv.cache.carry import LfuState, ListState
 from simkv.cache.config import CacheConfig
-from simkv.cache.kernels import run_lfu, run_list_policy
 from simkv.cache.stream import AccessStream
 from simkv.registry import Registry
 from simkv.trace.model import Trace
@@ -30,7 +32,8 @@ class KernelOutput:
     prefix_hit_tokens: np.ndarray | None = None
 
 
-PolicyFn = Callable[[Trace, AccessStream, CacheConfig, int], KernelOutput]
+ChunkRun = Callable[[Trace, AccessStream], KernelOutput]
+PolicyFn = Callable[[CacheConfig, int], ChunkRun]
 POLICIES: Registry[PolicyFn] = Registry("policy")
 
 
@@ -38,25 +41,29 @@ def _ttl(cfg: CacheConfig) -> float:
     return -1.0 if cfg.ttl_s is None else float(cfg.ttl_s)
 
 
+def _runner(state: ListState | LfuState) -> ChunkRun:
+    def run(chunk: Trace, stream: AccessStream) -> KernelOutput:
+        return KernelOutput(*state.run(stream.ids, stream.sizes, stream.req_offsets,
+                                       stream.req_time_s, stream.n_objects))
+    return run
+
+
 @POLICIES.register("lru")
-def _lru(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
+def _lru(cfg: CacheConfig, capacity: int) -> ChunkRun:
     """Least recently used: a hit moves the block to the front; evict from the back."""
-    return KernelOutput(*run_list_policy(stream.ids, stream.sizes, stream.n_objects,
-                                         stream.req_offsets, stream.req_time_s, capacity,
-                                         _ttl(cfg), True, cfg.ttl_mode == "from_write"))
+    return _runner(ListState(lru=True, ttl_s=_ttl(cfg), from_write=cfg.ttl_mode == "from_write",
+                             capacity=capacity))
 
 
 @POLICIES.register("fifo")
-def _fifo(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
+def _fifo(cfg: CacheConfig, capacity: int) -> ChunkRun:
     """First in, first out: hits do not reorder; evict the oldest insertion."""
-    return KernelOutput(*run_list_policy(stream.ids, stream.sizes, stream.n_objects,
-                                         stream.req_offsets, stream.req_time_s, capacity,
-                                         _ttl(cfg), False, cfg.ttl_mode == "from_write"))
+    return _runner(ListState(lru=False, ttl_s=_ttl(cfg), from_write=cfg.ttl_mode == "from_write",
+                             capacity=capacity))
 
 
 @POLICIES.register("lfu")
-def _lfu(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
+def _lfu(cfg: CacheConfig, capacity: int) -> ChunkRun:
     """Least frequently used (in-cache hit count), ties to the least recently used."""
-    return KernelOutput(*run_lfu(stream.ids, stream.sizes, stream.n_objects, stream.req_offsets,
-                                 stream.req_time_s, capacity, _ttl(cfg),
-                                 cfg.ttl_mode == "from_write"))
+    return _runner(LfuState(ttl_s=_ttl(cfg), from_write=cfg.ttl_mode == "from_write",
+                            capacity=capacity))

@@ -271,25 +271,44 @@ def simulate_tiers(block_keys: list, prompt_tokens, output_tokens, *, num_blocks
 
 
 @POLICIES.register("vllm")
-def _vllm(trace: Trace, stream: AccessStream, cfg: CacheConfig, capacity: int) -> KernelOutput:
-    """vLLM v1's prefix cache (see the module docstring); capacity counts usable blocks."""
+def _vllm(cfg: CacheConfig, capacity: int):
+    """vLLM v1's prefix cache (see the module docstring); capacity counts usable blocks.
+
+    One pool serves every chunk of the stream; with a capacity in bytes the block size is
+    fixed by the first chunk's blocks, and a later block of another size is refused.
+    """
     if cfg.ttl_s is not None:
         raise InputError("the vllm policy has no TTL (vLLM keeps blocks until evicted)",
                          where="ttl")
     if cfg.reuse != "prefix":
         raise InputError("the vllm policy models prefix reuse only", where="reuse")
-    num_blocks: int | None
-    if capacity < 0:
-        num_blocks = None
-    elif cfg.capacity_bytes is not None:
+    pools: list[tuple[VllmBlockPool, int | None, int]] = []
+
+    def run(trace: Trace, stream: AccessStream) -> KernelOutput:
+        num_blocks: int | None
         sizes = np.unique(stream.sizes)
-        if len(sizes) > 1:
+        if capacity >= 0 and cfg.capacity_bytes is not None and (
+                len(sizes) > 1 or (pools and len(sizes) and int(sizes[0]) != pools[0][2])):
             raise InputError("the vllm policy needs one block size in bytes (one model per "
                              "cache); give the capacity in blocks", where="capacity")
-        num_blocks = int(capacity // int(sizes[0])) if len(sizes) else 0
-    else:
-        num_blocks = int(capacity)
-    pool = VllmBlockPool(num_blocks, trace.block_tokens)
+        if not pools:
+            if capacity < 0:
+                num_blocks = None
+            elif cfg.capacity_bytes is not None:
+                num_blocks = int(capacity // int(sizes[0])) if len(sizes) else 0
+            else:
+                num_blocks = int(capacity)
+            pools.append((VllmBlockPool(num_blocks, trace.block_tokens), num_blocks,
+                          int(sizes[0]) if len(sizes) else 1))
+        pool, num_blocks, _ = pools[0]
+        return _vllm_chunk(pool, num_blocks, trace, stream)
+
+    return run
+
+
+def _vllm_chunk(pool: VllmBlockPool, num_blocks: int | None, trace: Trace,
+                stream: AccessStream) -> KernelOutput:
+    """One chunk of requests through the pool, one request at a time."""
     n = trace.n_requests
     hit = np.zeros(len(stream.ids), dtype=np.uint8)
     evictions = np.zeros(n, dtype=np.int64)

@@ -7,13 +7,16 @@ from pathlib import Path
 import typer
 
 from simkv import guard
-from simkv.atomicio import atomic_path
-from simkv.cache import CacheConfig, simulate
+from simkv.atomicio import atomic_writer
+from simkv.cache import CacheConfig
 from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
+from simkv.cache.engine import simulate_stream
 from simkv.cli.common import check_output_path, print_json, print_table, stage
+from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
-from simkv.trace import load_trace
+from simkv.trace.records import RecordsWriter
 from simkv.trace.shardset import is_partition
+from simkv.trace.stream import TraceSource, check_chunk_requests
 from simkv.units import parse_duration, parse_size
 
 
@@ -72,6 +75,7 @@ def simulate_cmd(
     store_shards: int | None = typer.Option(None, "--store-shards", help="Simulate a store sharded over K nodes by block hash (K caches of capacity C/K); --trace may be a `simkv trace partition` folder."),
     executor: str = typer.Option("local", "--executor", help="Where --store-shards nodes run: local (processes) | ray | inline."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address HOST:PORT for --executor ray (default: a private local Ray)."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests read and simulated per chunk (memory: one chunk plus per-block state; default 65536)."),
 ) -> None:
     """Simulate one cache configuration over a trace and print the summary."""
     if capacity is None and capacity_blocks is None:
@@ -83,34 +87,51 @@ def simulate_cmd(
         raise InputError("must be >= 1", where="--replicas")
     cfg = build_cache_config(capacity, capacity_blocks, policy, ttl, ttl_mode,
                              reuse, blend_share if reuse == "chunk" else 0.0)
+    check_chunk_requests(chunk_requests)
     if store_shards is not None or is_partition(trace_path):
         result = _simulate_store(trace_path, format, cfg, store_shards, model, executor, address,
                                  latency)
+        if records_out is not None:
+            with atomic_writer(records_out, "wb") as fh:
+                result.records.to_parquet(fh, index=False)
     else:
-        with stage(f"loading {trace_path.name}"):
-            trace = load_trace(trace_path, format)
-        if latency:
-            guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
-                        f"--replicas {replicas} over {trace.n_requests:,} requests")
-        with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
-            if latency:
-                from simkv.latency.api import simulate_with_latency
-
-                result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
-                                               routing=routing, calibration=calibration, tier=tier,
-                                               tensor_parallel=tp)
-            else:
-                result = simulate(trace, cfg, model=model)
+        result = _simulate_one(TraceSource.of(trace_path, format), trace_path.name, cfg, model,
+                               latency, replicas, gpu, routing, calibration, tier, tp,
+                               records_out, chunk_requests)
     summary = dict(result.summary_dict)
     if model is not None:
         summary["model"] = model
-    if records_out is not None:
-        with atomic_path(records_out) as tmp:
-            result.records.to_parquet(tmp, index=False)
     if json_out:
         print_json(summary)
     else:
         print_table(f"simulate {trace_path.name}: {cfg.describe()}", list(summary.items()))
+
+
+def _simulate_one(source: TraceSource, name: str, cfg: CacheConfig, model, latency: bool,
+                  replicas: int, gpu, routing, calibration, tier, tp, records_out: Path | None,
+                  chunk_requests: int | None):
+    """One store: streamed chunk by chunk, or read at once for the serving simulation."""
+    if latency:  # the serving simulation routes whole requests: it reads the trace at once
+        from simkv.latency.api import simulate_with_latency
+
+        with stage(f"loading {name}"):
+            trace = source.load()
+        guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
+                    f"--replicas {replicas} over {trace.n_requests:,} requests")
+        with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
+            result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
+                                           routing=routing, calibration=calibration, tier=tier,
+                                           tensor_parallel=tp)
+        if records_out is not None:
+            with atomic_writer(records_out, "wb") as fh:
+                result.records.to_parquet(fh, index=False)
+    else:
+        with ChunkProgress(f"simulate {name}", source.n_requests_hint()) as progress, \
+                RecordsWriter(records_out) as sink:
+            result = simulate_stream(source, cfg, model=model, chunk_requests=chunk_requests,
+                                     keep=False, sink=sink if records_out is not None else None,
+                                     on_chunk=progress)
+    return result
 
 
 def register(app: typer.Typer) -> None:

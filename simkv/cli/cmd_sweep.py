@@ -11,9 +11,10 @@ from rich.table import Table
 
 from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_path, console, print_json
+from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
-from simkv.trace import load_trace
 from simkv.trace.shardset import is_partition, open_partition, reassemble
+from simkv.trace.stream import TraceSource, check_chunk_requests
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
 from simkv.validate import check_number, count, real
 
@@ -103,6 +104,7 @@ def sweep_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the grid points as a JSON list."),
     store_shards: int | None = typer.Option(None, "--store-shards", help="The grid of a store sharded over K nodes by block hash (one policy run per point per node); --trace may be a partition folder."),
     policy: str = typer.Option("lru", "--policy", help="Store node policy with --store-shards: lru, fifo, lfu."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests read per chunk of the one-pass grid (memory: one chunk plus per-block state; default 65536)."),
 ) -> None:
     """Exact LRU block and prefix-token hit ratios at every capacity x TTL, in one pass."""
     from simkv.sizing.grid import lru_grid
@@ -130,7 +132,8 @@ def sweep_cmd(
     partition = is_partition(trace_path)
     if partition and belady and sample_rate is not None:
         raise InputError("Belady needs the whole trace, not a sample", where="--belady")
-    trace = None if partition else load_trace(trace_path, format)
+    check_chunk_requests(chunk_requests)
+    source = None if partition else TraceSource.of(trace_path, format)
     kw = dict(capacities_blocks=cap_blocks, capacities_bytes=cap_bytes, ttls_s=ttl_list, model=model)
     if shards_error is not None:
         from simkv.sizing.shards import partition_shards_error
@@ -138,20 +141,25 @@ def sweep_cmd(
 
         rates = parse_list(shards_error, _rate, where="--shards-error")
         frame = (partition_shards_error(trace_path, rates, executor=executor, address=address, **kw)
-                 if partition else measure(trace, rates, **kw))
+                 if partition else measure(source.load(), rates, **kw))
     elif partition and sample_rate is not None:
         from simkv.sizing.shards import partition_grid
 
         frame = partition_grid(trace_path, sample_rate, executor=executor, address=address, **kw)
     else:
         if partition:
-            trace = reassemble(open_partition(trace_path))
-        frame = lru_grid(trace, sample_rate=sample_rate, executor=executor, address=address,
-                         ttl_chunks=parts, **kw)
+            source = reassemble(open_partition(trace_path))
+            frame = lru_grid(source, sample_rate=sample_rate, executor=executor, address=address,
+                             ttl_chunks=parts, **kw)
+        else:
+            with ChunkProgress(f"sweep {trace_path.name}", source.n_requests_hint()) as progress:
+                frame = lru_grid(source, sample_rate=sample_rate, executor=executor,
+                                 address=address, ttl_chunks=parts, chunk_requests=chunk_requests,
+                                 on_chunk=progress, **kw)
         if belady:
             from simkv.sizing.belady import belady_curve
 
-            bel = belady_curve(trace, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
+            bel = belady_curve(source, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
                                model=model)
             frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                         len(ttl_list))

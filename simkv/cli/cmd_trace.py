@@ -9,6 +9,8 @@ import typer
 from simkv.analysis.trace_stats import trace_stats
 from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.trace import load_trace, save_trace
+from simkv.trace.formats import save_trace_chunks
+from simkv.trace.stream import TraceSource
 
 trace_app = typer.Typer(help="Inspect, convert and import traces.", no_args_is_help=True)
 
@@ -39,10 +41,17 @@ def convert_cmd(
 ) -> None:
     """Convert between Mooncake JSONL and simkv Parquet (lossless both ways)."""
     check_output_path(dst, force=force, what="DST", inputs=(src,))
-    with stage(f"converting {src.name}"):
-        trace = load_trace(src, src_format)
-        save_trace(trace, dst, dst_format)
-    typer.echo(f"wrote {dst} ({trace.n_requests} requests, {trace.n_block_accesses} blocks)")
+    counts = [0, 0]
+
+    def counted(chunks):
+        for chunk in chunks:
+            counts[0] += chunk.n_requests
+            counts[1] += chunk.n_block_accesses
+            yield chunk
+
+    with stage(f"converting {src.name}"):  # chunk by chunk: memory is one chunk
+        save_trace_chunks(counted(TraceSource.of(src, src_format).chunks()), dst, dst_format)
+    typer.echo(f"wrote {dst} ({counts[0]} requests, {counts[1]} blocks)")
 
 
 def _report_fit(trace, max_model_len: int | None, json_out: bool, what: str, dst: Path) -> dict:

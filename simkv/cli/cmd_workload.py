@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from simkv.cli.common import check_output_path, print_json, print_table
+from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
 from simkv.units import parse_duration
 from simkv.validate import check_path_text
@@ -59,10 +60,13 @@ def generate_cmd(
     format: str | None = typer.Option(None, "--format", help="Output format (default: from suffix)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    chunk_requests: int = typer.Option(1 << 16, "--chunk-requests", help="Requests laid out, hashed and written per chunk (memory: one chunk)."),
 ) -> None:
     """Generate a trace from a workload spec; same spec and seed => byte-identical output."""
-    from simkv.trace.formats import get_format, guess_format
-    from simkv.workloads import find_workload, generate, load_spec, with_overrides
+    from simkv.trace.formats import get_format, guess_format, save_trace_chunks
+    from simkv.trace.stream import check_chunk_requests
+    from simkv.workloads import find_workload, load_spec, with_overrides
+    from simkv.workloads.generator import chunks, plan, run_sessions
 
     window_s = _window_s(days, hours, duration)
     check_output_path(out, force=force, what="--out")
@@ -72,17 +76,38 @@ def generate_cmd(
     check_path_text(spec, "SPEC")
     wl = with_overrides(load_spec(find_workload(spec)), seed=seed, duration_s=window_s,
                         block_tokens=block_tokens)
+    check_chunk_requests(chunk_requests)
     check_generation(wl, wl.duration_s)
-    trace = generate(wl)
-    if trace.n_requests == 0:
+    p = plan(wl)
+    reqs = run_sessions(p)
+    if len(reqs.session) == 0:
         raise InputError("the window holds no requests (raise --days/--hours or the rate)",
                          source=wl.source)
-    _write_atomically(trace, out, fmt_name)
+    totals = {"blocks": 0, "input_tokens": 0}
+    first: list = []
+
+    def counted(stream):
+        for chunk in stream:
+            first[:] = first or [chunk]
+            totals["blocks"] += chunk.n_block_accesses
+            totals["input_tokens"] += int(chunk.input_tokens.sum())
+            yield chunk
+
+    with ChunkProgress(f"generate {wl.name}", len(reqs.session)) as progress:
+        def reported(stream):
+            done = 0
+            for chunk in stream:
+                yield chunk
+                done += chunk.n_requests
+                progress(done)
+
+        save_trace_chunks(reported(counted(chunks(p, reqs, chunk_requests))), out, fmt_name)
+    meta = first[0].meta
     summary = {
         "workload": wl.name, "seed": wl.seed, "window_s": wl.duration_s,
-        "block_tokens": trace.block_tokens, "requests": trace.n_requests,
-        "sessions": int(trace.meta.get("sessions", 0)), "blocks": trace.n_block_accesses,
-        "input_tokens": int(trace.input_tokens.sum()), "events": len(trace.meta.get("events", [])),
+        "block_tokens": first[0].block_tokens, "requests": int(len(reqs.session)),
+        "sessions": int(meta.get("sessions", 0)), "blocks": totals["blocks"],
+        "input_tokens": totals["input_tokens"], "events": len(meta.get("events", [])),
         "out": str(out), "bytes": out.stat().st_size,
     }
     if json_out:

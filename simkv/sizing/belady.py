@@ -5,6 +5,9 @@ is farthest; do not admit a block whose own next use is farther than every cache
 optimal.  With blocks of different byte sizes the optimum is NP-hard, so byte capacities are
 converted to blocks only when every block has the same size.  TTLs only remove hits, so the
 curve bounds LRU at every TTL too.
+
+MIN needs each access's next use, so unlike the streaming passes it holds the whole stream;
+it estimates that memory first and refuses, naming the estimate, when the machine lacks it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from simkv.errors import InputError
 from simkv.sizing.kernels import belady_hits, next_use
 from simkv.sizing.stream import prepare_stream
 from simkv.trace.model import Trace
+from simkv.trace.stream import TraceSource
 
 
 def belady_hit_flags(ids: np.ndarray, n_objects: int, capacity_blocks: int) -> np.ndarray:
@@ -23,11 +27,47 @@ def belady_hit_flags(ids: np.ndarray, n_objects: int, capacity_blocks: int) -> n
     return belady_hits(ids, next_use(ids, n_objects), n_objects, int(capacity_blocks))
 
 
-def belady_curve(trace: Trace, *, capacities_blocks=None, capacities_bytes=None,
+#: bytes per block access Belady holds at once: the trace's hash (8), dense id (8), next use
+#: (8), heap key and object (16), hit flag (1), and the id map's share, rounded up
+BELADY_BYTES_PER_ACCESS = 48
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_belady_memory(source: TraceSource) -> None:
+    """Belady needs every access's next use, so the whole stream at once: refuse, with the
+    estimate, when that is more memory than the machine has free (rather than be killed)."""
+    if source.trace is not None:
+        n = source.trace.n_block_accesses
+    else:
+        n = sum(c.n_block_accesses for c in source.chunks(None, columns=()))
+    need = BELADY_BYTES_PER_ACCESS * n
+    have = available_memory_bytes()
+    if have is not None and need > have:
+        raise InputError(f"the Belady bound needs the whole trace in memory: about "
+                         f"{need / 2**30:.1f} GiB for {n:,} block accesses, and "
+                         f"{have / 2**30:.1f} GiB is available; drop --belady or use a shorter "
+                         f"trace", where="--belady")
+
+
+def belady_curve(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_bytes=None,
                  model: str | None = None) -> pd.DataFrame:
     """Optimal block hit ratio per capacity (``None`` = unlimited: every reuse hits)."""
     if (capacities_blocks is None) == (capacities_bytes is None):
         raise InputError("give capacities in blocks or in bytes (exactly one)", where="capacities")
+    source = TraceSource.of(trace)
+    check_belady_memory(source)
+    trace = source.load()
     if capacities_bytes is not None:
         stream = prepare_stream(trace, unit="bytes", model=model)
         if len(stream.distinct_sizes) > 1:

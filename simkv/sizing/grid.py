@@ -16,15 +16,19 @@ running maxima of stack distance and reuse time pass both tests.  docs/sizing.md
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from simkv.cache.engine import resolve_trace_models
 from simkv.errors import InputError
-from simkv.sizing.kernels import grid_pass
-from simkv.sizing.stream import SizingStream, prepare_stream
+from simkv.sizing.carry import GridPartState
+from simkv.sizing.stream import SizingStream, possible_sizes, prepare_stream, sizing_block_stream
 from simkv.trace.model import Trace
+from simkv.trace.stream import TraceSource
 
 #: capacity value standing for "unlimited" inside the kernels
 UNLIMITED = np.iinfo(np.int64).max
@@ -59,30 +63,31 @@ def _scaled_caps(caps: np.ndarray, rate: float) -> np.ndarray:
     return np.where(caps == UNLIMITED, UNLIMITED, out.astype(np.int64))
 
 
+def part_state(caps: np.ndarray, ttls: np.ndarray, part: GridPart, distinct_sizes: np.ndarray,
+               unit: str, rate: float) -> GridPartState:
+    """The carried state of one part's pass (its capacities scaled by the sampling rate)."""
+    all_included = bool(len(distinct_sizes) == 0 or part.max_size >= distinct_sizes[-1])
+    return GridPartState(_scaled_caps(caps[list(part.cap_index)], rate),
+                         ttls[list(part.ttl_index)], part.max_size, all_included, unit)
+
+
 def run_part(stream: SizingStream, caps: np.ndarray, ttls: np.ndarray, part: GridPart) -> PartResult:
-    """Hit counts at the part's points (one pass over the stream)."""
-    all_included = bool(len(stream.distinct_sizes) == 0 or part.max_size >= stream.distinct_sizes[-1])
-    if all_included:
-        include = np.ones(1, dtype=np.uint8)
-        n_included = stream.n_accesses
-    else:
-        include = (stream.sizes <= part.max_size).astype(np.uint8)
-        n_included = int(np.count_nonzero(include[stream.ids]))
-    weight_dtype = np.int32 if stream.unit == "blocks" and n_included < 2**31 else np.int64
-    sub_caps = _scaled_caps(caps[list(part.cap_index)], stream.sample_rate)
-    sub_ttls = ttls[list(part.ttl_index)]
-    bh, th, n_acc, n_tok = grid_pass(stream.ids, stream.sizes, include, all_included,
-                                     stream.n_objects, stream.req_offsets, stream.req_time_s,
-                                     stream.tokens, sub_caps, sub_ttls,
-                                     np.zeros(n_included, dtype=weight_dtype))
-    hits = bh.cumsum(axis=0).cumsum(axis=1)[:-1, :-1]
-    tok = th.cumsum(axis=0).cumsum(axis=1)[:-1, :-1]
-    return PartResult(part, hits, tok, int(n_acc), int(n_tok))
+    """Hit counts at the part's points (one pass over a whole stream, as one chunk)."""
+    st = part_state(caps, ttls, part, stream.distinct_sizes, stream.unit, stream.sample_rate)
+    st.feed(stream.ids, stream.sizes, stream.n_objects, stream.req_offsets, stream.req_time_s,
+            stream.tokens)
+    hits, tok = st.hits()
+    return PartResult(part, hits, tok, stream.n_accesses, int(stream.tokens.sum()))
 
 
 def plan_parts(stream: SizingStream, caps: np.ndarray, n_ttls: int, ttl_chunks: int = 1) -> list[GridPart]:
     """Group the (sorted) capacities by size class; split TTLs into ``ttl_chunks`` pieces."""
-    sizes = stream.distinct_sizes
+    return plan_parts_by_sizes(stream.distinct_sizes, caps, n_ttls, ttl_chunks)
+
+
+def plan_parts_by_sizes(sizes: np.ndarray, caps: np.ndarray, n_ttls: int,
+                        ttl_chunks: int = 1) -> list[GridPart]:
+    """:func:`plan_parts` from the ascending size classes alone (known before the stream)."""
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(caps):
         k = int(np.searchsorted(sizes, c, side="right")) - 1
@@ -107,6 +112,13 @@ def _axes(capacities, ttls_s) -> tuple[np.ndarray, np.ndarray]:
 def assemble(stream: SizingStream, capacities, ttls_s, caps: np.ndarray, ttls: np.ndarray,
              results: list[PartResult]) -> pd.DataFrame:
     """One row per requested (capacity, TTL), in the order given (capacity-major)."""
+    return assemble_counts(stream.n_accesses, int(stream.tokens.sum()), stream.unit,
+                           stream.sample_rate, capacities, ttls_s, caps, ttls, results)
+
+
+def assemble_counts(n_acc: int, n_tok: int, unit: str, sample_rate: float, capacities, ttls_s,
+                    caps: np.ndarray, ttls: np.ndarray, results: list[PartResult]) -> pd.DataFrame:
+    """:func:`assemble` from the stream's totals (accesses, tokens) rather than the stream."""
     hits = np.zeros((len(caps), len(ttls)), dtype=np.int64)
     tok = np.zeros((len(caps), len(ttls)), dtype=np.int64)
     for res in results:
@@ -114,9 +126,7 @@ def assemble(stream: SizingStream, capacities, ttls_s, caps: np.ndarray, ttls: n
         ti = np.array(res.part.ttl_index)[None, :]
         hits[ci, ti] = res.hit_blocks
         tok[ci, ti] = res.hit_tokens
-    n_acc = stream.n_accesses
-    n_tok = int(stream.tokens.sum())
-    cap_col = "capacity_blocks" if stream.unit == "blocks" else "capacity_bytes"
+    cap_col = "capacity_blocks" if unit == "blocks" else "capacity_bytes"
     cap_vals = np.array([UNLIMITED if c is None else int(c) for c in capacities], dtype=np.int64)
     ttl_vals = np.array([np.inf if t is None else float(t) for t in ttls_s], dtype=np.float64)
     a = np.repeat(np.searchsorted(caps, cap_vals), len(ttl_vals))
@@ -134,32 +144,64 @@ def assemble(stream: SizingStream, capacities, ttls_s, caps: np.ndarray, ttls: n
     })
     frame.loc[frame[cap_col] == UNLIMITED, cap_col] = pd.NA
     frame.loc[np.isinf(frame["ttl_s"].to_numpy(dtype=np.float64, na_value=np.inf)), "ttl_s"] = pd.NA
-    frame.attrs["sample_rate"] = stream.sample_rate
+    frame.attrs["sample_rate"] = sample_rate
     return frame
 
 
-def lru_grid(trace: Trace, *, capacities_blocks=None, capacities_bytes=None, ttls_s=(None,),
-             model: str | None = None, sample_rate: float | None = None, sample_salt: int = 0,
-             executor: str = "inline", address: str | None = None, ttl_chunks: int = 1) -> pd.DataFrame:
+def lru_grid(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_bytes=None,
+             ttls_s=(None,), model: str | None = None, sample_rate: float | None = None,
+             sample_salt: int = 0, executor: str = "inline", address: str | None = None,
+             ttl_chunks: int = 1, chunk_requests: int | None = None,
+             on_chunk: Callable[[int], None] | None = None) -> pd.DataFrame:
     """LRU block and prefix-token hit ratios at every capacity x TTL (``None`` = unlimited / no TTL).
 
     Exact (equal to ``simkv.cache.simulate`` at each point) unless ``sample_rate`` < 1, which
-    gives SHARDS estimates.  ``executor``: ``inline`` (this process), ``local`` (a process
-    pool over the grid's parts) or ``ray``.
+    gives SHARDS estimates.  ``executor``: ``inline`` (this process) or ``local`` (parts in
+    threads, the compiled pass releases the GIL) read the trace as a stream of chunks of
+    ``chunk_requests`` requests, every part's state carried over; ``ray`` ships the whole
+    stream to Ray tasks.
     """
-    from simkv.sizing.executor import map_shared
+    from simkv.sizing.executor import check_executor, map_shared
 
     if (capacities_blocks is None) == (capacities_bytes is None):
         raise InputError("give capacities in blocks or in bytes (exactly one)", where="capacities")
+    if executor not in EXECUTORS:
+        raise InputError(f"unknown executor {executor!r} (valid: {', '.join(EXECUTORS)})",
+                         where="--executor")
     unit = "blocks" if capacities_blocks is not None else "bytes"
     capacities = list(capacities_blocks if capacities_blocks is not None else capacities_bytes)
     ttls_s = list(ttls_s)
     if not capacities or not ttls_s:
         raise InputError("the grid needs at least one capacity and one TTL", where="grid")
     caps, ttls = _axes(capacities, ttls_s)
-    stream = prepare_stream(trace, unit=unit, model=model, sample_rate=sample_rate,
-                            sample_salt=sample_salt)
-    parts = plan_parts(stream, caps, len(ttls), ttl_chunks)
-    results = map_shared(run_part, [(p,) for p in parts], shared=(stream, caps, ttls),
-                         executor=executor, address=address)
-    return assemble(stream, capacities, ttls_s, caps, ttls, results)
+    check_executor(executor)
+    source = TraceSource.of(trace)
+    if executor == "ray":
+        stream = prepare_stream(source.load(), unit=unit, model=model, sample_rate=sample_rate,
+                                sample_salt=sample_salt)
+        parts = plan_parts(stream, caps, len(ttls), ttl_chunks)
+        results = map_shared(run_part, [(p,) for p in parts], shared=(stream, caps, ttls),
+                             executor=executor, address=address)
+        return assemble(stream, capacities, ttls_s, caps, ttls, results)
+    bs = sizing_block_stream(unit, sample_rate, sample_salt)
+    states: list[tuple[GridPart, GridPartState]] | None = None
+    n_tok = n_req = 0
+    with ThreadPoolExecutor(max_workers=2 if executor == "local" else 1) as pool:
+        # sampling hashes the block hashes themselves; otherwise stored ids may stand in
+        for chunk in source.chunks(chunk_requests, columns=(), ids_as_keys=bs.sample_rate >= 1.0):
+            chunk = resolve_trace_models(chunk, model)
+            if states is None:
+                sizes = possible_sizes(chunk, unit)
+                states = [(p, part_state(caps, ttls, p, sizes, unit, bs.sample_rate))
+                          for p in plan_parts_by_sizes(sizes, caps, len(ttls), ttl_chunks)]
+            a = bs.feed(chunk)
+            n_tok += int(a.tokens.sum())
+            list(pool.map(lambda st, a=a: st.feed(a.ids, a.sizes, a.n_objects, a.req_offsets,
+                                                  a.req_time_s, a.tokens),
+                          [st for _, st in states]))
+            n_req += chunk.n_requests
+            if on_chunk is not None:
+                on_chunk(n_req)
+    results = [PartResult(p, *st.hits(), bs.n_accesses, n_tok) for p, st in states or []]
+    return assemble_counts(bs.n_accesses, n_tok, unit, bs.sample_rate, capacities, ttls_s, caps,
+                           ttls, results)

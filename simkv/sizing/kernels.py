@@ -1,6 +1,6 @@
 """Compiled one-pass kernels of the sizing engine (numba, cached on disk).
 
-``grid_pass`` walks a dense access stream once and, for every access, computes its LRU stack
+``grid_pass`` walks a dense access stream once, chunk by chunk, and for every access computes its LRU stack
 distance (byte-weighted: the summed size of the distinct objects touched since the object's
 previous access, the object included) with a Fenwick tree over groups of access positions (the
 tree stays in L1 cache; the last partial group is summed directly), and its reuse
@@ -51,44 +51,70 @@ def _upper_bound_f(a, x):  # pragma: no cover - compiled
 GROUP_SHIFT = 6
 
 
-@numba.njit(cache=True)
-def grid_pass(ids, sizes, include, all_included, n_obj, req_offsets, req_time, tok, caps, ttls,
-              pos_weight):  # pragma: no cover - compiled
-    """One pass: histograms of (capacity bucket, TTL bucket) per access and per leading run.
+@numba.njit(cache=True, nogil=True)
+def fen_build(pos_weight, fen):  # pragma: no cover - compiled
+    """Fill the Fenwick tree ``fen`` (1-based, over groups of positions) from ``pos_weight``."""
+    fen[:] = 0
+    n_groups = fen.shape[0] - 1
+    for q in range(pos_weight.shape[0]):
+        fen[(q >> GROUP_SHIFT) + 1] += pos_weight[q]
+    for i in range(1, n_groups + 1):
+        j = i + (i & (-i))
+        if j <= n_groups:
+            fen[j] += fen[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def compact_positions(pos_weight, pos_obj, last_pos, k):  # pragma: no cover - compiled
+    """Move the live positions (one per object in the stack) to the front, keeping their
+    order, so stack distances are unchanged; returns the new next position."""
+    w = 0
+    for q in range(k):
+        o = pos_obj[q]
+        if o >= 0:
+            pos_weight[w] = pos_weight[q]
+            pos_obj[w] = o
+            last_pos[o] = w
+            w += 1
+    for q in range(w, pos_weight.shape[0]):
+        pos_weight[q] = 0
+        pos_obj[q] = -1
+    return w
+
+
+@numba.njit(cache=True, nogil=True)
+def grid_pass(ids, sizes, include, all_included, req_offsets, req_time, tok, caps, ttls,
+              last_pos, last_t, pos_weight, pos_obj, fen, scal, block_hist,
+              token_hist):  # pragma: no cover - compiled
+    """One chunk of the pass: add each access to the (capacity bucket, TTL bucket) histograms.
 
     ``caps`` ascending int64 capacities in size units, ``ttls`` ascending float64 TTLs in seconds
     (``inf`` = none).  An access to an object with ``include[o] == 0`` (too large for every
     capacity of this pass) never hits and leaves the stack untouched, as in the engine
-    (``all_included`` skips that test).  ``pos_weight``: a zeroed array, one slot per included
-    access (int32 when sizes are 1, int64 for bytes), holding each object's size at the position
-    of its latest access; a Fenwick tree over groups of 64 positions sums it, so the stack
-    distance of an access is ``total - weight before its previous position``.
+    (``all_included`` skips that test).  State carried over chunks (``simkv.sizing.carry``):
+    ``last_pos``/``last_t`` per object; ``pos_weight``/``pos_obj``: each object's size and id
+    at the position of its latest access (-1: vacated), a window compacted when full (kept at
+    least twice the objects); a Fenwick tree ``fen`` over groups of 64 positions sums the
+    weights (stack distance = ``total`` - weight before the previous position); ``scal`` =
+    [total weight, next position].
 
-    Returns ``(block_hist, token_hist, accesses, tokens)``: ``block_hist[a, b]`` counts accesses
-    whose smallest sufficient capacity index is ``a`` and smallest sufficient TTL index is ``b``
-    (``a == len(caps)`` or ``b == len(ttls)``: a miss everywhere); ``token_hist`` the same for
-    the running maxima over a request's leading blocks, weighted by block tokens.
+    ``block_hist[a, b]`` counts accesses whose smallest sufficient capacity index is ``a`` and
+    TTL index ``b`` (``len(caps)`` / ``len(ttls)``: a miss everywhere); ``token_hist`` the same
+    for the running maxima over a request's leading blocks, weighted by block tokens.
     """
     n_req = req_offsets.shape[0] - 1
-    n_acc = ids.shape[0]
     nc = caps.shape[0]
     nt = ttls.shape[0]
-    block_hist = np.zeros((nc + 1, nt + 1), dtype=np.int64)
-    token_hist = np.zeros((nc + 1, nt + 1), dtype=np.int64)
-    last_pos = np.full(n_obj, -1, dtype=np.int64)
-    last_t = np.zeros(n_obj, dtype=np.float64)
-    n_groups = (pos_weight.shape[0] >> GROUP_SHIFT) + 1
-    fen = np.zeros(n_groups + 1, dtype=np.int64)  # Fenwick tree (1-based) over group sums
-    total = 0
-    k = 0
-    tokens = 0
+    n_pos = pos_weight.shape[0]
+    n_groups = fen.shape[0] - 1
+    total = scal[0]
+    k = scal[1]
     for r in range(n_req):
         t = req_time[r]
         pm_c = 0
         pm_t = 0
         for j in range(req_offsets[r], req_offsets[r + 1]):
             o = ids[j]
-            tokens += tok[j]
             if not all_included and not include[o]:
                 ci = nc
                 ti = nt
@@ -110,12 +136,17 @@ def grid_pass(ids, sizes, include, all_included, n_obj, req_offsets, req_time, t
                     ci = _lower_bound_i(caps, total - before)
                     ti = _upper_bound_f(ttls, t - last_t[o])
                     pos_weight[p] = 0
+                    pos_obj[p] = -1
                     i = g + 1
                     while i <= n_groups:
                         fen[i] -= s
                         i += i & (-i)
                     total -= s
+                if k == n_pos:
+                    k = compact_positions(pos_weight, pos_obj, last_pos, k)
+                    fen_build(pos_weight, fen)
                 pos_weight[k] = s
+                pos_obj[k] = o
                 i = (k >> GROUP_SHIFT) + 1
                 while i <= n_groups:
                     fen[i] += s
@@ -130,7 +161,8 @@ def grid_pass(ids, sizes, include, all_included, n_obj, req_offsets, req_time, t
             if ti > pm_t:
                 pm_t = ti
             token_hist[pm_c, pm_t] += tok[j]
-    return block_hist, token_hist, n_acc, tokens
+    scal[0] = total
+    scal[1] = k
 
 
 @numba.njit(cache=True)

@@ -1,10 +1,10 @@
 """The stream the sizing engine walks: dense ids, sizes, per-access tokens, optional sampling.
 
-It is a small frozen bundle of numpy arrays so that an executor can ship it once (Ray's object
-store holds numpy arrays without copying) and run independent parts of a grid against it.
-Sampling is SHARDS' spatial sampling: an object is kept iff a hash of its block id falls under
-``rate``; every access to a kept object is kept, so reuse times are unchanged and stack
-distances shrink by ``rate`` in expectation (capacities are scaled down to match).
+Built on the one access stream (``simkv.cache.stream.BlockStream``): the streaming grid feeds
+it chunk by chunk; :func:`prepare_stream` gives the whole trace as one chunk, a small frozen
+bundle of numpy arrays that an executor can ship once (Ray's object store holds numpy arrays
+without copying) to run independent parts of a grid against it.  Sampling is SHARDS' spatial
+sampling (``simkv.cache.stream.spatial_sample_mask``), applied before ids are assigned.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from simkv.cache.engine import block_bytes_per_access, resolve_trace_models
-from simkv.cache.stream import dense_block_ids, densify
+from simkv.cache.stream import BlockStream, spatial_sample_mask
 from simkv.errors import InputError
+from simkv.models.geometry import get_model
 from simkv.trace.model import Trace
-from simkv.trace.shardlayout import rate_threshold, spatial_hash24
 
+__all__ = ["UNITS", "SizingStream", "prepare_stream", "sizing_block_stream", "possible_sizes",
+           "spatial_sample_mask"]
 UNITS = ("blocks", "bytes")
 
 
@@ -33,7 +35,7 @@ class SizingStream:
     req_time_s: np.ndarray   # float64 per request
     tokens: np.ndarray       # int64 per access: tokens of the block (final partial block counts its own)
     unit: str
-    distinct_sizes: np.ndarray  # int64 ascending: the object sizes that occur (size classes)
+    distinct_sizes: np.ndarray  # int64 ascending: the object sizes that may occur (size classes)
     sample_rate: float = 1.0
 
     @property
@@ -41,52 +43,50 @@ class SizingStream:
         return int(self.ids.shape[0])
 
 
-def spatial_sample_mask(block_hashes: np.ndarray, rate: float, salt: int = 0) -> np.ndarray:
-    """SHARDS spatial sampling: True for accesses whose block id hashes under ``rate``.
+def check_unit(unit: str) -> None:
+    if unit not in UNITS:
+        raise InputError(f"unknown capacity unit {unit!r} (valid: {', '.join(UNITS)})", where="unit")
 
-    The hash is the one store shards are placed by (``simkv.trace.partition``), so shard 0
-    of ``K`` is exactly the sample at rate ``1/K``."""
-    return spatial_hash24(block_hashes, salt) < np.uint64(rate_threshold(rate))
+
+def check_rate(sample_rate: float | None) -> float:
+    if sample_rate is None or sample_rate >= 1.0:
+        return 1.0
+    if not sample_rate > 0.0:
+        raise InputError("sample rate must be within (0, 1]", where="--sample-rate")
+    return float(sample_rate)
+
+
+def possible_sizes(chunk: Trace, unit: str) -> np.ndarray:
+    """Ascending object sizes the stream can have (per model of the trace's header), known
+    before reading it: the size classes a grid plans its passes by."""
+    if unit == "blocks":
+        return np.ones(1, dtype=np.int64)
+    if not chunk.has_models:
+        block_bytes_per_access(chunk)  # raises the "give --model" error
+    per_model = [get_model(m).block_bytes(chunk.block_tokens) for m in chunk.models]
+    return np.unique(np.array(per_model, dtype=np.int64))
+
+
+def sizing_block_stream(unit: str, sample_rate: float | None, sample_salt: int) -> BlockStream:
+    """The access stream a grid reads: chained hashes, tokens, weights in ``unit``."""
+    check_unit(unit)
+    weigh = block_bytes_per_access if unit == "bytes" else None
+    return BlockStream(weigh=weigh, tokens=True, sample_rate=check_rate(sample_rate),
+                       sample_salt=sample_salt)
 
 
 def prepare_stream(trace: Trace, *, unit: str = "blocks", model: str | None = None,
                    sample_rate: float | None = None, sample_salt: int = 0) -> SizingStream:
-    """Dense stream of ``trace`` with sizes in ``unit`` (bytes follow each request's model)."""
-    if unit not in UNITS:
-        raise InputError(f"unknown capacity unit {unit!r} (valid: {', '.join(UNITS)})", where="unit")
+    """The whole of ``trace`` as one chunk, sizes in ``unit`` (bytes follow each request's model)."""
+    bs = sizing_block_stream(unit, sample_rate, sample_salt)
     trace = resolve_trace_models(trace, model)
-    weights = block_bytes_per_access(trace) if unit == "bytes" else None
-    tokens = trace.block_token_counts()
-    offsets = trace.block_offsets
-    rate = 1.0
-    if sample_rate is not None and sample_rate < 1.0:
-        if not 0.0 < sample_rate <= 1.0:
-            raise InputError("sample rate must be within (0, 1]", where="--sample-rate")
-        # sample before densifying: only the kept objects get ids and per-object state
-        rate = float(sample_rate)
-        keep = spatial_sample_mask(trace.block_hashes, rate, sample_salt)
-        per_req = np.add.reduceat(keep.astype(np.int64), offsets[:-1]) if len(keep) else \
-            np.zeros(trace.n_requests, dtype=np.int64)
-        per_req = np.where(np.diff(offsets) > 0, per_req, 0)
-        offsets = np.zeros(trace.n_requests + 1, dtype=np.int64)
-        np.cumsum(per_req, out=offsets[1:])
-        ids, n_obj = densify(trace.block_hashes[keep])
-        tokens = tokens[keep]
-        if weights is not None:
-            weights = weights[keep]
+    chunk = bs.feed(trace)
+    if unit == "bytes" and chunk.n_objects:
+        distinct = np.unique(chunk.sizes)
     else:
-        ids, n_obj = dense_block_ids(trace)
-    if weights is None:
-        sizes = np.ones(n_obj, dtype=np.int64)
-    else:  # an object weighs what its first access weighs, as in simkv.cache.stream
-        sizes = np.zeros(n_obj, dtype=np.int64)
-        sizes[ids[::-1]] = np.asarray(weights, dtype=np.int64)[::-1]
-    if unit == "bytes" and n_obj:
-        distinct = np.unique(sizes)
-    else:
-        distinct = np.ones(1 if n_obj else 0, dtype=np.int64)
-    return SizingStream(ids=np.ascontiguousarray(ids), n_objects=int(n_obj),
-                        sizes=np.ascontiguousarray(sizes, dtype=np.int64), req_offsets=offsets,
-                        req_time_s=np.ascontiguousarray(trace.arrival_s, dtype=np.float64),
-                        tokens=np.ascontiguousarray(tokens, dtype=np.int64), unit=unit,
-                        distinct_sizes=distinct.astype(np.int64), sample_rate=rate)
+        distinct = np.ones(1 if chunk.n_objects else 0, dtype=np.int64)
+    return SizingStream(ids=chunk.ids, n_objects=chunk.n_objects,
+                        sizes=np.ascontiguousarray(chunk.sizes, dtype=np.int64),
+                        req_offsets=chunk.req_offsets, req_time_s=chunk.req_time_s,
+                        tokens=chunk.tokens, unit=unit, distinct_sizes=distinct.astype(np.int64),
+                        sample_rate=chunk.sample_rate)

@@ -36,7 +36,7 @@ import numpy as np
 
 from simkv.errors import InputError
 from simkv.hashing import blake2b_key, combine, content_unit_tokens, hash_tokens, key_of
-from simkv.trace.formats import TraceFormat, register_format
+from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.jsonl import MAX_TIME, extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import TAG_CODES, Trace
 from simkv.validate import check_number, real

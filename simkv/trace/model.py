@@ -179,12 +179,30 @@ class Trace:
 
     def with_model(self, model: str) -> Trace:
         """The same trace with every request attributed to ``model`` (for Mooncake traces)."""
-        return replace(self, models=(model,),
-                       model_index=np.zeros(self.n_requests, dtype=np.int16))
+        out = replace(self, models=(model,), model_index=np.zeros(self.n_requests, dtype=np.int16))
+        if "_stream_ids" in self.__dict__:  # the same blocks: a reader's dense ids still hold
+            out.__dict__["_stream_ids"] = self.__dict__["_stream_ids"]
+        return out
 
     def head(self, n: int) -> Trace:
         """The first ``n`` requests."""
         return self.select(np.arange(min(n, self.n_requests)))
+
+    def slice(self, a: int, b: int) -> Trace:
+        """Requests ``a`` to ``b - 1`` as views of this trace's arrays (no copy): one chunk."""
+        a, b = max(0, int(a)), min(int(b), self.n_requests)
+        b = max(a, b)
+        lo, hi = int(self.block_offsets[a]), int(self.block_offsets[b])
+        return replace(
+            self,
+            arrival_s=self.arrival_s[a:b], session_ids=self.session_ids[a:b],
+            tenant_ids=self.tenant_ids[a:b], model_index=self.model_index[a:b],
+            input_tokens=self.input_tokens[a:b], output_tokens=self.output_tokens[a:b],
+            block_offsets=self.block_offsets[a:b + 1] - lo, block_hashes=self.block_hashes[lo:hi],
+            block_tags=None if self.block_tags is None else self.block_tags[lo:hi],
+            content_hashes=None if self.content_hashes is None else self.content_hashes[lo:hi],
+            meta=self.meta,
+        )
 
     def select(self, rows: np.ndarray) -> Trace:
         """A trace of the given request rows (must be sorted by arrival)."""
@@ -237,3 +255,26 @@ class Trace:
         return (f"Trace(requests={self.n_requests}, blocks={self.n_block_accesses}, "
                 f"block_tokens={self.block_tokens}, models={list(self.models)}, "
                 f"duration_s={self.duration_s:.1f})")
+
+
+def concat_traces(chunks: list[Trace]) -> Trace:
+    """One trace from consecutive chunks of the same stream (same block size and models)."""
+    if not chunks:
+        raise ValueError("no chunks to concatenate")
+    first = chunks[0]
+    if len(chunks) == 1:
+        return first
+    shifts = np.cumsum([0] + [c.n_block_accesses for c in chunks[:-1]])
+    offsets = np.concatenate([first.block_offsets[:1]]
+                             + [c.block_offsets[1:] + s for c, s in zip(chunks, shifts, strict=True)])
+
+    def cat(name: str):
+        parts = [getattr(c, name) for c in chunks]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    return replace(first, arrival_s=cat("arrival_s"), session_ids=cat("session_ids"),
+                   tenant_ids=cat("tenant_ids"), model_index=cat("model_index"),
+                   input_tokens=cat("input_tokens"), output_tokens=cat("output_tokens"),
+                   block_offsets=offsets.astype(np.int64), block_hashes=cat("block_hashes"),
+                   block_tags=cat("block_tags"), content_hashes=cat("content_hashes"),
+                   meta=dict(first.meta))

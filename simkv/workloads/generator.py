@@ -12,7 +12,8 @@ Three phases, exposed separately so the benchmark can time them:
    every session's first turn at its arrival and starts the process, which issues each later
    turn after the think time; single-turn sessions need no process).  The event
    loop gives the requests in arrival order; requests at or after the window end are dropped.
-3. :func:`assemble` lays out each request's prompt as segments (system template version,
+3. :func:`assemble` (or :func:`chunks`, a chunk of requests at a time, for writing a long
+   trace in bounded memory) lays out each request's prompt as segments (system template version,
    tool set version, history, retrieved documents, user message), then hashes every block in
    numba (``simkv.hashing``).
 
@@ -41,14 +42,16 @@ YAML), ``seed``, ``window_s``, ``spec_duration_s``, ``sessions``,
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import simpy
 
-from simkv.hashing import combine, content_unit_tokens, hash_segments, key_of, mix64
-from simkv.trace.model import TAG_CODES, Trace
+from simkv.hashing import combine, content_unit_tokens, hash_segments, key_of
+from simkv.trace.model import Trace
+from simkv.workloads.layout import build_segments
 from simkv.workloads.model import Templates, WorkloadSpec
 
 #: One random stream per purpose, in this fixed order (append new ones at the end).
@@ -61,8 +64,6 @@ STREAMS: tuple[str, ...] = (
 )
 DAY_S = 86400.0
 HOUR_S = 3600.0
-_TAG_SYSTEM, _TAG_TOOLS = TAG_CODES["system"], TAG_CODES["tools"]
-_TAG_DOC, _TAG_HISTORY, _TAG_USER = TAG_CODES["document"], TAG_CODES["history"], TAG_CODES["user"]
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -233,9 +234,8 @@ class Requests:
 def run_sessions(p: Plan) -> Requests:
     """One SimPy process per session; each turn is a request, think time apart."""
     env = simpy.Environment()
-    out_s: list[int] = []
-    out_j: list[int] = []
-    out_t: list[float] = []
+    # typed buffers (8 bytes a value, not a Python object): a month of requests stays small
+    out_s, out_j, out_t = array("q"), array("q"), array("d")
     starts = p.start_s.tolist()
     turns = p.turns.tolist()
     base = p.turn_base.tolist()
@@ -263,68 +263,11 @@ def run_sessions(p: Plan) -> Requests:
 
     env.process(source())
     env.run(until=p.window_s)
-    return Requests(np.asarray(out_s, dtype=np.int64), np.asarray(out_j, dtype=np.int64),
-                    np.asarray(out_t, dtype=np.float64))
+    return Requests(np.frombuffer(out_s, dtype=np.int64), np.frombuffer(out_j, dtype=np.int64),
+                    np.frombuffer(out_t, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- segments
-@numba.njit(cache=True)
-def _build_segments(req_q, req_j, hist_turns, include_docs, sys_id, sys_len, tools_id,
-                    tools_len, doc_space, doc_offsets, doc_ids, doc_tokens, user_tokens,
-                    output_tokens, user_key, out_key, doc_key):  # pragma: no cover - compiled
-    """Flat segment lists (ids, lengths, tags) of every request; see the module docstring."""
-    n = req_q.shape[0]
-    counts = np.zeros(n + 1, dtype=np.int64)
-    for r in range(n):
-        q, j = req_q[r], req_j[r]
-        h0 = 0 if hist_turns < 0 else max(0, j - hist_turns)
-        c = (1 if sys_len[r] > 0 else 0) + (1 if tools_len[r] > 0 else 0)
-        for qq in range(q - (j - h0), q):
-            c += 2 + (doc_offsets[qq + 1] - doc_offsets[qq] if include_docs else 0)
-        c += doc_offsets[q + 1] - doc_offsets[q] + 1
-        counts[r + 1] = counts[r] + c
-    total = counts[n]
-    ids = np.empty(total, dtype=np.uint64)
-    lens = np.empty(total, dtype=np.int64)
-    tags = np.empty(total, dtype=np.int8)
-    tok = np.zeros(n, dtype=np.int64)
-    mk = mix64(user_key)
-    ok = mix64(out_key)
-    for r in range(n):
-        q, j = req_q[r], req_j[r]
-        h0 = 0 if hist_turns < 0 else max(0, j - hist_turns)
-        k = counts[r]
-        dk = mix64(doc_key ^ doc_space[r])
-        if sys_len[r] > 0:
-            ids[k], lens[k], tags[k] = sys_id[r], sys_len[r], _TAG_SYSTEM
-            k += 1
-        if tools_len[r] > 0:
-            ids[k], lens[k], tags[k] = tools_id[r], tools_len[r], _TAG_TOOLS
-            k += 1
-        for qq in range(q - (j - h0), q + 1):
-            tag_doc = _TAG_DOC if qq == q else _TAG_HISTORY
-            if qq == q or include_docs:
-                for i in range(doc_offsets[qq], doc_offsets[qq + 1]):
-                    d = doc_ids[i]
-                    ids[k] = mix64(dk ^ np.uint64(d))
-                    lens[k], tags[k] = doc_tokens[d], tag_doc
-                    k += 1
-            tag_msg = _TAG_USER if qq == q else _TAG_HISTORY
-            ids[k] = mix64(mk ^ np.uint64(qq))
-            lens[k], tags[k] = user_tokens[qq], tag_msg
-            k += 1
-            if qq < q:
-                ids[k] = mix64(ok ^ np.uint64(qq))
-                lens[k], tags[k] = output_tokens[qq], _TAG_HISTORY
-                k += 1
-        s = 0
-        for i in range(counts[r], k):
-            s += lens[i]
-        tok[r] = s
-    return counts, ids, lens, tags, tok
-
-
-
 def _template_ids(templates: np.ndarray, changes: np.ndarray, lengths: np.ndarray,
                   arrival: np.ndarray, space: np.ndarray, kind: str, run_key: int
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +307,7 @@ def segments(p: Plan, reqs: Requests) -> Segments:
                                         t, space, "tools", run_key)
     h = spec.history
     hist_turns = -1 if h.mode == "full" else (0 if h.mode == "none" else int(h.window_turns))
-    seg_off, seg_ids, seg_lens, seg_tags, tokens = _build_segments(
+    seg_off, seg_ids, seg_lens, seg_tags, tokens = build_segments(
         q, j, hist_turns, h.include_documents, sys_id, sys_len, tools_id, tools_len,
         space, p.doc_offsets, p.doc_ids, p.doc_tokens, p.user_tokens, p.output_tokens,
         np.uint64(key_of("user", run_key)), np.uint64(key_of("output", run_key)),
@@ -421,6 +364,16 @@ def _meta(p: Plan) -> dict:
 
 
 def generate(spec: WorkloadSpec, window_s: float | None = None) -> Trace:
-    """The Trace of ``spec`` over ``[0, window_s)`` (default: the spec's duration)."""
+    """The Trace of ``spec`` over ``[0, window_s)`` (default: the spec's duration): one chunk."""
     p = plan(spec, window_s)
     return assemble(p, run_sessions(p))
+
+
+def chunks(p: Plan, reqs: Requests, chunk_requests: int) -> Iterator[Trace]:
+    """The same trace as :func:`assemble`, ``chunk_requests`` requests at a time: a request's
+    prompt depends only on the plan, so each chunk is laid out and hashed on its own, and
+    memory holds one chunk's blocks rather than the whole trace's."""
+    n = len(reqs.session)
+    for a in range(0, n, chunk_requests):
+        b = min(n, a + chunk_requests)
+        yield assemble(p, Requests(reqs.session[a:b], reqs.turn[a:b], reqs.arrival_s[a:b]))
