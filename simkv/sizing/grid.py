@@ -165,16 +165,13 @@ def lru_grid(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_b
 
     if (capacities_blocks is None) == (capacities_bytes is None):
         raise InputError("give capacities in blocks or in bytes (exactly one)", where="capacities")
-    if executor not in EXECUTORS:
-        raise InputError(f"unknown executor {executor!r} (valid: {', '.join(EXECUTORS)})",
-                         where="--executor")
+    check_executor(executor)
     unit = "blocks" if capacities_blocks is not None else "bytes"
     capacities = list(capacities_blocks if capacities_blocks is not None else capacities_bytes)
     ttls_s = list(ttls_s)
     if not capacities or not ttls_s:
         raise InputError("the grid needs at least one capacity and one TTL", where="grid")
     caps, ttls = _axes(capacities, ttls_s)
-    check_executor(executor)
     source = TraceSource.of(trace)
     if executor == "ray":
         stream = prepare_stream(source.load(), unit=unit, model=model, sample_rate=sample_rate,
