@@ -107,8 +107,6 @@ def sweep_cmd(
     chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests read per chunk of the one-pass grid (memory: one chunk plus per-block state; default 65536)."),
 ) -> None:
     """Exact LRU block and prefix-token hit ratios at every capacity x TTL, in one pass."""
-    from simkv.sizing.grid import lru_grid
-
     cap_bytes, cap_blocks, ttl_list = parse_grid_axes(capacities, capacities_blocks, ttls)
     if parts < 1:
         raise InputError("must be >= 1", where="--parts")
@@ -147,27 +145,37 @@ def sweep_cmd(
 
         frame = partition_grid(trace_path, sample_rate, executor=executor, address=address, **kw)
     else:
-        if partition:
-            source = reassemble(open_partition(trace_path))
-            frame = lru_grid(source, sample_rate=sample_rate, executor=executor, address=address,
-                             ttl_chunks=parts, **kw)
-        else:
-            with ChunkProgress(f"sweep {trace_path.name}", source.n_requests_hint()) as progress:
-                frame = lru_grid(source, sample_rate=sample_rate, executor=executor,
-                                 address=address, ttl_chunks=parts, chunk_requests=chunk_requests,
-                                 on_chunk=progress, **kw)
-        if belady:
-            from simkv.sizing.belady import belady_curve
-
-            bel = belady_curve(source, capacities_blocks=cap_blocks, capacities_bytes=cap_bytes,
-                               model=model)
-            frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
-                                                        len(ttl_list))
+        frame = _exact_grid(trace_path, source, partition, belady, sample_rate, executor, address,
+                            parts, chunk_requests, kw)
     if shards_error is not None:
         _output(frame, out, json_out, None)
     else:
         _output(frame, out, json_out,
                 f"sweep {trace_path.name}" + (f" (SHARDS R={sample_rate:g})" if sample_rate else ""))
+
+
+def _exact_grid(trace_path: Path, source, partition: bool, belady: bool, sample_rate, executor: str,
+                address, parts: int, chunk_requests, kw: dict):
+    """The one-pass grid (streamed, or over a reassembled partition), with Belady if asked."""
+    from simkv.sizing.grid import lru_grid
+
+    if partition:
+        source = reassemble(open_partition(trace_path))
+        frame = lru_grid(source, sample_rate=sample_rate, executor=executor, address=address,
+                         ttl_chunks=parts, **kw)
+    else:
+        with ChunkProgress(f"sweep {trace_path.name}", source.n_requests_hint()) as progress:
+            frame = lru_grid(source, sample_rate=sample_rate, executor=executor, address=address,
+                             ttl_chunks=parts, chunk_requests=chunk_requests, on_chunk=progress,
+                             **kw)
+    if belady:
+        from simkv.sizing.belady import belady_curve
+
+        bel = belady_curve(source, capacities_blocks=kw["capacities_blocks"],
+                           capacities_bytes=kw["capacities_bytes"], model=kw["model"])
+        frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
+                                                    len(kw["ttls_s"]))
+    return frame
 
 
 def _output(frame, out: Path | None, json_out: bool, title: str | None) -> None:

@@ -39,29 +39,21 @@ from simkv.idmap import IdMap
 from simkv.trace.derived import attach_stream_ids
 from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
-from simkv.validate import Bound, check_number, count
+from simkv.trace.parquet_schema import (  # noqa: F401
+    _LISTS,
+    _SCALARS,
+    _V2_CHAIN,
+    MAX_V2_IDS,
+    OPTIONAL_COLUMNS,
+    READABLE_VERSIONS,
+    SCHEMA_VERSION,
+    _metadata,
+    open_parquet,
+)
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
 ROW_GROUP_BLOCKS = 1 << 18
 #: requests per chunk when the caller does not say
 DEFAULT_CHUNK_REQUESTS = 1 << 16
-_SCALARS = {
-    "arrival_s": (pa.float64(), np.float64, "arrival_s"),
-    "session_id": (pa.int64(), np.int64, "session_ids"),
-    "tenant_id": (pa.int32(), np.int32, "tenant_ids"),
-    "model_index": (pa.int16(), np.int16, "model_index"),
-    "input_tokens": (pa.int64(), np.int64, "input_tokens"),
-    "output_tokens": (pa.int64(), np.int64, "output_tokens"),
-}
-_LISTS = {  # column -> (v1 value type, numpy dtype, Trace attribute)
-    "hash_ids": (pa.uint64(), np.uint64, "block_hashes"),
-    "block_tags": (pa.int8(), np.int8, "block_tags"),
-    "content_hashes": (pa.uint64(), np.uint64, "content_hashes"),
-}
-_V2_CHAIN = {"block_ids": np.int64, "new_hashes": np.uint64}  # v2's normalised chain
-MAX_V2_IDS = 2**31 - 1
-OPTIONAL_COLUMNS = ("block_tags", "content_hashes")
 
 
 class ParquetTraceWriter:
@@ -176,90 +168,6 @@ def write_parquet(trace: Trace, path: Path) -> None:
     write_parquet_chunks([trace], path)
 
 
-def _check_schema(schema: pa.Schema, path: Path, version: int) -> None:
-    for name, (typ, _, _) in _SCALARS.items():
-        if name not in schema.names:
-            raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
-        if schema.field(name).type != typ:
-            raise InputError(f"column {name!r} has type {schema.field(name).type}, expected {typ}",
-                             source=path, where=f"column {name}")
-    required = ("hash_ids",) if version == 1 else tuple(_V2_CHAIN)
-    for name in required:
-        if name not in schema.names:
-            raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
-    for name, (typ, _, _) in _LISTS.items():
-        if name not in schema.names:
-            continue
-        ft = schema.field(name).type
-        if version == 1:
-            ok = (pa.types.is_list(ft) or pa.types.is_large_list(ft)) and ft.value_type == typ
-            want = f"list<{typ}>"
-        else:
-            ok, want = pa.types.is_binary(ft), "binary"
-        if not ok:
-            raise InputError(f"column {name!r} has type {ft}, expected {want}", source=path,
-                             where=f"column {name}")
-    for name in required[1:] if version == 1 else required:
-        if not pa.types.is_binary(schema.field(name).type):
-            raise InputError(f"column {name!r} has type {schema.field(name).type}, expected "
-                             "binary", source=path, where=f"column {name}")
-
-
-def _meta_int(meta: dict, key: bytes, path: Path, bound: Bound) -> int:
-    raw = meta[key]
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InputError(f"metadata {key.decode()} is not an integer ({raw[:40]!r})",
-                         source=path) from None
-    return int(check_number(value, bound, f"metadata {key.decode()}", source=path))
-
-
-def _metadata(meta: dict, path: Path) -> tuple[int, int | None, tuple[str, ...], dict]:
-    """block_tokens, n_blocks, model names and meta from the file metadata, type-checked."""
-    if b"simkv.block_tokens" not in meta:
-        raise InputError("bad simkv metadata (no simkv.block_tokens)", source=path)
-    block_tokens = _meta_int(meta, b"simkv.block_tokens", path, count(1, 2**20))
-    n_blocks = (_meta_int(meta, b"simkv.n_blocks", path, count(0, 2**62))
-                if b"simkv.n_blocks" in meta else None)
-    try:
-        models = json.loads(meta.get(b"simkv.models", b"[]"))
-        extra = json.loads(meta.get(b"simkv.meta", b"{}"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError
-        raise InputError(f"bad simkv metadata ({type(exc).__name__})", source=path) from None
-    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-        raise InputError("metadata simkv.models must be a JSON list of model names", source=path)
-    if not isinstance(extra, dict):
-        raise InputError("metadata simkv.meta must be a JSON object", source=path)
-    return block_tokens, n_blocks, tuple(models), extra
-
-
-def _open(path: Path) -> tuple[pq.ParquetFile, int, dict]:
-    """The file, its schema version and its simkv header (block_tokens, models, meta)."""
-    try:
-        pf = pq.ParquetFile(str(path), memory_map=False)
-        schema = pf.schema_arrow
-    # pyarrow's errors on hostile bytes, by name: ArrowInvalid, OSError (torn file) and
-    # UnicodeDecodeError (a column name that is not UTF-8)
-    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
-        first = (str(exc).splitlines() or [""])[0][:200]
-        raise InputError(f"not a readable Parquet file ({first})", source=path) from None
-    meta = schema.metadata or {}
-    version = meta.get(b"simkv.schema_version")
-    if version is None:
-        raise InputError("not a simkv trace (no simkv.schema_version in the file metadata)", source=path)
-    try:
-        version_no = int(version)
-    except ValueError:
-        raise InputError(f"bad simkv.schema_version {version!r}", source=path) from None
-    if version_no not in READABLE_VERSIONS:
-        raise InputError(f"trace schema version {version_no} is not supported (this simkv reads "
-                         f"versions {', '.join(map(str, READABLE_VERSIONS))})", source=path)
-    _check_schema(pf.schema_arrow, path, version_no)
-    block_tokens, _, models, extra = _metadata(meta, path)
-    return pf, version_no, {"block_tokens": block_tokens, "models": models, "meta": extra}
-
-
 def _cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
     """(per-row value counts, flat values) of a v2 binary column of a batch."""
     if arr.null_count:
@@ -314,7 +222,7 @@ def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
     caller that only compares hashes for equality, a v2 chunk's ``block_hashes`` are its dense
     ids (one-to-one with the hashes), which spares rebuilding the hashes from the block table.
     """
-    pf, version, header = _open(path)
+    pf, version, header = open_parquet(path)
     names = pf.schema_arrow.names
     optional = [c for c in OPTIONAL_COLUMNS if c in names and (columns is None or c in columns)]
     chain = ["hash_ids"] if version == 1 else list(_V2_CHAIN)
@@ -375,7 +283,7 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
 def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Trace:
     """The whole file as one Trace, filled chunk by chunk into arrays sized up front (from the
     request count and the ``input_tokens`` column), so memory peaks near the final arrays."""
-    pf, _, header = _open(path)
+    pf, _, header = open_parquet(path)
     n = pf.metadata.num_rows
     claimed = _metadata(pf.schema_arrow.metadata or {}, path)[1]
     if claimed is not None:  # refuse what the file claims before reading it (--max-memory)
