@@ -69,6 +69,7 @@ BASELINES: dict[str, list[str]] = {
     "simkv trace scale": ["{trace}", "{tmp}/scaled.parquet", "--factor", "0.5"],
     "simkv trace slice": ["{trace}", "{tmp}/sliced.parquet", "--sessions", "2", "--seed", "1"],
     "simkv trace import": ["{alibaba}", "{tmp}/imported.parquet", "--format", "alibaba"],
+    "simkv trace partition": ["{trace}", "--shards", "2", "--out", "{tmp}/parts"],
     "simkv workload generate": ["{spec}", "--out", "{tmp}/generated.parquet"],
     "simkv workload list": [],
     "simkv-harness serve": ["--model-config", "tiny-llama-2l"],
