@@ -22,19 +22,20 @@ Time enters only through the loop's one-second wake: the caller gives each event
 user simulation, the request's arrival; in the harness, when the replay looked up, stored and
 ended it), and the loop's wakes: ``tick_phase_s + k x tick_s`` by default, or the wake times a
 harness watched (``wakes_s``; a loaded machine delays them).
-``LMCacheL1`` is the state machine; the ``lmcache`` policy runs it over a trace whose blocks are
+``LMCacheL1`` is these rules over the cache state machine (``simkv.cache.statemachine``); the
+``lmcache`` policy runs it over a trace whose blocks are
 the chunks.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from simkv.cache.config import CacheConfig
 from simkv.cache.policies import POLICIES, KernelOutput
+from simkv.cache.statemachine import LruTtl
 from simkv.cache.stream import AccessStream
 from simkv.errors import InputError
 from simkv.trace.model import Trace
@@ -101,16 +102,16 @@ class LMCacheL1:
     """The L1 store: lookup, all-or-nothing store, and the one-second eviction loop."""
 
     config: L1Config
-    order: OrderedDict = field(default_factory=OrderedDict)  # LRU first, most recent last
+    order: LruTtl = field(default_factory=LruTtl)  # the cache state machine, LRU first
     counters: L1Counters = field(default_factory=L1Counters)
     _next_tick_s: float | None = None
 
     def _touch(self, keys) -> None:
         for key in reversed(list(keys)):
             if key in self.order:
-                self.order.move_to_end(key)
+                self.order.touch_key(key, 0.0)
             else:
-                self.order[key] = None
+                self.order.insert(key, 1, 0, 0.0)
 
     def advance(self, now_s: float) -> None:
         """Run every loop wake due up to ``now_s`` (at phase + k x tick, or the given wakes)."""
@@ -140,7 +141,7 @@ class LMCacheL1:
         if c.eviction_ratio > 0 and target == 0 and self.order:
             target = 1
         for _ in range(min(target, len(self.order))):
-            self.order.popitem(last=False)
+            self.order.drop(self.order.lru_key())
         self.counters.triggered += 1
         self.counters.evicted_chunks += target
 
