@@ -106,7 +106,7 @@ def node_outcome(k: int, data: ShardData, stream: AccessStream, cfg: CacheConfig
     """Node ``k`` running ``cfg`` (its own capacity) over its stream."""
     capacity = -1 if cfg.unlimited else int(cfg.capacity_blocks if cfg.by_blocks else cfg.capacity_bytes)
     # the store policies read the stream alone; a node has no whole-request Trace to give them
-    out = POLICIES.get(cfg.policy, where="--policy")(None, stream, cfg, capacity)
+    out = POLICIES.get(cfg.policy, where="--policy")(cfg, capacity)(None, stream)
     hit = out.hit.astype(np.int64)
     if len(data.requests):
         starts = data.offsets[:-1]
