@@ -8,8 +8,14 @@ the report predicts (the explorer's tables, the ``latency`` stage) goes through
 
 from __future__ import annotations
 
-from simkv.latency.slo import (FLAT, MAX_REPLICAS, SizedTtft, report_slo_s, search_replicas,
-                               sized_ttft)
+from simkv.latency.slo import (
+                               FLAT,
+                               MAX_REPLICAS,
+                               SizedTtft,
+                               report_slo_s,
+                               search_replicas,
+                               sized_ttft,
+)
 
 _search = search_replicas
 
