@@ -28,6 +28,7 @@ import numpy as np
 from simkv.cache.config import CacheConfig
 from simkv.errors import InputError
 from simkv.latency.api import simulate_with_latency
+from simkv.latency.routing import MAX_TRACKED_REPLICAS
 from simkv.trace.model import Trace
 
 #: The default TTFT objective: p90 time to first token <= 2 s.  Shared by every consumer that
@@ -187,6 +188,7 @@ class SizedTtft:
     ttft_p99_s: float
     summary: dict
     records: Any  # the simulation's per-request records at ``replicas`` (pandas DataFrame)
+    max_replicas: int = MAX_REPLICAS  # the largest count the search could try
 
     @property
     def over_slo_factor(self) -> float:
@@ -198,7 +200,7 @@ class SizedTtft:
         if self.meets:
             return (f"{self.replicas} {gpu} replica(s), the fewest meeting TTFT p90 <= "
                     f"{self.slo_p90_s:g} s")
-        if self.replicas >= MAX_REPLICAS:
+        if self.replicas >= self.max_replicas:
             return (f"cannot be served within TTFT p90 <= {self.slo_p90_s:g} s on up to "
                     f"{self.replicas} {gpu} replicas: p90 {self.ttft_p90_s:,.1f} s there, "
                     f"{self.over_slo_factor:,.1f}x the objective")
@@ -238,6 +240,8 @@ def sized_ttft(trace: Trace, cfg: CacheConfig, *, slo_p90_s: float = DEFAULT_TTF
     is not simulated twice."""
     if not slo_p90_s > 0:
         raise InputError("the TTFT objective must be > 0 seconds", where="slo")
+    if kw.get("routing") == "prefix_aware":  # the router tracks a bounded number of replicas
+        max_replicas = min(max_replicas, MAX_TRACKED_REPLICAS)
     runs: dict[int, Any] = {}
 
     def value(r: int) -> float:
@@ -252,4 +256,4 @@ def sized_ttft(trace: Trace, cfg: CacheConfig, *, slo_p90_s: float = DEFAULT_TTF
     p50, p90, p99 = (float(np.quantile(ttft, q)) for q in (0.5, 0.9, 0.99))
     return SizedTtft(replicas=int(replicas), meets=meets, slo_p90_s=float(slo_p90_s),
                      ttft_p50_s=p50, ttft_p90_s=p90, ttft_p99_s=p99, summary=res.summary_dict,
-                     records=res.records)
+                     records=res.records, max_replicas=int(max_replicas))

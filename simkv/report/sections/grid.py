@@ -53,7 +53,7 @@ def build(ctx: ReportContext) -> Section:
             for t in ttls] for c in caps])
         _figure(ctx, sec, w, (caps, ttls, ttl_labels, mat), finite, bel_frame, (data, bel_file))
         _readings(sec, w, g, (finite, caps, ttls), ws, bel_frame)
-    sec.intro = _headline(grid, ws_of) + sec.intro
+    sec.headline = _headline(grid, ws_of)
     sec.tables.append(Table(
         "Grid size", ("workload", "capacities", "TTLs", "points"),
         tuple((wl, str(g["capacity_bytes"].nunique(dropna=False)), str(g["ttl_s"].nunique(dropna=False)),
@@ -94,7 +94,7 @@ def _headline(grid: pd.DataFrame, ws_of: dict) -> str:
                          f"({fmt.pct(top)}) at {fmt.size(c)} with no TTL{share}")
     if not parts:
         return ""
-    return "Smallest LRU cache worth buying: " + "; ".join(parts) + ". "
+    return "Smallest LRU cache worth buying: " + "; ".join(parts) + "."
 
 
 def _figure(ctx: ReportContext, sec: Section, w, axes_data, finite: pd.DataFrame,

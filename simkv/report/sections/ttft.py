@@ -107,10 +107,8 @@ def _headline(frame: pd.DataFrame, facts: dict, slo: float) -> str:
                          "the objective)")
         parts.append(f"{wl} needs {int(best['replicas'])} {gpu} replica(s) with "
                      f"{best['choice']} ({no_cache})")
-    profile = str(facts.get("gpu_profile") or "").replace("GPU profile: ", "")
-    tail = f" [GPU latency profile: {profile}]" if profile else ""
     return (f"At TTFT p90 <= {slo:g} s (the objective replicas are sized to), "
-            + "; ".join(parts) + f"{tail}. ")
+            + "; ".join(parts) + ".")
 
 
 def load_measured(path: Path) -> list[dict]:
@@ -227,7 +225,10 @@ def build(ctx: ReportContext) -> Section:
                  "Predicted TTFT per cache choice, then simkv's predictions beside a real engine's "
                  "measurements where they exist.")
     try:
-        sec.intro = _predicted(ctx, sec) + sec.intro
+        sec.headline = _predicted(ctx, sec)
+        profile = ctx.run.facts("latency").get("gpu_profile")
+        if profile:
+            sec.intro = f"{profile}. {sec.intro}"
     except Missing as exc:
         sec.mark_missing(f"predicted TTFT: {exc}")
     _measured(ctx, sec)
