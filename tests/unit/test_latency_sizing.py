@@ -48,3 +48,36 @@ def test_unservable_load_says_by_how_much():
                    max_replicas=16)
     cols = stage._sized_cols(s)
     assert cols["meets_slo"] is False and cols["over_slo_factor"] > 1
+
+
+def test_prefix_aware_search_stays_within_the_router():
+    """The prefix-aware router tracks at most 64 replicas: the search stops there, not at 256."""
+    from simkv.cache import CacheConfig
+    from simkv.latency.routing import MAX_TRACKED_REPLICAS
+    from simkv.latency.slo import sized_ttft
+    from simkv.trace import load_trace
+    from tests.conftest import MOONCAKE
+
+    tr = load_trace(MOONCAKE).head(200).with_model("llama-3.1-8b")
+    s = sized_ttft(tr, CacheConfig(), slo_p90_s=1e-6, gpu="H100", tier="remote",
+                   routing="prefix_aware")
+    assert not s.meets and s.replicas <= MAX_TRACKED_REPLICAS == s.max_replicas
+    assert "cannot be served" in s.describe("H100")
+
+
+def test_ttft_headline_says_unservable_and_by_how_much():
+    import pandas as pd
+
+    from simkv.report.sections.ttft import _headline
+
+    frame = pd.DataFrame([
+        {"workload": "a", "choice": "no cache", "replicas": 4, "meets_slo": False,
+         "over_slo_factor": 3.0, "ttft_p90_s": 6.0},
+        {"workload": "a", "choice": "bucket", "replicas": 2, "meets_slo": True,
+         "over_slo_factor": 0.5, "ttft_p90_s": 1.0},
+        {"workload": "b", "choice": "no cache", "replicas": 8, "meets_slo": False,
+         "over_slo_factor": 2.5, "ttft_p90_s": 5.0}])
+    text = _headline(frame, {"gpu": "H100"}, 2.0)
+    assert text.startswith("At TTFT p90 <= 2 s")
+    assert "a needs 2 H100 replica(s) with bucket (unservable without a cache (3.0x" in text
+    assert "b cannot be served with any cache choice (p90 at best 2.5x the objective)" in text
