@@ -61,3 +61,13 @@ def num(x: float | None, digits: int = 3) -> str:
     if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1000:
         return f"{int(x):,}"
     return f"{x:.{digits}g}"
+
+
+def replicas(n: float | None, meets: bool | None, over_slo: float | None = None) -> str:
+    """A sized replica count: ``3``, or ``unservable (4.2x the SLO at 16)`` when none meets it."""
+    if n is None or (isinstance(n, float) and not math.isfinite(n)):
+        return "n/a"
+    if meets or meets is None:
+        return f"{int(n)}"
+    over = "" if over_slo is None else f"{float(over_slo):,.1f}x the SLO "
+    return f"unservable ({over}at {int(n)})"

@@ -69,14 +69,20 @@ def _chunk_part(ctx: ReportContext, sec: Section) -> None:
     rows = frame.to_dict("records")
     data = ctx.write_data("reuse_prefix_vs_chunk", frame)
     if "chunk_ttft_p50_s" in frame:
+        slo = lat.get("slo_p90_s")
+        has_n = "prefix_replicas" in frame
         sec.tables.append(Table(
-            f"Prefix vs chunk reuse, unlimited bucket on a {ttft_tier} tier, one {ttft_gpu} "
-            "(modelled only)",
+            f"Prefix vs chunk reuse, unlimited bucket on a {ttft_tier} tier, {ttft_gpu} replicas "
+            f"sized to TTFT p90 <= {slo:g} s (modelled only)" if slo is not None else
+            f"Prefix vs chunk reuse, unlimited bucket on a {ttft_tier} tier (modelled only)",
             ("workload", "prefix reuse", "chunk reuse", "TTFT p50 prefix", "TTFT p50 chunk",
-             "TTFT p90 prefix", "TTFT p90 chunk"),
+             "TTFT p90 prefix", "TTFT p90 chunk", "replicas prefix", "replicas chunk"),
             tuple((r.workload, fmt.pct(r.prefix_token_hit_ratio), fmt.pct(r.chunk_token_reuse_ratio),
                    fmt.ms(r.prefix_ttft_p50_s), fmt.ms(r.chunk_ttft_p50_s), fmt.ms(r.prefix_ttft_p90_s),
-                   fmt.ms(r.chunk_ttft_p90_s)) for r in frame.itertuples()),
+                   fmt.ms(r.chunk_ttft_p90_s),
+                   *((fmt.replicas(r.prefix_replicas, r.prefix_meets_slo, r.prefix_over_slo_factor),
+                      fmt.replicas(r.chunk_replicas, r.chunk_meets_slo, r.chunk_over_slo_factor))
+                     if has_n else ("n/a", "n/a"))) for r in frame.itertuples()),
             data_file=data))
     with new_figure() as (fig, ax):
         x = np.arange(len(frame))

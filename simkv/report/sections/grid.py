@@ -53,6 +53,7 @@ def build(ctx: ReportContext) -> Section:
             for t in ttls] for c in caps])
         _figure(ctx, sec, w, (caps, ttls, ttl_labels, mat), finite, bel_frame, (data, bel_file))
         _readings(sec, w, g, (finite, caps, ttls), ws, bel_frame)
+    sec.headline = _headline(grid, ws_of)
     sec.tables.append(Table(
         "Grid size", ("workload", "capacities", "TTLs", "points"),
         tuple((wl, str(g["capacity_bytes"].nunique(dropna=False)), str(g["ttl_s"].nunique(dropna=False)),
@@ -62,6 +63,38 @@ def build(ctx: ReportContext) -> Section:
                            "(bf16 KV, one copy, no tensor parallelism); LRU eviction; TTL refreshed "
                            "on every hit.")
     return sec
+
+
+#: the share of the unlimited hit rate the headline sizes a cache to
+HEADLINE_SHARE = 0.9
+
+
+def _headline(grid: pd.DataFrame, ws_of: dict) -> str:
+    """The section's first sentence: per workload, the smallest capacity (no TTL) reaching
+    ``HEADLINE_SHARE`` of the unlimited hit rate, from the grid the run computed."""
+    parts = []
+    for wl, g in grid.groupby("workload", sort=False):
+        unl = g[g["capacity_bytes"].isna() & g["ttl_s"].isna()]["prefix_token_hit_ratio"]
+        if unl.empty:
+            continue
+        top = float(unl.iloc[0])
+        no_ttl = g[g["capacity_bytes"].notna() & g["ttl_s"].isna()].sort_values("capacity_bytes")
+        enough = no_ttl[no_ttl["prefix_token_hit_ratio"] >= HEADLINE_SHARE * top]
+        if top <= 0:
+            parts.append(f"{wl} gets no hits even with unlimited capacity")
+        elif enough.empty:
+            parts.append(f"{wl} needs more than the largest capacity tried "
+                         f"({fmt.size(no_ttl['capacity_bytes'].max())}) to reach "
+                         f"{HEADLINE_SHARE:.0%} of its unlimited {fmt.pct(top)}")
+        else:
+            c = float(enough["capacity_bytes"].iloc[0])
+            ws = float(ws_of.get(wl) or 0)
+            share = f", {fmt.pct(c / ws, 0)} of its working set" if ws else ""
+            parts.append(f"{wl} reaches {HEADLINE_SHARE:.0%} of its unlimited hit rate "
+                         f"({fmt.pct(top)}) at {fmt.size(c)} with no TTL{share}")
+    if not parts:
+        return ""
+    return "Smallest LRU cache worth buying: " + "; ".join(parts) + "."
 
 
 def _figure(ctx: ReportContext, sec: Section, w, axes_data, finite: pd.DataFrame,

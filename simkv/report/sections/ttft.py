@@ -22,8 +22,6 @@ KEY = "ttft"
 TITLE = "Time to first token"
 #: the stages whose tables this section reads (its render-cache key covers their outputs)
 READS = ('workloads', 'latency', 'measured')
-#: a p90 TTFT above this means the replicas are overloaded (the queue keeps growing)
-OVERLOAD_S = 60.0
 #: keys of ``simkv-harness validate --json`` the report reads
 MEASURED_KEYS = ("predicted_prefix_hit_ratio", "measured_prefix_hit_ratio",
                  "predicted_ttft_p50_s", "measured_ttft_p50_s")
@@ -32,12 +30,16 @@ HOW_TO_MEASURE = ("run `make report` without QUICK=1 (it replays a small workloa
                   "own `simkv-harness validate --json` run")
 
 
-def _predicted(ctx: ReportContext, sec: Section) -> None:
+def _predicted(ctx: ReportContext, sec: Section) -> str:
     if not ctx.run.has_table("latency", "ttft_predicted"):
         raise Missing("the latency stage wrote no predictions")
     facts = ctx.run.facts("latency")
-    GPU, REPLICAS, HBM_SHARE = facts["gpu"], facts["replicas"], facts["hbm_share"]
+    GPU, HBM_SHARE = facts["gpu"], facts["hbm_share"]
+    slo = float(facts.get("slo_p90_s") or 2.0)
+    REPLICAS = f"the fewest {GPU} replicas meeting TTFT p90 <= {slo:g} s"
     frame = ctx.run.table("latency", "ttft_predicted")
+    if "replicas" not in frame or "meets_slo" not in frame:
+        raise Missing("the latency stage's predictions predate replica sizing (rerun it)")
     data = ctx.write_data("ttft_predicted", frame)
     dframe = ctx.run.table("latency", "ttft_predicted_cdf")
     dfile = ctx.write_data("ttft_predicted_cdf", dframe)
@@ -51,31 +53,62 @@ def _predicted(ctx: ReportContext, sec: Section) -> None:
             ax.legend(fontsize=7)
             sec.figures.append(ctx.figure(
                 KEY, fig, title=f"{wl}: predicted TTFT by cache choice",
-                caption=(f"Distribution of predicted TTFT (queueing included) on {REPLICAS} {GPU} "
-                         "replica(s) for each cache choice; the analytic latency model (not "
-                         "calibrated on this hardware)."),
+                caption=(f"Distribution of predicted TTFT (queueing included) at {REPLICAS} "
+                         "for each cache choice (or, where none does, where the search "
+                         "stopped); the analytic latency model (not calibrated on this "
+                         "hardware)."),
                 data_file=dfile, basis="modelled"))
     for wl, g in frame.groupby("workload", sort=False):
         base = g.iloc[0]
         best = g.loc[g["ttft_p90_s"].idxmin()]
         for r in g.itertuples():
-            if r.ttft_p90_s is not None and r.ttft_p90_s > OVERLOAD_S:
+            if not r.meets_slo:
                 sec.readings.append(
-                    f"{wl}: with {r.choice}, {REPLICAS} {GPU} replica(s) cannot keep up with the "
-                    f"prefill work: the queue grows through the window (p90 TTFT {fmt.duration(r.ttft_p90_s)}); "
-                    "caching is what makes this traffic servable on that hardware.")
+                    f"{wl}: with {r.choice}, the load cannot be served within TTFT p90 <= "
+                    f"{slo:g} s: at {int(r.replicas)} {GPU} replica(s), where the search stopped, "
+                    f"p90 is {fmt.duration(r.ttft_p90_s)}, {r.over_slo_factor:,.1f}x the objective.")
         sec.readings.append(
-            f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache vs {fmt.ms(best['ttft_p90_s'])} "
-            f"with {best['choice']} (p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
+            f"{wl}: p90 TTFT {fmt.ms(base['ttft_p90_s'])} with no cache on {int(base['replicas'])} "
+            f"replica(s) vs {fmt.ms(best['ttft_p90_s'])} with {best['choice']} on "
+            f"{int(best['replicas'])} (p50 {fmt.ms(base['ttft_p50_s'])} -> {fmt.ms(best['ttft_p50_s'])}).")
     sources = facts["tier_sources"]
     sec.assumptions.append(
-        f"Latency: analytic model on {REPLICAS} {GPU} replica(s), one request at a time per "
+        f"Latency: analytic model at {REPLICAS} (searched by doubling then bisection, "
+        "prefix-aware routing with a cache, least-loaded without), one request at a time per "
         f"engine step budget; HBM prefix cache = {HBM_SHARE:.0%} of each workload's working set. "
         "KV load bandwidths: " + "; ".join(f"{t}: {sources[t]}" for t in ("cpu", "remote")) + ".")
-    sec.tables.append(Table("Predicted TTFT percentiles", ("workload", "choice", "hit", "p50", "p90", "p99"),
-                            tuple((r.workload, r.choice, fmt.pct(r.prefix_token_hit_ratio),
-                                   fmt.ms(r.ttft_p50_s), fmt.ms(r.ttft_p90_s), fmt.ms(r.ttft_p99_s))
-                                  for r in frame.itertuples()), data_file=data))
+    if facts.get("gpu_profile"):
+        sec.assumptions.append(str(facts["gpu_profile"]) + ".")
+    sec.tables.append(Table(
+        f"Predicted TTFT percentiles at {REPLICAS}",
+        ("workload", "choice", "hit", "replicas", "p50", "p90", "p99"),
+        tuple((r.workload, r.choice, fmt.pct(r.prefix_token_hit_ratio),
+               fmt.replicas(r.replicas, r.meets_slo, r.over_slo_factor),
+               fmt.ms(r.ttft_p50_s), fmt.ms(r.ttft_p90_s), fmt.ms(r.ttft_p99_s))
+              for r in frame.itertuples()), data_file=data))
+    return _headline(frame, facts, slo)
+
+
+def _headline(frame: pd.DataFrame, facts: dict, slo: float) -> str:
+    """The section's first sentence: replicas per workload at the objective, or unservable."""
+    gpu = facts["gpu"]
+    parts = []
+    for wl, g in frame.groupby("workload", sort=False):
+        base = g.iloc[0]
+        ok = g[g["meets_slo"].astype(bool)]
+        if ok.empty:
+            worst = float(g["over_slo_factor"].min())
+            parts.append(f"{wl} cannot be served with any cache choice (p90 at best "
+                         f"{worst:,.1f}x the objective)")
+            continue
+        best = ok.sort_values(["replicas", "ttft_p90_s"], kind="stable").iloc[0]
+        no_cache = (f"{int(base['replicas'])} without a cache" if bool(base["meets_slo"])
+                    else f"unservable without a cache ({float(base['over_slo_factor']):,.1f}x "
+                         "the objective)")
+        parts.append(f"{wl} needs {int(best['replicas'])} {gpu} replica(s) with "
+                     f"{best['choice']} ({no_cache})")
+    return (f"At TTFT p90 <= {slo:g} s (the objective replicas are sized to), "
+            + "; ".join(parts) + ".")
 
 
 def load_measured(path: Path) -> list[dict]:
@@ -192,7 +225,10 @@ def build(ctx: ReportContext) -> Section:
                  "Predicted TTFT per cache choice, then simkv's predictions beside a real engine's "
                  "measurements where they exist.")
     try:
-        _predicted(ctx, sec)
+        sec.headline = _predicted(ctx, sec)
+        profile = ctx.run.facts("latency").get("gpu_profile")
+        if profile:
+            sec.intro = f"{profile}. {sec.intro}"
     except Missing as exc:
         sec.mark_missing(f"predicted TTFT: {exc}")
     _measured(ctx, sec)
