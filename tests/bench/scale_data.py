@@ -23,7 +23,8 @@ BENCH = ROOT / ".bench"
 SPEC = ROOT / "workloads" / "support-assistant.yaml"
 ORACLE_NAME = "oracleGeneral"
 GNU_TIME = "/usr/bin/time"
-_CODE = ("simkv/workloads/generator.py", "simkv/workloads/layout.py", "simkv/workloads/hashing.py",
+_CODE = ("simkv/workloads/generator.py", "simkv/workloads/layout.py", "simkv/hashing.py",
+         "simkv/workloads/distributions.py", "simkv/trace/parquet_schema.py",
          "simkv/workloads/model.py", "simkv/workloads/spec.py", "simkv/trace/parquet.py")
 
 
