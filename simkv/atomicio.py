@@ -43,13 +43,20 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_writer mode must be 'wb' or 'w', not {mode!r}")
     target, fd, tmp = _temp_beside(path)
-    try:
+    with _replacing(tmp, target):
         encoding = None if mode == "wb" else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as fh:
             yield fh
             fh.flush()
-            os.fchmod(fh.fileno(), _final_mode(target))
-            os.fsync(fh.fileno())
+            _seal(fh.fileno(), target)
+
+
+@contextlib.contextmanager
+def _replacing(tmp: Path, target: Path) -> Iterator[None]:
+    """Rename ``tmp`` onto ``target`` if the block succeeds; otherwise remove ``tmp`` (an
+    OSError, e.g. ENOSPC, becomes an InputError naming ``target``; the old file is kept)."""
+    try:
+        yield
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -57,6 +64,12 @@ def atomic_writer(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _seal(fileno: int, target: Path) -> None:
+    """Give the temporary file its final mode and flush it to disk before the rename."""
+    os.fchmod(fileno, _final_mode(target))
+    os.fsync(fileno)
 
 
 def check_target(path: str | Path) -> Path:
@@ -108,18 +121,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     target, fd, tmp = _temp_beside(path)
     os.close(fd)
-    try:
+    with _replacing(tmp, target):
         yield tmp
         with open(tmp, "rb+") as fh:
-            os.fchmod(fh.fileno(), _final_mode(target))
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"write failed: {exc.strerror or exc}", source=target) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            _seal(fh.fileno(), target)
 
 
 def _final_mode(target: Path) -> int:

@@ -98,14 +98,21 @@ def replicas_needed(trace: Trace, cfg: CacheConfig, slo_s: float, *, quantile: f
         if hi >= max_replicas:
             return SloPoint(cfg, None, None, value(hi), False)
         hi = min(2 * hi, max_replicas)
-    lo = hi // 2  # value(lo) > slo (or lo == 0)
+    hi = bisect_replicas(value, hi, slo_s)
+    return SloPoint(cfg, hi, hi * tp, value(hi), True)
+
+
+def bisect_replicas(value, hi: int, slo_s: float) -> int:
+    """Fewest replicas in ``(hi // 2, hi]`` with ``value(r) <= slo_s``, given that ``hi`` meets
+    the objective and ``hi // 2`` does not (or is 0): bisection, TTFT falling with replicas."""
+    lo = hi // 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if value(mid) <= slo_s:
             hi = mid
         else:
             lo = mid
-    return SloPoint(cfg, hi, hi * tp, value(hi), True)
+    return hi
 
 
 def gpus_saved(trace: Trace, cfg: CacheConfig, slo_p90_s: float, *, model: str | None = None,
@@ -223,14 +230,7 @@ def search_replicas(value, slo_s: float, max_replicas: int) -> tuple[int, bool]:
         if value(nxt) > slo_s and value(nxt) >= (1.0 - FLAT) * value(hi):
             return hi, False
         hi = nxt
-    lo = hi // 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if value(mid) <= slo_s:
-            hi = mid
-        else:
-            lo = mid
-    return hi, True
+    return bisect_replicas(value, hi, slo_s), True
 
 
 def sized_ttft(trace: Trace, cfg: CacheConfig, *, slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S,
