@@ -39,13 +39,12 @@ from simkv.idmap import IdMap
 from simkv.trace.derived import attach_stream_ids
 from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
-from simkv.trace.parquet_schema import (  # noqa: F401
+from simkv.trace.parquet_schema import (
     _LISTS,
     _SCALARS,
     _V2_CHAIN,
     MAX_V2_IDS,
     OPTIONAL_COLUMNS,
-    READABLE_VERSIONS,
     SCHEMA_VERSION,
     _metadata,
     open_parquet,
