@@ -29,6 +29,7 @@ from harness.measure import Measurement, ReplayOptions, replay_and_measure
 from harness.metrics import cache_info
 from harness.predict import CachePrediction, EngineCacheSpec, predict
 from harness.ttft import predicted_ttft_s
+from simkv.cache.vllm_sched import SchedConfig
 from simkv.errors import InputError
 from simkv.latency.calibrate import Calibration
 
@@ -130,7 +131,18 @@ def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool) -> Engine
         l1 = opts.engine.l1_config()
         if len(m.l1_wakes) == 1:  # when the loop woke, as watched during the replay
             l1 = replace(l1, wakes_s=next(iter(m.l1_wakes.values())))
-    return EngineCacheSpec(info.block_size, info.usable_blocks, l1)
+    c = opts.replay.concurrency
+    return EngineCacheSpec(info.block_size, info.usable_blocks, l1, concurrency=c,
+                           sched=SchedConfig(token_budget=opts.token_budget),
+                           closed_loop=opts.replay.time_scale == 0 and len(m.deltas) == 1,
+                           step_s=_decode_step_s(m))
+
+
+def _decode_step_s(m: Measurement) -> float | None:
+    """The replay's measured decode step: the median inter-token gap over all requests (the
+    scheduler emulator's clock when arrivals come at send times, not in a closed loop)."""
+    gaps = [g for r in m.records if r.get("status") == "ok" for g in (r.get("itl_list_s") or [])]
+    return float(np.median(gaps)) if gaps else None
 
 
 def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
