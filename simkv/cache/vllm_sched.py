@@ -58,8 +58,9 @@ def _cdiv(a: int, b: int) -> int:
 class SchedConfig:
     token_budget: int = DEFAULT_TOKEN_BUDGET
     max_num_seqs: int = DEFAULT_MAX_NUM_SEQS
-    #: closed loop: steps between a request's finish and its successor being seen
-    arrival_delay_steps: int = 1
+    #: closed loop: steps between a request's finish and its successor being seen (2: the
+    #: median measured on the CPU server, see docs/harness.md; the harness measures it)
+    arrival_delay_steps: int = 2
 
     def __post_init__(self) -> None:
         if self.token_budget <= 0 or self.max_num_seqs <= 0 or self.arrival_delay_steps < 0:
@@ -162,6 +163,7 @@ class VllmScheduler:
                 fits = victim is not r
             if not fits:
                 break
+            self._cache_upto(r, r.computed + n)  # allocate_slots caches what the chunk fills
             out.append((r, n))
             budget -= n
             i += 1
