@@ -61,10 +61,13 @@ class SchedConfig:
     #: closed loop: steps between a request's finish and its successor being seen (2: the
     #: median measured on the CPU server, see docs/harness.md; the harness measures it)
     arrival_delay_steps: int = 2
+    #: steps an asynchronous external load takes before the request is admitted
+    load_steps: int = 1
 
     def __post_init__(self) -> None:
-        if self.token_budget <= 0 or self.max_num_seqs <= 0 or self.arrival_delay_steps < 0:
-            raise ValueError("token_budget, max_num_seqs > 0 and arrival_delay_steps >= 0")
+        if self.token_budget <= 0 or self.max_num_seqs <= 0 or self.arrival_delay_steps < 0 \
+                or self.load_steps < 1:
+            raise ValueError("token_budget, max_num_seqs, load_steps > 0; arrival_delay_steps >= 0")
 
 
 @dataclass(eq=False)  # identity: queues hold each request once
@@ -82,6 +85,7 @@ class _Req:
     preemptions: int = 0
     counted: bool = False
     loading: bool = False
+    load_done: int = 0              # the step its external load has finished by
 
     def key(self, k: int, bt: int) -> object:
         return self.keys[k] if k < self.prompt // bt else ("gen", self.idx, k)
@@ -186,6 +190,7 @@ class VllmScheduler:
             if not self._grow(r, computed, hit=hit, reserve=self._owed(), admit=True):
                 return None
             r.counted, r.loading, r.computed = True, True, computed
+            r.load_done = self.step + self.cfg.load_steps
             self.loading.append(r)
             return 0
         n = min(r.num_tokens - computed, budget)
@@ -201,11 +206,12 @@ class VllmScheduler:
         return sum(max(_cdiv(r.num_tokens, self.bt) - len(r.blocks), 0) for r in inflight)
 
     def _schedule(self) -> list[tuple[_Req, int]]:
-        for r in self.loading:  # loads finished during the last step: cache, admit first
+        done = [r for r in self.loading if r.load_done <= self.step]
+        for r in reversed(done):  # finished loads: cache their blocks, admit them first
             r.loading = False
             self._cache_upto(r, r.computed)
             self.waiting.appendleft(r)
-        self.loading = []
+        self.loading = [r for r in self.loading if r.loading]
         out, budget, preempted = self._schedule_running()
         if preempted:
             return out
