@@ -17,9 +17,10 @@ vLLM's prefix cache is not plain LRU.  Read from vLLM 0.32 (``vllm/v1/core/block
   to the queue's tail in that order (so the prefix is evicted last), never-cached blocks (the
   prompt's last partial block) are prepended to its head and reused first.
 
-``VllmBlockPool`` replays those rules one request at a time (requests do not overlap: the target
-is a one-at-a-time replay; with concurrent requests the engine pins more blocks at once and
-schedules chunked prefills, which this does not model).  ``LMCacheLRU`` models LMCache's level
+``VllmBlockPool`` replays those rules one request at a time (``run_request``: requests do not
+overlap); its reference-counted primitives (``touch`` / ``allocate`` / ``cache`` / ``release``)
+let :mod:`simkv.cache.vllm_sched` run vLLM's scheduler over it when requests overlap (blocks
+pinned by several requests, chunked prefills, deferral, preemption).  ``LMCacheLRU`` models LMCache's level
 (multi-process mode): 256-token chunks, prefix-chained, LRU, ``save_unfull_chunk`` off; its
 lookup result supersedes vLLM's own hit by ``max(0, lmcache_hit - local_hit)`` tokens, which
 vLLM counts as external hits.  LMCache evicts in batches past a watermark; this evicts exactly
