@@ -22,7 +22,7 @@ Requests skipped as too long are left out of both the measured and the predicted
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from harness.plan import PlannedRequest
 from harness.prompts import chained_keys
 from simkv.cache.lmcache_policy import L1Config, LMCacheL1
 from simkv.cache.vllm_policy import TieredPrediction, VllmBlockPool
-from simkv.cache.vllm_sched import SchedConfig, VllmScheduler
+from simkv.cache.vllm_sched import SchedConfig, SchedResult, VllmScheduler
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class CachePrediction:
     per_endpoint: dict[str, TieredPrediction]
     l1_counters: dict[str, dict]
     request_ids: dict[str, np.ndarray]  # per endpoint: the request of each prediction row
+    #: per endpoint, when the scheduler emulator served it (concurrency > 1): its step trace
+    schedules: dict[str, SchedResult] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return combine(self.per_endpoint)
@@ -106,7 +108,8 @@ def _serial(pool: VllmBlockPool, keys: list, prompt: np.ndarray, out_tokens: lis
 
 
 def _predict_endpoint(reqs: list[PlannedRequest], spec: EngineCacheSpec,
-                      times: dict[int, tuple[float, float]]) -> tuple[TieredPrediction, dict]:
+                      times: dict[int, tuple[float, float]]
+                      ) -> tuple[TieredPrediction, dict, SchedResult | None]:
     toks = [np.asarray(r.prompt, dtype=np.int64) for r in reqs]
     keys = [chained_keys(t, spec.block_tokens) for t in toks]
     pool = VllmBlockPool(spec.usable_blocks, spec.block_tokens)
@@ -129,9 +132,10 @@ def _predict_endpoint(reqs: list[PlannedRequest], spec: EngineCacheSpec,
                                                   concurrency=spec.concurrency)
         local, ext, evictions = res.local_hit_tokens, res.external_hit_tokens, res.evictions
     else:
+        res = None
         local, ext, evictions = _serial(pool, keys, prompt, out_tokens, ext_in)
     counters = asdict(l1.counters) if l1 is not None else {}
-    return TieredPrediction(prompt, local, ext, evictions), counters
+    return TieredPrediction(prompt, local, ext, evictions), counters, res
 
 
 def predict(plan: list[PlannedRequest], sent: set[int], spec: EngineCacheSpec,
@@ -142,13 +146,15 @@ def predict(plan: list[PlannedRequest], sent: set[int], spec: EngineCacheSpec,
     time for all three.
     """
     times = times or {}
-    per, counters, ids = {}, {}, {}
+    per, counters, ids, scheds = {}, {}, {}, {}
     for ep in sorted({r.endpoint for r in plan}):
         reqs = [r for r in plan if r.endpoint == ep and r.request in sent]
         reqs.sort(key=lambda r: (times.get(r.request, (r.scheduled_s,))[0], r.request))
-        per[ep], counters[ep] = _predict_endpoint(reqs, spec, times)
+        per[ep], counters[ep], sched = _predict_endpoint(reqs, spec, times)
         ids[ep] = np.asarray([r.request for r in reqs], dtype=np.int64)
-    return CachePrediction(per, counters, ids)
+        if sched is not None:
+            scheds[ep] = sched
+    return CachePrediction(per, counters, ids, scheds)
 
 
 def combine(preds: dict[str, TieredPrediction]) -> dict:

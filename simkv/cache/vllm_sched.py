@@ -107,6 +107,11 @@ class SchedResult:
     preemptions: np.ndarray
     steps: int
     step_tokens: np.ndarray          # tokens computed in each step (for a step-time model)
+    #: what each executed step ran, for a step-time model: rows (step, request, tokens,
+    #: tokens computed before; tokens == 1 and computed == length - 1 is a decode), and the
+    #: external loads (step admitted, request, tokens loaded)
+    step_work: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
+    loads: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
 
 
 class VllmScheduler:
@@ -191,6 +196,7 @@ class VllmScheduler:
                 return None
             r.counted, r.loading, r.computed = True, True, computed
             r.load_done = self.step + self.cfg.load_steps
+            self.loads.append((self.step, r.idx, computed - local))
             self.loading.append(r)
             return 0
         n = min(r.num_tokens - computed, budget)
@@ -230,6 +236,7 @@ class VllmScheduler:
         """The forward pass and ``update_from_output``: sample, finish, free in order."""
         done = []
         for r, n in scheduled:
+            self.work.append((self.step, r.idx, n, r.computed))
             r.computed += n
             self._cache_upto(r, r.computed)
             if r.computed < r.num_tokens:
@@ -266,6 +273,8 @@ class VllmScheduler:
         self.local_hits, self.ext_hits, self.evictions = (np.zeros(n, np.int64) for _ in range(3))
         self.first_token, self.finish = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
         self.step_tokens: list[int] = []
+        self.work: list[tuple[int, int, int, int]] = []
+        self.loads: list[tuple[int, int, int]] = []
         arrive = np.full(n, -1, np.int64)
         if arrival_step is not None:
             arrive[:] = np.asarray(arrival_step, np.int64)
@@ -298,4 +307,6 @@ class VllmScheduler:
         return SchedResult(self.local_hits, self.ext_hits, self.evictions, arrive,
                            self.first_token, self.finish,
                            np.asarray([r.preemptions for r in reqs], np.int64), self.step,
-                           np.asarray(self.step_tokens, np.int64))
+                           np.asarray(self.step_tokens, np.int64),
+                           np.asarray(self.work, np.int64).reshape(-1, 4),
+                           np.asarray(self.loads, np.int64).reshape(-1, 3))

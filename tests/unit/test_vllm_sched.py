@@ -128,3 +128,41 @@ def test_eight_in_flight_pins_blocks_so_hits_differ_from_serial():
     res = VllmScheduler(VllmBlockPool(30, 16)).run(keys, prompt, out, concurrency=8)
     assert (res.finish_step >= 0).all()
     assert res.local_hit_tokens.sum() != one * 16
+
+
+def _lat(intercept_s, per_token_s, per_cached_s, decode_s):
+    from simkv.latency.api import build_latency_model
+    from simkv.latency.calibrate import Calibration
+
+    return build_latency_model(calibration=Calibration(intercept_s, per_token_s, 0.0,
+                                                       per_cached_s, decode_step_s=decode_s))
+
+
+def test_step_priced_ttft_is_the_calibrated_ttft_at_one_in_flight():
+    """Calibration: 10 ms fixed, 0.1 ms per uncached token, 0.02 ms per cached token, 2 ms
+    decode.  A 300-token prompt alone: 10 + 30 = 40 ms.  The second request (300 tokens
+    sharing the first's two full 128-token blocks: 256 cached, 44 computed) after it:
+    10 + 4.4 + 5.12 = 19.52 ms.  With a 128-token budget the first runs as chunks 128, 128, 44,
+    each step paying the fixed part: 3 x 10 + 30 = 60 ms."""
+    from harness.ttft import step_ttft_s
+
+    keys = [[1, 2, 3], [1, 2, 4]]
+    lat = _lat(0.01, 1e-4, 2e-5, 0.002)
+    prompt = np.asarray([300, 300])
+    res = VllmScheduler(VllmBlockPool(None, 128)).run(keys, prompt, [3, 1], concurrency=1)
+    assert step_ttft_s(lat, None, res, prompt) == pytest.approx([0.040, 0.01952])
+    res = VllmScheduler(VllmBlockPool(None, 128), SchedConfig(token_budget=128)).run(
+        keys[:1], prompt[:1], [1], concurrency=1)
+    assert step_ttft_s(lat, None, res, prompt[:1]) == pytest.approx([0.060])
+
+
+def test_step_priced_ttft_counts_the_steps_shared_with_another_request():
+    """Both 300-token requests (no shared blocks) arrive together, budget 2048: one step
+    prefills both: 10 + 2 x 30 = 70 ms for each first token."""
+    from harness.ttft import step_ttft_s
+
+    lat = _lat(0.01, 1e-4, 2e-5, 0.002)
+    prompt = np.asarray([300, 300])
+    res = VllmScheduler(VllmBlockPool(None, 128)).run([[1, 2, 3], [5, 6, 7]], prompt, [2, 2],
+                                                      arrival_step=[0, 0])
+    assert step_ttft_s(lat, None, res, prompt) == pytest.approx([0.070, 0.070])
