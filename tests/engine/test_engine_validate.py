@@ -3,14 +3,16 @@ LMCache external hits with an L1 small enough to evict, one and eight requests i
 
 Goals from issue 16: vLLM prefix hit ratio within 0.005, LMCache external hit tokens within 2%.
 At one request in flight the prediction is the serial pool: prefix hits exact on every run,
-external hits exact on two runs and 4.0% off on a third, faster one (more requests per loop
-wake): 5% held there, the 2% goal open.  At eight in flight vLLM's side is the scheduler
-emulator (``simkv.cache.vllm_sched``, closed loop with the arrival delay measured from the
-replay): plain vLLM met the 0.005 goal on all 7 replays of 5 traces measured (worst 0.0044),
-so the test holds the goal.  With LMCache at eight in flight it did not hold: one trace 0.006
-off on prefix hits and 0.4% on external tokens, another 0.031 and 21% (LMCache's L1 itself
-diverged there: allocation failures the model did not have); the test holds 0.04 and 25% so a
-regression shows, and the goal is open (docs/harness.md).
+external hits exact on three runs and 4.0-4.5% off on two (more requests per loop wake): 5%
+held there, the 2% goal open.  At eight in flight vLLM's side is the scheduler emulator
+(``simkv.cache.vllm_sched``, a closed loop with the arrival delay measured from the replay).
+Plain vLLM met the 0.005 goal on all 9 replays measured (5 traces; worst 0.0044; this test's
+trace 0.0035 and 0.0009 in the two engine-suite runs), so the test holds the goal.  With
+LMCache at eight in flight, this test's trace: prefix 0.0079 / 0.0009 / 0.0062 off and external
+tokens 1.1% / 3.3% / 0.4% off over three runs (the 2% goal held on two of three); another trace
+was 0.031 and 21% off once (LMCache's L1 itself diverged there: allocation failures the model
+did not have).  The test holds about 2.5x the worst on its trace (0.02, 10%); the goal is open
+(docs/harness.md).
 """
 
 
@@ -30,7 +32,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 #: prefix hit ratio abs error, plain vLLM, per concurrency
 PREFIX_BOUNDS = {1: 0.005, 8: 0.005}
 #: (prefix hit ratio abs error, external hit tokens rel error) with LMCache, per concurrency
-LMCACHE_BOUNDS = {1: (0.005, 0.05), 8: (0.04, 0.25)}
+LMCACHE_BOUNDS = {1: (0.005, 0.05), 8: (0.02, 0.10)}
 
 
 def _validate(tmp_path, endpoint: str, seed: int, *extra: str, roots: int = 6) -> dict:
