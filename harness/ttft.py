@@ -35,8 +35,10 @@ def step_ttft_s(lat, spec, sched: SchedResult, prompt: np.ndarray) -> np.ndarray
     context before it) and, on a request's first chunk, the cached term for the tokens it
     reused (vLLM-local or loaded from LMCache); a step that only decodes takes the measured
     decode step.  A request's TTFT is the steps from the one it was seen in to the one that
-    gave its first token: its queueing, the chunks batched with it, and its own.  At one in
-    flight that is the calibrated TTFT itself (fixed + work + cached term)."""
+    gave its first token: its queueing, the chunks batched with it, and its own, plus half
+    the step that was running when it arrived (the engine core adds requests between
+    forward passes).  At one in flight that is the calibrated TTFT itself (fixed + work +
+    cached term): nothing else runs."""
     work = sched.step_work
     n_steps = int(work[:, 0].max()) + 1 if len(work) else 0
     step_s = np.zeros(n_steps)
@@ -57,7 +59,12 @@ def step_ttft_s(lat, spec, sched: SchedResult, prompt: np.ndarray) -> np.ndarray
     ends = np.cumsum(step_s)
     starts = ends - step_s
     ft, arrive = sched.first_token_step, np.maximum(sched.arrival_step, 0)
-    ttft = ends[ft] - starts[np.minimum(arrive, ft)]
+    seen = np.minimum(arrive, ft)
+    # it arrived while the step before ran (an idle engine's step costs 0): the engine core
+    # takes new requests only between forward passes, so it waits that step's rest, half of
+    # it on average (measured: vLLM's TTFT minus queue and prefill time grows by about that)
+    residual = np.where(seen > 0, step_s[np.maximum(seen - 1, 0)] / 2, 0.0)
+    ttft = ends[ft] - starts[seen] + residual
     return np.where(ft >= 0, ttft, np.nan)  # a request the engine refused never started
 
 

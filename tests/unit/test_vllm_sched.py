@@ -166,3 +166,19 @@ def test_step_priced_ttft_counts_the_steps_shared_with_another_request():
     res = VllmScheduler(VllmBlockPool(None, 128)).run([[1, 2, 3], [5, 6, 7]], prompt, [2, 2],
                                                       arrival_step=[0, 0])
     assert step_ttft_s(lat, None, res, prompt) == pytest.approx([0.070, 0.070])
+
+
+def test_step_priced_ttft_adds_half_the_step_running_when_a_request_arrived():
+    """The first 300-token request (3 output tokens) arrives at step 0, the second (no shared
+    blocks) is seen at step 1: it arrived while step 0 ran, and the engine core takes it only
+    after that forward pass.  Step 0 prefills the first: 10 + 30 = 40 ms.  Step 1 decodes the
+    first and prefills the second: 10 + 30 = 40 ms (a decode row adds nothing to a prefilling
+    step).  First TTFT 40 ms; second 40 ms + half of step 0 (20 ms) = 60 ms."""
+    from harness.ttft import step_ttft_s
+
+    lat = _lat(0.01, 1e-4, 2e-5, 0.002)
+    prompt = np.asarray([300, 300])
+    res = VllmScheduler(VllmBlockPool(None, 128)).run([[1, 2, 3], [5, 6, 7]], prompt, [3, 1],
+                                                      arrival_step=[0, 1])
+    assert list(res.first_token_step) == [0, 1]
+    assert step_ttft_s(lat, None, res, prompt) == pytest.approx([0.040, 0.060])
