@@ -4,7 +4,10 @@ Each request's cache hits come from :mod:`harness.predict` (vLLM-local and LMCac
 tokens); the calibrated linear model prices them (:func:`simkv.latency.costs.request_costs`,
 decode from the calibration's measured step); :func:`simkv.latency.serving.simulate_serving`
 runs the engine's steps per endpoint at the replay's planned send times, with vLLM's token
-budget and the client's cap on requests in flight as the slot limit.  The client's TTFT starts
+budget and the client's cap on requests in flight as the slot limit; when vLLM's side was
+predicted by the scheduler emulator (more than one request in flight, one endpoint), its steps
+are priced instead (:func:`step_ttft_s`), so queueing, batching and chunking are the ones that
+decided the cache hits.  The client's TTFT starts
 when it sends, i.e. when a slot frees, so the slot wait (``admit_s``) is taken off.
 """
 
@@ -17,11 +20,52 @@ import numpy as np
 from harness.modeldir import resolve_config
 from harness.plan import PlannedRequest
 from harness.predict import CachePrediction
+from simkv.cache.vllm_sched import SchedResult
 from simkv.latency.api import build_latency_model
 from simkv.latency.calibrate import Calibration, load_calibration
 from simkv.latency.costs import request_costs
 from simkv.latency.serving import ServingOptions, simulate_serving
 from simkv.models.geometry import spec_from_config
+
+
+def step_ttft_s(lat, spec, sched: SchedResult, prompt: np.ndarray) -> np.ndarray:
+    """TTFT per request from the scheduler emulator's steps, each step priced by the
+    calibrated model: a step that prefills pays the fixed part once (a forward pass and, as
+    measured one at a time, the trips) plus every chunk's uncached work (its tokens over the
+    context before it) and, on a request's first chunk, the cached term for the tokens it
+    reused (vLLM-local or loaded from LMCache); a step that only decodes takes the measured
+    decode step.  A request's TTFT is the steps from the one it was seen in to the one that
+    gave its first token: its queueing, the chunks batched with it, and its own, plus half
+    the step that was running when it arrived (the engine core adds requests between
+    forward passes).  At one in flight that is the calibrated TTFT itself (fixed + work +
+    cached term): nothing else runs."""
+    work = sched.step_work
+    n_steps = int(work[:, 0].max()) + 1 if len(work) else 0
+    step_s = np.zeros(n_steps)
+    if len(work):
+        step, req, n, before = (work[:, k] for k in range(4))
+        decode = before >= prompt[req]
+        first = np.zeros(len(work), dtype=bool)
+        first[np.unique(req, return_index=True)[1]] = True
+        pre = ~decode
+        cost = np.zeros(len(work))
+        cost[pre] = lat.work_s(spec, n[pre], before[pre])
+        cost[first] += lat.load_s(spec, before[first])
+        np.add.at(step_s, step, cost)
+        pre_steps = np.unique(step[pre])
+        step_s[pre_steps] += lat.fixed_s  # one forward's fixed part per step that prefills
+        dec_only = np.setdiff1d(np.unique(step[decode]), pre_steps)
+        step_s[dec_only] += lat.decode_step_s(spec, np.zeros(len(dec_only)))
+    ends = np.cumsum(step_s)
+    starts = ends - step_s
+    ft, arrive = sched.first_token_step, np.maximum(sched.arrival_step, 0)
+    seen = np.minimum(arrive, ft)
+    # it arrived while the step before ran (an idle engine's step costs 0): the engine core
+    # takes new requests only between forward passes, so it waits that step's rest, half of
+    # it on average (measured: vLLM's TTFT minus queue and prefill time grows by about that)
+    residual = np.where(seen > 0, step_s[np.maximum(seen - 1, 0)] / 2, 0.0)
+    ttft = ends[ft] - starts[seen] + residual
+    return np.where(ft >= 0, ttft, np.nan)  # a request the engine refused never started
 
 
 def predicted_ttft_s(plan: list[PlannedRequest], pc: CachePrediction,
@@ -51,6 +95,12 @@ def predicted_ttft_s(plan: list[PlannedRequest], pc: CachePrediction,
     cfg, _ = resolve_config(model_config)
     spec = spec_from_config(cfg, name=str(model_config))
     costs = request_costs(lat, [spec], np.zeros(len(reqs), dtype=np.int64), inp, local, ext, out)
+    if pc.schedules and len(endpoints) == 1 and (concurrency or 0) > 1:
+        sched = pc.schedules[endpoints[0]]  # rows in send order: the emulator's order
+        order = {int(r): j for j, r in enumerate(pc.request_ids[endpoints[0]])}
+        ttft = step_ttft_s(lat, spec, sched, np.asarray(
+            [len(by_req[int(r)].prompt) for r in pc.request_ids[endpoints[0]]], dtype=np.int64))
+        return ttft[[order[r] for r in reqs]], reqs
     served = simulate_serving(arrival, replica, len(endpoints), costs,
                               ServingOptions(token_budget=token_budget, max_concurrency=concurrency))
     return served.ttft_s - served.admit_s, reqs

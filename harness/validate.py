@@ -29,6 +29,7 @@ from harness.measure import Measurement, ReplayOptions, replay_and_measure
 from harness.metrics import cache_info
 from harness.predict import CachePrediction, EngineCacheSpec, predict
 from harness.ttft import predicted_ttft_s
+from simkv.cache.vllm_sched import SchedConfig
 from simkv.errors import InputError
 from simkv.latency.calibrate import Calibration
 
@@ -75,6 +76,9 @@ class ValidateResult:
     skipped_requests: list = field(default_factory=list)
     per_endpoint: dict = field(default_factory=dict)
     replay: dict = field(default_factory=dict)
+    #: how vLLM's side was predicted: one after another, or the scheduler emulator (and its
+    #: client model: closed loop and the measured arrival delay, or send times on a step clock)
+    vllm_model: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -130,7 +134,49 @@ def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool) -> Engine
         l1 = opts.engine.l1_config()
         if len(m.l1_wakes) == 1:  # when the loop woke, as watched during the replay
             l1 = replace(l1, wakes_s=next(iter(m.l1_wakes.values())))
-    return EngineCacheSpec(info.block_size, info.usable_blocks, l1)
+    c = opts.replay.concurrency
+    return EngineCacheSpec(info.block_size, info.usable_blocks, l1, concurrency=c,
+                           sched=SchedConfig(token_budget=opts.token_budget,
+                                             arrival_delay_steps=arrival_delay_steps(m)),
+                           closed_loop=opts.replay.time_scale == 0 and len(m.deltas) == 1,
+                           step_s=_decode_step_s(m))
+
+
+def _vllm_model(spec: EngineCacheSpec) -> dict:
+    if (spec.concurrency or 1) <= 1:
+        return {"model": "one request after another (exact at one in flight)"}
+    return {"model": "scheduler emulator (simkv.cache.vllm_sched)",
+            "token_budget": spec.sched.token_budget, "closed_loop": spec.closed_loop,
+            "arrival_delay_steps": spec.sched.arrival_delay_steps if spec.closed_loop else None,
+            "step_s": None if spec.closed_loop else spec.step_s}
+
+
+def arrival_delay_steps(m: Measurement) -> int:
+    """Engine steps between a request's end and its closed-loop successor being seen.
+
+    The client's TTFT exceeds the server's (vLLM's histogram, from when its front end took
+    the request) by the request's trip in and the first token's trip out; in the closed loop
+    the same two trips (the last token out, the next request in) separate a finish from the
+    next arrival, while the engine keeps stepping, one step per decode gap (the mean
+    inter-token gap the client saw).  Measured here: 0.7-5 steps, median 1.5 (docs/harness.md);
+    without the server histogram or decode gaps, the emulator's default.
+    """
+    ok = [r for r in m.records if r.get("status") == "ok" and r.get("ttft_s") is not None]
+    hist = next(iter(m.histograms.values()), {}) if len(m.histograms) == 1 else {}
+    server = hist.get("time_to_first_token_seconds", {}).get("mean_s")
+    gaps = [g for r in ok for g in (r.get("itl_list_s") or [])]
+    step = float(np.mean(gaps)) if gaps else 0.0
+    if server is None or not ok or step <= 0:
+        return SchedConfig().arrival_delay_steps
+    trips = float(np.mean([r["ttft_s"] for r in ok])) - server
+    return max(0, int(np.ceil(trips / step)))
+
+
+def _decode_step_s(m: Measurement) -> float | None:
+    """The replay's measured decode step: the median inter-token gap over all requests (the
+    scheduler emulator's clock when arrivals come at send times, not in a closed loop)."""
+    gaps = [g for r in m.records if r.get("status") == "ok" for g in (r.get("itl_list_s") or [])]
+    return float(np.median(gaps)) if gaps else None
 
 
 def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
@@ -158,7 +204,8 @@ def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
         server_ttft_p50_s=ttft_hist.get("p50_s"), server_ttft_p90_s=ttft_hist.get("p90_s"),
         lmcache=_lmcache_side(m, pred, pc) if lmcache else None, machine=s.get("machine"),
         server_histograms=m.histograms, skipped_requests=s["skipped_requests"],
-        per_endpoint=m.deltas, replay={k: v for k, v in s.items() if k != "skipped_requests"})
+        per_endpoint=m.deltas, replay={k: v for k, v in s.items() if k != "skipped_requests"},
+        vllm_model=_vllm_model(spec))
     if opts.calibration is not None:
         fields_.update(predict_ttft(m, pc, opts))
     return ValidateResult(**fields_)

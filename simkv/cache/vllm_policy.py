@@ -17,9 +17,10 @@ vLLM's prefix cache is not plain LRU.  Read from vLLM 0.32 (``vllm/v1/core/block
   to the queue's tail in that order (so the prefix is evicted last), never-cached blocks (the
   prompt's last partial block) are prepended to its head and reused first.
 
-``VllmBlockPool`` replays those rules one request at a time (requests do not overlap: the target
-is a one-at-a-time replay; with concurrent requests the engine pins more blocks at once and
-schedules chunked prefills, which this does not model).  ``LMCacheLRU`` models LMCache's level
+``VllmBlockPool`` replays those rules one request at a time (``run_request``: requests do not
+overlap); its reference-counted primitives (``touch`` / ``allocate`` / ``cache`` / ``release``)
+let :mod:`simkv.cache.vllm_sched` run vLLM's scheduler over it when requests overlap (blocks
+pinned by several requests, chunked prefills, deferral, preemption).  ``LMCacheLRU`` models LMCache's level
 (multi-process mode): 256-token chunks, prefix-chained, LRU, ``save_unfull_chunk`` off; its
 lookup result supersedes vLLM's own hit by ``max(0, lmcache_hit - local_hit)`` tokens, which
 vLLM counts as external hits.  LMCache evicts in batches past a watermark; this evicts exactly
@@ -107,11 +108,13 @@ class VllmBlockPool:
             raise ValueError("block_tokens must be > 0")
         self.block_tokens = block_tokens
         self.unlimited = num_blocks is None
+        self.num_blocks = num_blocks
         self.free = FreeBlockQueue(num_blocks or 0)
         self.next_block = num_blocks or 0
         self.block_key: dict[int, object] = {}            # physical block -> its hash key
         self.cached: dict[object, list[int]] = {}         # hash key -> physical blocks, oldest first
         self._unique = 0
+        self.ref: dict[int, int] = {}                     # held block -> requests holding it
 
     # ------------------------------------------------------------------ primitives
     def _allocate(self, k: int) -> tuple[list[int], int]:
@@ -150,6 +153,51 @@ class VllmBlockPool:
                 break
             n += 1
         return n
+
+    # ------------------------------------------------------------------ shared blocks
+    # Reference-counted primitives for requests that overlap (the step-level scheduler in
+    # ``simkv.cache.vllm_sched``); ``run_request`` below is the one-at-a-time special case.
+    def hit_blocks(self, keys, num_tokens: int) -> list[int]:
+        """The physical blocks of the leading cached full blocks (first holder of each)."""
+        return [self.cached[keys[k]][0] for k in range(self.lookup(keys, num_tokens))]
+
+    def num_free(self) -> int:
+        """Blocks an allocation may take now (vLLM's ``get_num_free_blocks``)."""
+        return 1 << 60 if self.unlimited else len(self.free)
+
+    def evictable(self, blocks: list[int]) -> int:
+        """How many of ``blocks`` sit in the free queue (touching them takes free room)."""
+        return sum(1 for b in blocks if self.ref.get(b, 0) == 0)
+
+    def touch(self, blocks: list[int]) -> None:
+        """``BlockPool.touch``: a block nobody holds leaves the free queue; ref count + 1."""
+        self.free.take([b for b in blocks if self.ref.get(b, 0) == 0])
+        for b in blocks:
+            self.ref[b] = self.ref.get(b, 0) + 1
+
+    def allocate(self, k: int) -> tuple[list[int], int]:
+        """``k`` fresh blocks held once (and how many evicted a cached block)."""
+        blocks, evictions = self._allocate(k)
+        for b in blocks:
+            self.ref[b] = 1
+        return blocks, evictions
+
+    def cache(self, block: int, key: object) -> None:
+        """A block became full: it joins the prefix cache under ``key``."""
+        self._cache(block, key)
+
+    def release(self, blocks: list[int]) -> None:
+        """``BlockPool.free_blocks`` of a request's blocks (tail first, as vLLM frees):
+        blocks nobody holds any more go back, uncached ones to the head, cached ones to the
+        tail, both in the given order."""
+        first, last = [], []
+        for b in reversed(blocks):
+            self.ref[b] -= 1
+            if self.ref[b] == 0:
+                del self.ref[b]
+                (last if b in self.block_key else first).append(b)
+        self.free.prepend(first[::-1])
+        self.free.append(last)
 
     # ------------------------------------------------------------------ one request
     def run_request(self, keys, prompt_tokens: int, output_tokens: int,

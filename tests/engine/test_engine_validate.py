@@ -2,13 +2,17 @@
 LMCache external hits with an L1 small enough to evict, one and eight requests in flight.
 
 Goals from issue 16: vLLM prefix hit ratio within 0.005, LMCache external hit tokens within 2%.
-At one request in flight the prefix goal held on every run (exact); external hits were exact
-on two runs and 4.0% off on a third, faster one (more requests per loop wake, so the wake
-times watched to +-25 ms matter more): the test holds 5% there and the 2% goal stays open.  At eight
-in flight they do NOT yet: the prediction serves vLLM's blocks one request after another, while
-the engine pins several requests' blocks at once and defers what does not fit; measured 0.014
-to 0.026 off on prefix hits and 9.7-10.5% on external hits over three runs.  Those tests hold
-about that level (0.04, 20%) so a regression shows, and say the goal is open.
+At one request in flight the prediction is the serial pool: prefix hits exact on every run,
+external hits exact on three runs and 4.0-4.5% off on two (more requests per loop wake): 5%
+held there, the 2% goal open.  At eight in flight vLLM's side is the scheduler emulator
+(``simkv.cache.vllm_sched``, a closed loop with the arrival delay measured from the replay).
+Plain vLLM met the 0.005 goal on all 9 replays measured (5 traces; worst 0.0044; this test's
+trace 0.0035 and 0.0009 in the two engine-suite runs), so the test holds the goal.  With
+LMCache at eight in flight, this test's trace: prefix 0.0079 / 0.0009 / 0.0088 off and external
+tokens 1.1% / 3.3% / 1.5% off over three runs (the 2% goal held on two of three); another trace
+was 0.031 and 21% off once (LMCache's L1 itself diverged there: allocation failures the model
+did not have).  The test holds about 2.5x the worst on its trace (0.02, 10%); the goal is open
+(docs/harness.md).
 """
 
 
@@ -25,8 +29,10 @@ from simkv.trace import save_trace
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-#: (prefix hit ratio abs error, external hit tokens rel error) each concurrency must hold
-BOUNDS = {1: (0.005, 0.05), 8: (0.04, 0.20)}
+#: prefix hit ratio abs error, plain vLLM, per concurrency
+PREFIX_BOUNDS = {1: 0.005, 8: 0.005}
+#: (prefix hit ratio abs error, external hit tokens rel error) with LMCache, per concurrency
+LMCACHE_BOUNDS = {1: (0.005, 0.05), 8: (0.02, 0.10)}
 
 
 def _validate(tmp_path, endpoint: str, seed: int, *extra: str, roots: int = 6) -> dict:
@@ -48,7 +54,9 @@ def test_prefix_hit_ratio_within_half_a_point(tmp_path, engine_plain, concurrenc
     assert res["requests_sent"] >= 100 and res["skipped"] == 0
     assert res["measured_prefix_queries_tokens"] == res["predicted_prefix_queries_tokens"]
     assert 0.2 < res["measured_prefix_hit_ratio"] < 0.95  # hits and evictions both happen
-    assert res["prefix_hit_abs_error"] <= BOUNDS[concurrency][0]
+    assert res["prefix_hit_abs_error"] <= PREFIX_BOUNDS[concurrency]
+    want = "scheduler emulator" if concurrency > 1 else "one request after another"
+    assert res["vllm_model"]["model"].startswith(want)
     assert res["measured_ttft_p50_s"] > 0 and res["server_ttft_p50_s"] is not None
     assert res["machine"]["load_1m_before"] is not None
 
@@ -65,5 +73,5 @@ def test_lmcache_external_hits_within_two_percent_while_evicting(tmp_path, engin
     assert lm["predicted_l1"]["evicted_chunks"] > 0 or lm["predicted_l1"]["failed_stores"] > 0
     counters = next(iter(lm["lmcache_counters"].values()))
     assert counters["lmcache_mp_l1_eviction_loop_triggered_total"] > 0  # the real one evicted too
-    assert res["prefix_hit_abs_error"] <= BOUNDS[concurrency][0]
-    assert lm["external_hit_tokens_rel_error"] <= BOUNDS[concurrency][1]
+    assert res["prefix_hit_abs_error"] <= LMCACHE_BOUNDS[concurrency][0]
+    assert lm["external_hit_tokens_rel_error"] <= LMCACHE_BOUNDS[concurrency][1]

@@ -32,6 +32,17 @@ def test_histogram_deltas_over_a_replay():
     assert histogram_quantile([], 0.5) is None
 
 
+
+def test_histogram_quantiles_are_capped_by_the_mean_when_buckets_are_coarse():
+    """60 requests all in the first bucket (le 0.1 s), sum 0.3 s: mean 5 ms.  Interpolation
+    alone gives p50 0.05 s and p90 0.09 s; Markov's bound for a nonnegative time caps them at
+    mean / 0.5 = 10 ms and mean / 0.1 = 50 ms."""
+    h = histogram_deltas(Snapshot.parse(HIST % (0, 0, 0, 0, 0.0)),
+                         Snapshot.parse(HIST % (60, 60, 60, 60, 0.3)))["time_to_first_token_seconds"]
+    assert h["mean_s"] == pytest.approx(0.005)
+    assert h["p50_s"] == pytest.approx(0.010) and h["p90_s"] == pytest.approx(0.050)
+    assert histogram_quantile([(0.1, 60.0), (float("inf"), 60.0)], 0.5) == pytest.approx(0.05)
+
 def test_lmcache_histogram_buckets_are_not_summed():
     text = """# TYPE lmcache_mp_l1_chunk_lifetime_seconds histogram
 lmcache_mp_l1_chunk_lifetime_seconds_bucket{le="1.0"} %d
