@@ -5,7 +5,7 @@ One layout, written once: the recency order of a cache is an intrusive doubly li
 ``nxt[0]`` is the least recently used slot and ``prev[0]`` the most recently used one; a slot's
 other state (size, stamp, group, flags) lives in parallel arrays indexed by the same slot.  The
 operations are small numba functions over those arrays (``unlink``, ``link_mru``,
-``link_lru``, ``move_mru``, ``link_range_mru``, batch forms ``take_slots``,
+``link_lru``, ``move_mru``, ``lru_if_expired``, ``link_range_mru``, batch forms ``take_slots``,
 ``pop_lru_slots``, ``append_slots``, and ``expired_slots``, ``first_in_group``, ``slots_matching``), so a
 compiled kernel can call them inline and a Python-level model can call them one at a time.
 
@@ -20,9 +20,12 @@ Two Python wrappers own the arrays (growing them as slots are added):
   storage levels (``simkv.sizing.levelstate``) add capacities, quotas and stale bytes; the
   vLLM block pool (``simkv.cache.vllm_policy``) adds physical blocks and hash duplicates.
 
-The compiled kernels of ``simkv.cache.kernels`` use the same list layout with the sentinel at
-index ``n`` and the most recent slot at the front (``_unlink`` / ``_push_front``); see
-docs/architecture.md for how they could call these functions instead.
+The engine's compiled kernels (``simkv.cache.kernels``: LRU, FIFO and LFU's stamp list) call
+the single-slot primitives inside their loops, an object's slot being its dense id + 1; those
+primitives are ``inline="always"`` so a kernel pays no call for them.  This is the one list
+implementation in the tree (tests/unit/test_architecture.py checks it); see
+docs/architecture.md.  numba caches a kernel by its own file, so after editing this module clear
+``.cache/numba`` or the kernels keep the primitives they were compiled with.
 """
 
 from __future__ import annotations
