@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from simkv.cache.statemachine import LruTtl
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """An entry as it moves between levels: bytes, model, prompt-component mask, stamp."""
 
@@ -62,9 +62,8 @@ class LevelState:
 
     # ---- state machine steps
     def drop(self, key: Hashable) -> Entry:
-        slot = self.lru.drop(key)
-        e = Entry(int(self.lru.size[slot]), int(self.lru.group[slot]), self.mask.pop(key),
-                  float(self.lru.stamp[slot]), key in self.stale_keys)
+        _, size, model, t = self.lru.drop_entry(key)
+        e = Entry(size, model, self.mask.pop(key), t, key in self.stale_keys)
         if e.stale:
             self.stale_keys.discard(key)
             self.stale -= e.size
@@ -83,8 +82,11 @@ class LevelState:
             out.append((victim, self.drop(victim)))
 
     def _evict_capacity(self, extra: int, out: Victims) -> None:
-        while self.capacity is not None and self.used + extra > self.capacity:
-            victim = self.lru.lru_key()
+        cap, lru = self.capacity, self.lru
+        if cap is None:
+            return
+        while lru.used + extra > cap:
+            victim = lru.lru_key()
             out.append((victim, self.drop(victim)))
 
     def insert(self, key: Hashable, e: Entry) -> Victims:
