@@ -3,8 +3,9 @@
 Each holder owns the flat per-object arrays of one compiled kernel (``simkv.cache.kernels``)
 and hands them to it chunk after chunk, so a stream's result does not depend on how it was
 cut.  Arrays grow by doubling when a chunk brings objects past their size: memory is per
-unique block seen so far, never per access.  The linked lists keep their sentinel at the last
-index; growing moves it and rewrites the links that pointed at it.
+unique block seen so far, never per access.  The linked lists are the cache state machine's
+(``simkv.cache.statemachine``): slot 0 is the sentinel and an object's slot is its dense id + 1,
+so growing appends zeroed slots and no link moves.
 """
 
 from __future__ import annotations
@@ -29,20 +30,14 @@ def _grow(a: np.ndarray, n: int, fill=0) -> np.ndarray:
     return out
 
 
-def _grow_links(a: np.ndarray, n_obj: int) -> np.ndarray:
-    """Links of ``a`` (sentinel at its last index) in an array for ``n_obj`` objects."""
-    old_s, new_s = a.shape[0] - 1, n_obj
-    out = np.zeros(n_obj + 1, dtype=np.int64)
-    out[:old_s] = a[:old_s]
-    out[new_s] = a[old_s]
-    out[out == old_s] = new_s
-    return out
+def _slots(a: np.ndarray, n_obj: int) -> np.ndarray:
+    """``a`` (indexed by slot: dense id + 1, slot 0 the sentinel) grown to ``n_obj`` objects."""
+    return _grow(a, n_obj + 1)
 
 
-def _empty_links(n_obj: int) -> np.ndarray:
-    out = np.zeros(n_obj + 1, dtype=np.int64)
-    out[n_obj] = n_obj
-    return out
+def _empty_links() -> np.ndarray:
+    """An empty list: the sentinel alone (slot 0, linked to itself)."""
+    return np.zeros(1, dtype=np.int64)
 
 
 class ListState:
@@ -52,9 +47,9 @@ class ListState:
         self.lru, self.ttl, self.from_write, self.capacity = lru, ttl_s, from_write, capacity
         self.separate = ttl_s >= 0 and lru == from_write
         self.n = 0
-        self.prev = self.nxt = _empty_links(0)
-        self.eprev = self.enxt = np.zeros(1, dtype=np.int64)
-        self.present = np.zeros(0, dtype=np.uint8)
+        self.prev, self.nxt = _empty_links(), _empty_links()
+        self.eprev, self.enxt = _empty_links(), _empty_links()
+        self.present = np.zeros(1, dtype=np.uint8)
         self.stamp = np.zeros(1, dtype=np.float64)
         self.scal = np.zeros(1, dtype=np.int64)
 
@@ -62,16 +57,12 @@ class ListState:
         if n_obj <= self.n:
             return
         n = _grow_size(self.n, n_obj)
-        if self.n == 0:
-            self.prev, self.nxt = _empty_links(n), _empty_links(n)
-        else:
-            self.prev, self.nxt = _grow_links(self.prev, n), _grow_links(self.nxt, n)
+        self.prev, self.nxt = _slots(self.prev, n), _slots(self.nxt, n)
         if self.separate:
-            self.eprev = _empty_links(n) if self.n == 0 else _grow_links(self.eprev, n)
-            self.enxt = _empty_links(n) if self.n == 0 else _grow_links(self.enxt, n)
-        self.present = _grow(self.present, n)
+            self.eprev, self.enxt = _slots(self.eprev, n), _slots(self.enxt, n)
+        self.present = _slots(self.present, n)
         if self.ttl >= 0:
-            self.stamp = _grow(self.stamp if self.n else self.stamp[:0], n)
+            self.stamp = _slots(self.stamp, n)
         self.n = n
 
     def run(self, ids, sizes, req_offsets, req_time_s, n_obj):
@@ -91,7 +82,7 @@ class LfuState:
         self.freq = np.zeros(0, dtype=np.int64)
         self.seq = np.zeros(0, dtype=np.int64)
         self.hf = self.hs = self.ho = np.zeros(0, dtype=np.int64)
-        self.eprev = self.enxt = _empty_links(0)
+        self.eprev, self.enxt = _empty_links(), _empty_links()
         self.stamp = np.zeros(1, dtype=np.float64)
         self.scal = np.zeros(4, dtype=np.int64)  # heap entries, present, bytes used, counter
 
@@ -104,9 +95,8 @@ class LfuState:
         heap = 2 * (4 * n + 1024) + 16  # compacted to one entry per present object when full
         self.hf, self.hs, self.ho = _grow(self.hf, heap), _grow(self.hs, heap), _grow(self.ho, heap)
         if self.ttl >= 0:
-            self.eprev = _empty_links(n) if self.n == 0 else _grow_links(self.eprev, n)
-            self.enxt = _empty_links(n) if self.n == 0 else _grow_links(self.enxt, n)
-            self.stamp = _grow(self.stamp if self.n else self.stamp[:0], n)
+            self.eprev, self.enxt = _slots(self.eprev, n), _slots(self.enxt, n)
+            self.stamp = _slots(self.stamp, n)
         self.n = n
 
     def run(self, ids, sizes, req_offsets, req_time_s, n_obj):

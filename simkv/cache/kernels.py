@@ -6,11 +6,14 @@ chain order: a present block is a hit (LRU moves it to the front; ``refresh_on_h
 stamp), an absent one is inserted after evicting from the policy's victim end until it fits.
 An object larger than the whole capacity is never admitted (as in libCacheSim).
 
-Per-object state is flat arrays indexed by dense id, held by ``simkv.cache.carry`` and carried
-from one chunk of the stream to the next (grown as new objects appear), so a kernel call is one
-chunk; the policy order is an intrusive doubly linked list (the last index is the sentinel).  When the TTL order differs from the policy order
-(LRU with ``from_write``, FIFO with ``refresh_on_hit``, LFU) a second list keeps entries in
-stamp order so expiry stays O(1) per entry.  ``simkv.cache.reference`` is the slow,
+Per-object state is flat arrays, held by ``simkv.cache.carry`` and carried from one chunk of
+the stream to the next (grown as new objects appear), so a kernel call is one chunk.  The
+policy order is the cache state machine's list (``simkv.cache.statemachine``: slot 0 is the
+sentinel, an object's slot is its dense id + 1, ``unlink`` / ``link_mru`` / ``move_mru`` /
+``lru_if_expired`` are the same compiled functions the storage levels, the vLLM block pool and
+the LMCache L1 use), so this module writes no list operation of its own.  When the TTL order
+differs from the policy order (LRU with ``from_write``, FIFO with ``refresh_on_hit``, LFU) a
+second list keeps entries in stamp order so expiry stays O(1) per entry.  ``simkv.cache.reference`` is the slow,
 obviously-correct twin these are tested against.
 """
 
@@ -19,22 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-
-@numba.njit(cache=True, inline="always")
-def _unlink(prev, nxt, o):  # pragma: no cover - compiled
-    p = prev[o]
-    q = nxt[o]
-    nxt[p] = q
-    prev[q] = p
-
-
-@numba.njit(cache=True, inline="always")
-def _push_front(prev, nxt, s, o):  # pragma: no cover - compiled
-    first = nxt[s]
-    nxt[o] = first
-    prev[o] = s
-    prev[first] = o
-    nxt[s] = o
+from simkv.cache.statemachine import link_mru, lru_if_expired, move_mru, unlink
 
 
 @numba.njit(cache=True)
@@ -43,15 +31,15 @@ def run_list_policy(ids, sizes, req_offsets, req_time, capacity, ttl, lru, from_
     """LRU (``lru=True``) or FIFO over one chunk; ``capacity < 0`` is unlimited, ``ttl < 0`` none.
 
     The state (``simkv.cache.carry.ListState``) carries over from the previous chunk: the
-    lists ``prev``/``nxt`` (sentinel at the last index), ``present``, the stamp-ordered list
-    ``eprev``/``enxt`` (length 1 when not needed), ``stamp`` and ``scal[0]`` (bytes used).
-    Returns (hit per access uint8, evictions per request, expirations per request).
+    policy list ``prev``/``nxt``, ``present`` and ``stamp`` by slot (dense id + 1; slot 0 is the
+    sentinel), the stamp-ordered list ``eprev``/``enxt`` (length 1 when not needed) and
+    ``scal[0]`` (bytes used).  Returns (hit per access uint8, evictions per request,
+    expirations per request).
     """
     n_req = req_offsets.shape[0] - 1
     hit = np.zeros(ids.shape[0], dtype=np.uint8)
     evictions = np.zeros(n_req, dtype=np.int64)
     expirations = np.zeros(n_req, dtype=np.int64)
-    s = prev.shape[0] - 1
     use_ttl = ttl >= 0.0
     # a separate stamp-ordered list is needed only when stamp order != policy order
     separate = use_ttl and (lru == from_write)
@@ -60,43 +48,44 @@ def run_list_policy(ids, sizes, req_offsets, req_time, capacity, ttl, lru, from_
         t = req_time[r]
         if use_ttl:
             while True:
-                victim = eprev[s] if separate else prev[s]
-                if victim == s or t - stamp[victim] < ttl:
-                    break
-                _unlink(prev, nxt, victim)
                 if separate:
-                    _unlink(eprev, enxt, victim)
+                    victim = lru_if_expired(enxt, stamp, t, ttl)
+                else:
+                    victim = lru_if_expired(nxt, stamp, t, ttl)
+                if victim == 0:
+                    break
+                unlink(prev, nxt, victim)
+                if separate:
+                    unlink(eprev, enxt, victim)
                 present[victim] = 0
-                used -= sizes[victim]
+                used -= sizes[victim - 1]
                 expirations[r] += 1
         for j in range(req_offsets[r], req_offsets[r + 1]):
-            o = ids[j]
+            o = ids[j] + 1
             if present[o]:
                 hit[j] = 1
                 if lru:
-                    _unlink(prev, nxt, o)
-                    _push_front(prev, nxt, s, o)
+                    move_mru(prev, nxt, o)
                 if use_ttl and not from_write:
                     stamp[o] = t
                     if separate:
-                        _unlink(eprev, enxt, o)
-                        _push_front(eprev, enxt, s, o)
+                        move_mru(eprev, enxt, o)
                 continue
-            size = sizes[o]
+            size = sizes[o - 1]
             if capacity >= 0:
                 if size > capacity:
                     continue
                 while used + size > capacity:
-                    victim = prev[s]
-                    _unlink(prev, nxt, victim)
+                    victim = nxt[0]
+                    unlink(prev, nxt, victim)
                     if separate:
-                        _unlink(eprev, enxt, victim)
+                        unlink(eprev, enxt, victim)
                     present[victim] = 0
-                    used -= sizes[victim]
+                    used -= sizes[victim - 1]
                     evictions[r] += 1
-            _push_front(prev, nxt, s, o)
+            link_mru(prev, nxt, o)
             if separate:
-                _push_front(eprev, enxt, s, o)
+                link_mru(eprev, enxt, o)
             present[o] = 1
             used += size
             if use_ttl:
@@ -161,8 +150,9 @@ def run_lfu(ids, sizes, req_offsets, req_time, capacity, ttl, from_write, presen
     A lazy binary heap of (frequency, last-use sequence, object) in ``hf``/``hs``/``ho``;
     stale entries are skipped on pop and the heap is compacted when it fills.  Live keys are
     unique, so the eviction order does not depend on the heap's size or layout.  State
-    (``simkv.cache.carry.LfuState``) carries over; ``scal`` = [heap entries, present
-    objects, bytes used, access counter].
+    (``simkv.cache.carry.LfuState``) carries over: ``present``/``freq``/``seq`` and the heap
+    by dense id, the stamp list ``eprev``/``enxt`` and ``stamp`` by slot (dense id + 1);
+    ``scal`` = [heap entries, present objects, bytes used, access counter].
     """
     n_req = req_offsets.shape[0] - 1
     hit = np.zeros(ids.shape[0], dtype=np.uint8)
@@ -170,19 +160,18 @@ def run_lfu(ids, sizes, req_offsets, req_time, capacity, ttl, from_write, presen
     expirations = np.zeros(n_req, dtype=np.int64)
     cap_heap = hf.shape[0]
     hn, n_present, used, counter = scal[0], scal[1], scal[2], scal[3]
-    s = eprev.shape[0] - 1
     use_ttl = ttl >= 0.0
     for r in range(n_req):
         t = req_time[r]
         if use_ttl:
             while True:
-                victim = eprev[s]
-                if victim == s or t - stamp[victim] < ttl:
+                slot = lru_if_expired(enxt, stamp, t, ttl)
+                if slot == 0:
                     break
-                _unlink(eprev, enxt, victim)
-                present[victim] = 0
+                unlink(eprev, enxt, slot)
+                present[slot - 1] = 0
                 n_present -= 1
-                used -= sizes[victim]
+                used -= sizes[slot - 1]
                 expirations[r] += 1
         for j in range(req_offsets[r], req_offsets[r + 1]):
             o = ids[j]
@@ -192,9 +181,8 @@ def run_lfu(ids, sizes, req_offsets, req_time, capacity, ttl, from_write, presen
                 freq[o] += 1
                 seq[o] = counter
                 if use_ttl and not from_write:
-                    stamp[o] = t
-                    _unlink(eprev, enxt, o)
-                    _push_front(eprev, enxt, s, o)
+                    stamp[o + 1] = t
+                    move_mru(eprev, enxt, o + 1)
             else:
                 size = sizes[o]
                 if capacity >= 0:
@@ -211,15 +199,15 @@ def run_lfu(ids, sizes, req_offsets, req_time, capacity, ttl, from_write, presen
                             used -= sizes[victim]
                             evictions[r] += 1
                             if use_ttl:
-                                _unlink(eprev, enxt, victim)
+                                unlink(eprev, enxt, victim + 1)
                 present[o] = 1
                 n_present += 1
                 freq[o] = 1
                 seq[o] = counter
                 used += size
                 if use_ttl:
-                    stamp[o] = t
-                    _push_front(eprev, enxt, s, o)
+                    stamp[o + 1] = t
+                    link_mru(eprev, enxt, o + 1)
             if hn + 1 >= cap_heap:
                 hn = _heap_compact(hf, hs, ho, hn, present, freq, seq, o)
             if present[o]:

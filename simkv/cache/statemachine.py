@@ -5,7 +5,7 @@ One layout, written once: the recency order of a cache is an intrusive doubly li
 ``nxt[0]`` is the least recently used slot and ``prev[0]`` the most recently used one; a slot's
 other state (size, stamp, group, flags) lives in parallel arrays indexed by the same slot.  The
 operations are small numba functions over those arrays (``unlink``, ``link_mru``,
-``link_lru``, ``move_mru``, ``link_range_mru``, batch forms ``take_slots``,
+``link_lru``, ``move_mru``, ``lru_if_expired``, ``link_range_mru``, batch forms ``take_slots``,
 ``pop_lru_slots``, ``append_slots``, and ``expired_slots``, ``first_in_group``, ``slots_matching``), so a
 compiled kernel can call them inline and a Python-level model can call them one at a time.
 
@@ -20,9 +20,12 @@ Two Python wrappers own the arrays (growing them as slots are added):
   storage levels (``simkv.sizing.levelstate``) add capacities, quotas and stale bytes; the
   vLLM block pool (``simkv.cache.vllm_policy``) adds physical blocks and hash duplicates.
 
-The compiled kernels of ``simkv.cache.kernels`` use the same list layout with the sentinel at
-index ``n`` and the most recent slot at the front (``_unlink`` / ``_push_front``); see
-docs/architecture.md for how they could call these functions instead.
+The engine's compiled kernels (``simkv.cache.kernels``: LRU, FIFO and LFU's stamp list) call
+the single-slot primitives inside their loops, an object's slot being its dense id + 1; those
+primitives are ``inline="always"`` so a kernel pays no call for them.  This is the one list
+implementation in the tree (tests/unit/test_architecture.py checks it); see
+docs/architecture.md.  numba caches a kernel by its own file, so after editing this module clear
+``.cache/numba`` or the kernels keep the primitives they were compiled with.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import numpy as np
 SENTINEL = 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def unlink(prev, nxt, o):  # pragma: no cover - compiled
     """Take slot ``o`` out of the list."""
     p = prev[o]
@@ -44,7 +47,7 @@ def unlink(prev, nxt, o):  # pragma: no cover - compiled
     prev[q] = p
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def link_mru(prev, nxt, o):  # pragma: no cover - compiled
     """Put slot ``o`` (not in the list) at the most recently used end."""
     last = prev[0]
@@ -54,7 +57,7 @@ def link_mru(prev, nxt, o):  # pragma: no cover - compiled
     prev[0] = o
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def link_lru(prev, nxt, o):  # pragma: no cover - compiled
     """Put slot ``o`` (not in the list) at the least recently used end (evicted first)."""
     first = nxt[0]
@@ -64,20 +67,15 @@ def link_lru(prev, nxt, o):  # pragma: no cover - compiled
     nxt[0] = o
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def move_mru(prev, nxt, o):  # pragma: no cover - compiled
-    """A touch: move slot ``o`` (in the list) to the most recently used end."""
-    if prev[0] == o:
-        return
-    p = prev[o]
-    q = nxt[o]
-    nxt[p] = q
-    prev[q] = p
-    last = prev[0]
-    prev[o] = last
-    nxt[o] = 0
-    nxt[last] = o
-    prev[0] = o
+    """A touch: move slot ``o`` (in the list) to the most recently used end.
+
+    Unlinking the most recent slot and linking it again leaves the list as it was, so there is
+    no early return for that case: inlined into a kernel's loop, a branch out of the function
+    made the engine's LRU kernel 3x slower (measured with numba 0.68)."""
+    unlink(prev, nxt, o)
+    link_mru(prev, nxt, o)
 
 
 @numba.njit(cache=True)
@@ -148,6 +146,18 @@ def expired_slots(nxt, stamp, t, ttl):  # pragma: no cover - compiled
             out.append(o)
         o = nxt[o]
     return np.array(out, dtype=np.int64)
+
+
+@numba.njit(cache=True, inline="always")
+def lru_if_expired(nxt, stamp, t, ttl):  # pragma: no cover - compiled
+    """The least recently used slot if its stamp is ``ttl`` or more before ``t``, else 0.
+
+    The TTL-expiry step of a list whose stamps rise from the least recent end (a list kept
+    in stamp order): calling it until it returns 0 drops exactly the expired slots."""
+    o = nxt[0]
+    if o != 0 and t - stamp[o] < ttl:
+        o = 0
+    return o
 
 
 @numba.njit(cache=True)
@@ -249,7 +259,7 @@ class SlotOrder:
 
     def lru(self) -> int:
         """The least recently used slot (``SENTINEL`` when empty)."""
-        return int(self.nxt[SENTINEL])
+        return self.nxt.item(SENTINEL)
 
     def pop_lru(self) -> int:
         slot = self.lru()
@@ -325,16 +335,21 @@ class LruTtl(SlotOrder):
 
     def drop(self, key: Hashable) -> int:
         """Remove ``key``; returns the slot it had (its arrays keep the values until reused)."""
+        return self.drop_entry(key)[0]
+
+    def drop_entry(self, key: Hashable) -> tuple[int, int, int, float]:
+        """Remove ``key``; returns its (slot, size, group, stamp) as Python numbers."""
         slot = self.slot_of.pop(key)
         del self.key_at[slot]
         unlink(self.prev, self.nxt, slot)
         self.member[slot] = False
         self.count -= 1
         self._free.append(slot)
-        size = int(self.size[slot])
+        size = self.size.item(slot)  # .item: half the cost of int(a[i]) (a Python hot path)
+        group = self.group.item(slot)
         self.used -= size
-        self.by_group[int(self.group[slot])] -= size
-        return slot
+        self.by_group[group] -= size
+        return slot, size, group, self.stamp.item(slot)
 
     def lru_key(self, group: int | None = None) -> Hashable:
         """The least recently used key (of ``group``); the cache must hold one."""

@@ -9,7 +9,10 @@
   exception is the CLI's command discovery, ``simkv/cli/main.py``;
 - no handler of ``except:``, ``except Exception`` or ``except BaseException`` that swallows the
   error (one that raises again is fine);
-- no file over 400 lines, no function over 80 lines.
+- no file over 400 lines, no function over 80 lines;
+- one linked-list implementation: only ``simkv/cache/statemachine.py`` defines a list primitive
+  (a function named like ``unlink`` / ``link_*`` / ``push_front`` / ``move_mru``) or writes
+  links (``nxt[p] = q`` with ``prev[q] = p``, over two arrays that some slot indexes both of).
 
 A failure lists every offending file (and line), so the fix list is complete in one run.
 """
@@ -17,6 +20,7 @@ A failure lists every offending file (and line), so the fix list is complete in 
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +35,10 @@ IMPORTLIB_ALLOWED = {"simkv/cli/main.py"}
 #: submodules of importlib that read metadata or package data instead of importing code
 IMPORTLIB_BENIGN = {"importlib.metadata", "importlib.resources"}
 CATCH_ALL = {"Exception", "BaseException"}
+#: the one module that may write linked-list links (every cache model composes it)
+STATE_MACHINE = "simkv/cache/statemachine.py"
+LIST_PRIMITIVE = re.compile(r"_*(un)?link(_\w+)?|_*push_(front|back|head|tail|mru|lru)"
+                            r"|_*move_(to_)?(front|back|head|tail|mru|lru)")
 
 
 def _module_name(path: Path) -> str:
@@ -235,6 +243,64 @@ def test_no_function_over_80_lines():
     assert not bad, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(bad)
 
 
+def _subscript_writes(fn: ast.AST) -> list[tuple[str, str, str, int]]:
+    """``X[a] = b`` in ``fn`` (tuple assignments unpacked): (X, a, b, line) as ``ast.dump``s."""
+    out = []
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.Assign):
+            continue
+        for tgt in node.targets:
+            pairs = [(tgt, node.value)]
+            if isinstance(tgt, ast.Tuple) and isinstance(node.value, ast.Tuple) \
+                    and len(tgt.elts) == len(node.value.elts):
+                pairs = list(zip(tgt.elts, node.value.elts, strict=True))
+            out += [(ast.dump(t.value), ast.dump(t.slice), ast.dump(v), node.lineno)
+                    for t, v in pairs if isinstance(t, ast.Subscript)]
+    return out
+
+
+def _link_writes(fn: ast.AST) -> list[int]:
+    """Lines writing a pair of links ``X[a] = b`` / ``Y[b] = a`` (X != Y) where some index is
+    used on both X and Y, as a slot of a doubly linked list is.  (An index and its inverse,
+    e.g. position -> object and object -> position, has the pair shape but no such slot.)"""
+    writes = _subscript_writes(fn)
+    index_of: dict[str, set[str]] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Subscript):
+            index_of.setdefault(ast.dump(node.value), set()).add(ast.dump(node.slice))
+    lines = set()
+    for x, a, b, line in writes:
+        for y, a2, b2, line2 in writes:
+            if x != y and a2 == b and b2 == a and index_of[x] & index_of[y]:
+                lines |= {line, line2}
+    return sorted(lines)
+
+
+def _list_primitives(tree: ast.Module) -> list[str]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if LIST_PRIMITIVE.fullmatch(node.name):
+                out.append(f"{node.lineno} defines {node.name}")
+            out += [f"{line} writes links in {node.name}" for line in _link_writes(node)]
+    return out
+
+
+def test_one_linked_list_implementation():
+    """The engine kernels, storage levels, the vLLM pool and the LMCache L1 compose
+    ``simkv.cache.statemachine``; a second copy of its list operations fails here."""
+    bad = [f"{_rel(path)}:{hit}" for path, tree in _sources().values()
+           if _rel(path) != STATE_MACHINE for hit in _list_primitives(tree)]
+    assert not bad, (f"linked-list operations outside {STATE_MACHINE} (call its primitives):\n"
+                     + "\n".join(bad))
+
+
+def test_the_state_machine_is_where_the_links_are():
+    """The check above looks at the right module (it finds the primitives there)."""
+    hits = _list_primitives(_sources()["simkv.cache.statemachine"][1])
+    assert any("defines unlink" in h for h in hits) and any("writes links" in h for h in hits)
+
+
 # --- the checkers themselves: each must catch what it claims to ---------------------------------
 
 def _parse(src: str) -> ast.Module:
@@ -277,3 +343,39 @@ def test_checker_resolves_imports_of_this_tree():
     assert "simkv.hashing" in graph["simkv.trace.rechunk"]
     assert "simkv.hashing" in graph["harness.prompts"]
     assert _package_of("simkv.cache.engine") == "simkv.cache" and _package_of("harness.cli") == "harness"
+
+
+#: the engine kernels' own list before they composed the state machine (sentinel at the end)
+OLD_KERNEL_LIST = """
+def _unlink(prev, nxt, o):
+    p = prev[o]
+    q = nxt[o]
+    nxt[p] = q
+    prev[q] = p
+
+def _push_front(prev, nxt, s, o):
+    first = nxt[s]
+    nxt[o] = first
+    prev[o] = s
+    prev[first] = o
+    nxt[s] = o
+"""
+
+
+@pytest.mark.parametrize("src, flagged", [
+    (OLD_KERNEL_LIST, True),
+    # the same operations inlined into a kernel under other names
+    ("def run(left, right, ids):\n    for o in ids:\n        a = left[o]\n        b = right[o]\n"
+     "        right[a] = b\n        left[b] = a\n", True),
+    ("def touch(fwd, back, o):\n    fwd[o], back[fwd[0]] = fwd[0], o\n    back[o] = 0\n"
+     "    fwd[0], back[o] = o, fwd[0]\n", True),
+    ("def link_tail(a, b, o):\n    pass\n", True),
+    # an index and its inverse (sizing's compaction of positions) is not a list
+    ("def compact(pos_obj, last_pos, k):\n    w = 0\n    for q in range(k):\n"
+     "        o = pos_obj[q]\n        pos_obj[w] = o\n        last_pos[o] = w\n        w += 1\n",
+     False),
+    ("def swap(h, a, b):\n    h[a], h[b] = h[b], h[a]\n", False),
+    ("def call(prev, nxt, o):\n    unlink(prev, nxt, o)\n    link_mru(prev, nxt, o)\n", False),
+])
+def test_checker_flags_list_primitives(src, flagged):
+    assert bool(_list_primitives(_parse(src))) is flagged

@@ -12,7 +12,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from simkv.cache.statemachine import LruTtl, SlotOrder
+from simkv.cache.statemachine import LruTtl, SlotOrder, lru_if_expired
 
 
 def test_slot_order_basic_moves():
@@ -75,7 +75,11 @@ def test_lru_ttl_matches_an_ordered_dict(seed):
                 c.insert(key, size, group, t)
                 ref[key] = [size, group, t]
         elif op == 2 and key in ref:
-            c.drop(key)
+            if rng.integers(0, 2):
+                c.drop(key)
+            else:
+                slot, size, group, stamp = c.drop_entry(key)
+                assert (size, group, stamp) == tuple(ref[key]) and slot not in c.key_at
             del ref[key]
         elif op == 3 and ref:
             g = int(rng.integers(0, 3))
@@ -97,3 +101,18 @@ def test_lru_ttl_matches_an_ordered_dict(seed):
         for k, v in ref.items():
             slot = c.slot_of[k]
             assert (int(c.size[slot]), int(c.group[slot]), float(c.stamp[slot])) == tuple(v)
+
+
+def test_lru_if_expired_is_the_stamp_ordered_expiry_step():
+    """Slots 1 2 3 inserted at t = 0, 5, 10 (a list in stamp order); at t = 12 with ttl 5,
+    12 - 0 and 12 - 5 are >= 5 (expired, strict as the engine's TTL), 12 - 10 is not."""
+    c = LruTtl()
+    for key, t in (("a", 0.0), ("b", 5.0), ("c", 10.0)):
+        c.insert(key, 1, 0, t)
+    gone = []
+    while (slot := lru_if_expired(c.nxt, c.stamp, 12.0, 5.0)) != 0:
+        gone.append(c.key_at[int(slot)])
+        c.drop(c.key_at[int(slot)])
+    assert gone == ["a", "b"] and list(c.keys()) == ["c"]
+    c.drop("c")
+    assert lru_if_expired(c.nxt, c.stamp, 1e9, 0.0) == 0  # an empty list has nothing to expire
