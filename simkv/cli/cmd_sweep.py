@@ -139,7 +139,7 @@ def sweep_cmd(
 
         rates = parse_list(shards_error, _rate, where="--shards-error")
         frame = (partition_shards_error(trace_path, rates, executor=executor, address=address, **kw)
-                 if partition else measure(source.load(), rates, **kw))
+                 if partition else measure(source, rates, chunk_requests=chunk_requests, **kw))
     elif partition and sample_rate is not None:
         from simkv.sizing.shards import partition_grid
 
