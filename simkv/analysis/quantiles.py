@@ -160,3 +160,54 @@ class ExactPercentiles:
             return value
 
         return {p: numpy_linear_percentile(self.n, p, value_at) for p in self.percents}
+
+
+class Spill:
+    """Values kept for later passes without holding them in memory: appended to an anonymous
+    temporary file (removed when closed, never a file of the user's), read back in pieces.
+    The exact percentiles of a value per request (TTFT) need a few passes over the values;
+    spilling them costs 8 bytes of disk per request instead of memory."""
+
+    PIECE = 1 << 20
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._fh = tempfile.TemporaryFile()
+        self.n = 0
+
+    def append(self, values: np.ndarray) -> None:
+        arr = np.ascontiguousarray(values, dtype=np.float64)
+        self._fh.write(arr.tobytes())
+        self.n += int(arr.size)
+
+    def pieces(self):
+        """The values in order, ``PIECE`` at a time."""
+        self._fh.flush()
+        self._fh.seek(0)
+        left = self.n
+        while left:
+            piece = np.fromfile(self._fh, dtype=np.float64, count=min(left, self.PIECE))
+            left -= piece.size
+            yield piece
+        self._fh.seek(0, 2)
+
+    def percentiles(self, percents: tuple[float, ...]) -> dict[float, float | None]:
+        """Exact ``numpy.percentile`` of the spilled values (radix selection over the file)."""
+        ep = ExactPercentiles(percents)
+        while True:
+            for piece in self.pieces():
+                ep.feed(piece)
+            if ep.finish_pass():
+                return ep.result()
+
+    def mean(self) -> float | None:
+        """The correctly rounded mean (an exact sum, ``math.fsum``), or None when empty."""
+        import math
+
+        if not self.n:
+            return None
+        return math.fsum(v for piece in self.pieces() for v in piece.tolist()) / self.n
+
+    def close(self) -> None:
+        self._fh.close()
