@@ -39,6 +39,7 @@ from simkv.idmap import IdMap
 from simkv.trace.derived import attach_stream_ids
 from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
+from simkv.trace.parquet_load import read_whole_v2
 from simkv.trace.parquet_schema import (
     LIST_COLUMNS,
     MAX_V2_IDS,
@@ -46,6 +47,7 @@ from simkv.trace.parquet_schema import (
     SCALAR_COLUMNS,
     SCHEMA_VERSION,
     V2_CHAIN_COLUMNS,
+    decode_cells,
     open_parquet,
     parse_metadata,
 )
@@ -167,23 +169,6 @@ def write_parquet(trace: Trace, path: Path) -> None:
     write_parquet_chunks([trace], path)
 
 
-def _cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
-    """(per-row value counts, flat values) of a v2 binary column of a batch."""
-    if arr.null_count:
-        raise ValueError(f"column {name!r} has null entries")
-    width = np.dtype(dt).itemsize
-    _, obuf, dbuf = arr.buffers()
-    loc = np.frombuffer(obuf, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
-    lengths = np.diff(loc)
-    if np.any(lengths % width):
-        raise ValueError(f"column {name!r} holds a cell that is not a whole number of values")
-    raw = np.frombuffer(dbuf, dtype=np.uint8)[loc[0]:loc[-1]] if dbuf is not None else \
-        np.zeros(0, dtype=np.uint8)
-    if raw.ctypes.data % width:
-        raw = raw.copy()  # an unaligned slice: copy once so numpy and numba can view it
-    return lengths // width, raw.view(dt)  # a view: keeps Arrow's buffer alive
-
-
 def _list(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(per-row value counts, flat values) of a v1 list column of a batch."""
     if arr.null_count:
@@ -257,16 +242,16 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
     if version == 1:
         lengths, hashes = _list(batch.column("hash_ids"), "hash_ids")
     else:
-        lengths, ids = _cells(batch.column("block_ids"), "block_ids", np.int64)
+        lengths, ids = decode_cells(batch.column("block_ids"), "block_ids", np.int64)
         n_before = table.n
-        table.add(_cells(batch.column("new_hashes"), "new_hashes", np.uint64)[1])
+        table.add(decode_cells(batch.column("new_hashes"), "new_hashes", np.uint64)[1])
         if len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < table.n:
             raise ValueError("a block id points outside the block table")
         hashes = ids.view(np.uint64) if ids_as_keys else table.hashes[ids]  # a view: no copy
     lists = {"block_hashes": hashes}
     for name in optional:
         n_per_row, vals = (_list(batch.column(name), name) if version == 1 else
-                           _cells(batch.column(name), name, LIST_COLUMNS[name][1]))
+                           decode_cells(batch.column(name), name, LIST_COLUMNS[name][1]))
         if not np.array_equal(lengths, n_per_row):
             raise ValueError(f"column {name!r} and the block chain differ in length")
         lists[LIST_COLUMNS[name][2]] = vals
@@ -280,14 +265,19 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
 
 
 def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Trace:
-    """The whole file as one Trace, filled chunk by chunk into arrays sized up front (from the
-    request count and the ``input_tokens`` column), so memory peaks near the final arrays."""
-    pf, _, header = open_parquet(path)
+    """The whole file as one Trace, filled into arrays sized up front, so memory peaks near
+    the final arrays: a v2 file column by column (its metadata gives the block count), else
+    chunk by chunk (the block count from the ``input_tokens`` column)."""
+    pf, version, header = open_parquet(path)
     n = pf.metadata.num_rows
-    claimed = parse_metadata(pf.schema_arrow.metadata or {}, path)[1]
+    # the writer adds simkv.n_blocks to the file's key-value metadata when it closes
+    kv = {**(pf.schema_arrow.metadata or {}), **(pf.metadata.metadata or {})}
+    claimed = parse_metadata(kv, path)[1]
     if claimed is not None:  # refuse what the file claims before reading it (--max-memory)
         guard.check(guard.trace_bytes(n, claimed), f"{path}: a trace of {n:,} requests "
                     f"and {claimed:,} blocks (its metadata)")
+        if version == 2:  # column by column into the final arrays (simkv.trace.parquet_load)
+            return read_whole_v2(path, header, claimed, columns)
     try:
         tokens = pf.read(columns=["input_tokens"], use_threads=False).column(0).to_numpy()
     except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group

@@ -119,3 +119,20 @@ def open_parquet(path: Path) -> tuple[pq.ParquetFile, int, dict]:
     _check_schema(pf.schema_arrow, path, version_no)
     block_tokens, _, models, extra = parse_metadata(meta, path)
     return pf, version_no, {"block_tokens": block_tokens, "models": models, "meta": extra}
+
+
+def decode_cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row value counts, flat values) of a v2 binary column of a batch."""
+    if arr.null_count:
+        raise ValueError(f"column {name!r} has null entries")
+    width = np.dtype(dt).itemsize
+    _, obuf, dbuf = arr.buffers()
+    loc = np.frombuffer(obuf, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
+    lengths = np.diff(loc)
+    if np.any(lengths % width):
+        raise ValueError(f"column {name!r} holds a cell that is not a whole number of values")
+    raw = np.frombuffer(dbuf, dtype=np.uint8)[loc[0]:loc[-1]] if dbuf is not None else \
+        np.zeros(0, dtype=np.uint8)
+    if raw.ctypes.data % width:
+        raw = raw.copy()  # an unaligned slice: copy once so numpy and numba can view it
+    return lengths // width, raw.view(dt)  # a view: keeps Arrow's buffer alive
