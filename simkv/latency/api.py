@@ -1,15 +1,18 @@
 """``simulate_with_latency``: the cache engine plus TTFT under load (what ``simkv simulate
 --latency`` calls).
 
-Order of work, chosen so the expensive parts stay compiled:
+The trace streams chunk by chunk (``simkv.latency.trace_run``, docs/streaming.md); per chunk,
+in an order chosen so the expensive parts stay compiled:
 
-1. route every request to a replica (``simkv.latency.routing``, one compiled pass);
+1. route each request to a replica (``simkv.latency.routing``, a compiled pass per chunk, the
+   router's state carried);
 2. look up cache hits with the exact cache engine in arrival order: with ``tier="hbm"`` the
-   cache ``cfg`` is each replica's own HBM prefix cache (one kernel run per replica, capacity
-   per replica); with a slower tier ``cfg`` is the persistent bucket shared by all replicas,
-   optionally behind per-replica HBM caches (``hbm_cache``);
+   cache ``cfg`` is each replica's own HBM prefix cache (one carried kernel state per replica,
+   capacity per replica); with a slower tier ``cfg`` is the persistent bucket shared by all
+   replicas, optionally behind per-replica HBM caches (``hbm_cache``);
 3. price each request (load or recompute, prefill, decode; ``simkv.latency.costs``);
-4. run the SimPy engine loops (``simkv.latency.serving``) for queue waits and TTFT.
+4. hand the chunk to the SimPy engine loops (``simkv.latency.serving``), which pull the next
+   one when the simulated clock reaches it, for queue waits and TTFT.
 
 Blocks become reusable at their writer's arrival, not when its prefill ends (the cache engine's
 clock); under heavy load this slightly flatters back-to-back requests of one session.
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simkv import guard
 from simkv.analysis.quantiles import Spill
 from simkv.cache.config import CacheConfig
 from simkv.cache.engine import CacheRun, SimResult, resolve_trace_models
@@ -47,6 +51,10 @@ from simkv.latency.trace_run import Records, ReplicaCaches
 from simkv.models.geometry import ModelSpec, get_model
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
+
+#: starting memory of one replica's state (id map, sizes, kernel and engine-loop arrays),
+#: rounded up; each grows with the blocks and requests the replica sees
+REPLICA_STATE_BYTES = 64 * 1024
 
 LATENCY_COLUMNS = ("replica", "resident_tokens", "loaded_tokens", "computed_tokens", "queue_s",
                    "load_s", "compute_s", "ttft_s", "load_beats_recompute")
@@ -145,6 +153,9 @@ def simulate_with_latency(trace: Trace | TraceSource, cfg: CacheConfig, *, model
     for name, value in (("--token-budget", token_budget), ("--max-concurrency", max_concurrency)):
         if value is not None and value < 1:
             raise InputError("must be >= 1 (or unset for no limit)", where=name)
+    # per replica: its cache's id map, sizes and kernel state, its engine loop's buffers
+    guard.check(float(replicas) * REPLICA_STATE_BYTES,
+                f"--replicas {replicas} (each replica's cache and engine state)")
     lat = build_latency_model(gpu=gpu, tier=tier, tensor_parallel=tensor_parallel,
                               efficiency=efficiency, overhead_s=overhead_s,
                               calibration=calibration)

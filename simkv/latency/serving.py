@@ -17,7 +17,11 @@ for a slot (arrival to admission: a client that caps requests in flight itself s
 only then, so its measured TTFT starts there) and TTFT.
 Cache lookups happened before (compiled kernel, in arrival order) and the engine steps run in a
 compiled loop; SimPy is the shared clock the replica processes synchronise on, one event per
-replica per ``sync_s`` of simulated time at most (see ``_replica``).
+replica per ``sync_s`` of simulated time at most (see ``_Feed.replica``).  Requests come as a
+stream of chunks (``serve_stream``): a feed process appends each chunk when the clock reaches
+it, and a replica whose loop would need a request not read yet stops and resumes from the same
+state, so the timeline does not depend on the chunking; ``simulate_serving`` is the stream of
+one chunk.
 """
 
 from __future__ import annotations
