@@ -194,9 +194,8 @@ def simulate_with_latency(trace: Trace | TraceSource, cfg: CacheConfig, *, model
                        loaded_tokens=costs.loaded_tokens, computed_tokens=costs.computed_tokens,
                        load_s=costs.load_s, compute_s=costs.compute_s,
                        load_beats_recompute=costs.load_beats_recompute)
-            state["loads"] += int(costs.loaded_tokens.sum())
-            state["beats"] += int(np.count_nonzero(costs.load_beats_recompute))
-            state["n"] += chunk.n_requests
+            state.update(loads=state["loads"] + int(costs.loaded_tokens.sum()), n=state["n"] +
+                         chunk.n_requests, beats=state["beats"] + int(costs.load_beats_recompute.sum()))
             records.add(first, rec, hit)
             yield ServingChunk(first, chunk.arrival_s, route, costs)  # 4. served under load
             first += chunk.n_requests
