@@ -117,6 +117,7 @@ class ExactPercentiles:
         self.n = 0
         self._first = True
         self._top = np.zeros(_DIGITS, dtype=np.int64)  # pass 1: top digits of every value
+        self._small: list[np.ndarray] | None = []  # pass 1 keeps a short stream whole
         self._targets: dict[int, _Target] = {}
 
     def feed(self, values: np.ndarray) -> None:
@@ -129,6 +130,12 @@ class ExactPercentiles:
             if np.any(values < 0) or np.any(np.isnan(values)):
                 raise ValueError("ExactPercentiles takes non-negative numbers only")
             self.n += int(values.size)
+            if self._small is not None:  # a stream of at most COLLECT_VALUES: sorted at the end
+                self._small.append(bits.copy())
+                if self.n <= COLLECT_VALUES:
+                    return
+                bits = np.concatenate(self._small)
+                self._small = None
             self._top += np.bincount((bits >> np.uint64(64 - DIGIT_BITS)).astype(np.int64),
                                      minlength=_DIGITS)
             return
@@ -139,7 +146,15 @@ class ExactPercentiles:
         """End a pass; True when every percentile is known (else feed the stream again)."""
         if self._first:
             self._first = False
-            for rank in (wanted_ranks(self.n, self.percents) if self.n else []):
+            ranks = wanted_ranks(self.n, self.percents) if self.n else []
+            if self._small is not None:  # short: every value is here, one sort
+                vals = np.sort(np.concatenate(self._small)) if self._small else None
+                for rank in ranks:
+                    self._targets[rank] = target = _Target(rank)
+                    target.value = float(vals[rank:rank + 1].view(np.float64)[0])
+                self._small = None
+                return True
+            for rank in ranks:
                 target = _Target(rank)
                 target.hist[:] = self._top
                 target.finish()

@@ -128,6 +128,12 @@ class Records:
         """Requests through prefill (any replica, any chunk still pending)."""
         if not len(rows):
             return
+        if len(self.pending) == 1:  # the usual case: one chunk in flight
+            entry = self.pending[0]
+            entry[2][rows - entry[0]] = out
+            entry[3] += len(rows)
+            self._flush()
+            return
         firsts = np.array([p[0] for p in self.pending], dtype=np.int64)
         which = np.searchsorted(firsts, rows, side="right") - 1
         for c in np.unique(which):
@@ -140,9 +146,14 @@ class Records:
     def _flush(self) -> None:
         while self.pending and self.pending[0][3] == len(self.pending[0][2]):
             first, columns, out, _, hit = self.pending.pop(0)
-            frame = pd.DataFrame(columns)
-            frame.insert(frame.columns.get_loc("load_s"), "queue_s", out[:, 0])
-            frame.insert(frame.columns.get_loc("load_beats_recompute"), "ttft_s", out[:, 1])
+            ordered = {}
+            for key, values in columns.items():  # queue_s before load_s, ttft_s before the last
+                if key == "load_s":
+                    ordered["queue_s"] = out[:, 0]
+                elif key == "load_beats_recompute":
+                    ordered["ttft_s"] = out[:, 1]
+                ordered[key] = values
+            frame = pd.DataFrame(ordered)
             self.ttft.append(out[:, 1])
             self.queue.append(out[:, 0])
             if self.sink is not None:
