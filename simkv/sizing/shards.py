@@ -21,7 +21,7 @@ from simkv.sizing.storeshards import block_bytes_by_model
 from simkv.sizing.stream import SizingStream
 from simkv.trace.model import Trace
 from simkv.trace.shardlayout import rate_threshold, shard_bounds, spatial_hash24
-from simkv.trace.shardset import Partition, open_partition, read_shard, reassemble
+from simkv.trace.shardset import Partition, open_partition, read_shard
 from simkv.trace.stream import TraceSource
 
 METRICS = ("block_hit_ratio", "prefix_token_hit_ratio")
@@ -154,14 +154,14 @@ def partition_grid(folder, sample_rate: float, *, tasks: int | None = None, exec
 
 def partition_shards_error(folder, sample_rates, *, executor: str = "inline",
                            address: str | None = None, **grid_kwargs) -> pd.DataFrame:
-    """Per rate, against the exact grid of the reassembled trace (so the trace must fit in
-    memory): the error of task 0 alone (the in-memory sample), of the worst single task, and
+    """Per rate, against the exact grid of the whole trace (read back from the shards chunk
+    by chunk, so it need not fit in memory): the error of task 0 alone (the in-memory sample), of the worst single task, and
     of all ``K`` tasks pooled.  The spread shows how much one sample can miss on a skewed
     trace (a sample that catches, or misses, the few blocks every request shares)."""
     part = open_partition(folder)
     for rate in sample_rates:
         check_rate_fits(part, rate, "--shards-error")
-    exact = lru_grid(reassemble(part), **grid_kwargs)
+    exact = lru_grid(TraceSource.of(part.folder), **grid_kwargs)  # streamed from the shards
     rows = []
     for rate in sample_rates:
         frames = _task_frames(part, rate, None, grid_kwargs, executor, address, "--shards-error")

@@ -26,9 +26,6 @@ ALLOWED = {
         "trace scale: a whole-trace rewrite (token counts, re-blocking), not converted yet",
     ("simkv/cli/cmd_trace.py", "slice_cmd"):
         "trace slice: --sessions samples whole sessions across the trace, not converted yet",
-    ("simkv/cli/cmd_sweep.py", "_exact_grid"):
-        "a `trace partition` folder is reassembled in memory (no streamed partition reader "
-        "yet); Belady needs every next use and refuses with its memory estimate",
 }
 #: files stream15b (issue 15, part B) converts in parallel: lifecycle, compare/recommend, the
 #: report pipeline's trace sources
