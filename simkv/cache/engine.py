@@ -172,6 +172,47 @@ RECORD_COLUMNS = ("request", "arrival_s", "session_id", "tenant_id", "model", "i
                   "reused_tokens", "missed_tokens", "evictions", "expirations")
 
 
+class CacheRun:
+    """One cache configuration fed chunk after chunk, its state carried: the body of
+    :func:`simulate_stream`, for a caller that interleaves several streams (per-replica
+    caches of the serving simulation).  ``feed`` returns the chunk's per-request columns and
+    per-access hit flags; ``summary`` the sums so far."""
+
+    def __init__(self, cache: CacheConfig, *, model: str | ModelSpec | None = None,
+                 specs: dict[str, ModelSpec] | None = None) -> None:
+        self.cache, self.model = cache, model
+        self.run = POLICIES.get(cache.policy, where="policy")(cache, _capacity(cache))
+        self.chained = BlockStream()
+        self.content = BlockStream(content=True) if cache.reuse == "chunk" else None
+        self.weigh = None
+        if cache.capacity_bytes is not None:
+            def weigh(c: Trace) -> np.ndarray:
+                return block_bytes_per_access(c, specs)
+            self.weigh = weigh
+        self.totals, self.block_tokens = _Totals(), 0
+
+    def feed(self, chunk: Trace) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        chunk = resolve_trace_models(chunk, self.model)
+        self.block_tokens = chunk.block_tokens
+        content = self.content
+        if content is not None and chunk.content_hashes is None:
+            raise InputError("chunk reuse needs per-block content hashes, and this trace has none "
+                             "(importers of chained hashes cannot know them); use --reuse prefix",
+                             where="--reuse")
+        key_stream = content if content is not None else self.chained
+        key_stream.weigh = self.weigh
+        stream = key_stream.feed(chunk)
+        seen = self.chained.feed(chunk).seen_before() if content is not None else None
+        out = self.run(chunk, stream)
+        rec = _chunk_records(chunk, out, self.cache, seen, self.totals.requests)
+        self.totals.add(chunk, rec, stream.n_accesses)
+        return rec, out.hit
+
+    def summary(self) -> dict:
+        key_stream = self.content if self.content is not None else self.chained
+        return self.totals.summary(self.cache, key_stream.n_objects, self.block_tokens)
+
+
 def simulate_stream(source: Trace | TraceSource, cache: CacheConfig | None = None, *,
                     model: str | ModelSpec | None = None,
                     specs: dict[str, ModelSpec] | None = None, chunk_requests: int | None = None,
@@ -185,41 +226,22 @@ def simulate_stream(source: Trace | TraceSource, cache: CacheConfig | None = Non
     """
     cache = cache or CacheConfig()
     source = TraceSource.of(source)
-    run = POLICIES.get(cache.policy, where="policy")(cache, _capacity(cache))
-    chained = BlockStream()
-    content = BlockStream(content=True) if cache.reuse == "chunk" else None
-    weigh = None
-    if cache.capacity_bytes is not None:
-        def weigh(c: Trace) -> np.ndarray:
-            return block_bytes_per_access(c, specs)
-    totals, kept, hits, block_tokens = _Totals(), [], [], 0
-    columns = ("content_hashes",) if content is not None else ()
+    run = CacheRun(cache, model=model, specs=specs)
+    kept, hits = [], []
+    columns = ("content_hashes",) if run.content is not None else ()
     # the engine compares chained hashes only for equality: stored dense ids may stand in
     for chunk in source.chunks(chunk_requests, columns=columns, ids_as_keys=True):
-        chunk = resolve_trace_models(chunk, model)
-        block_tokens = chunk.block_tokens
-        if content is not None and chunk.content_hashes is None:
-            raise InputError("chunk reuse needs per-block content hashes, and this trace has none "
-                             "(importers of chained hashes cannot know them); use --reuse prefix",
-                             where="--reuse")
-        key_stream = content if content is not None else chained
-        key_stream.weigh = weigh
-        stream = key_stream.feed(chunk)
-        seen = chained.feed(chunk).seen_before() if content is not None else None
-        out = run(chunk, stream)
-        rec = _chunk_records(chunk, out, cache, seen, totals.requests)
-        totals.add(chunk, rec, stream.n_accesses)
+        rec, hit = run.feed(chunk)
         if sink is not None or keep:
             frame = pd.DataFrame(rec)
             if sink is not None:
                 sink(frame)
             if keep:
                 kept.append(frame)
-                hits.append(out.hit)
+                hits.append(hit)
         if on_chunk is not None:
-            on_chunk(totals.requests)
-    key_stream = content if content is not None else chained
-    summary = totals.summary(cache, key_stream.n_objects, block_tokens)
+            on_chunk(run.totals.requests)
+    summary = run.summary()
     records = hit = None
     if keep and kept:
         records = pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]

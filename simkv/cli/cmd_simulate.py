@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
-from simkv import guard
 from simkv.atomicio import atomic_writer
 from simkv.cache import CacheConfig
 from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
@@ -95,9 +95,12 @@ def simulate_cmd(
             with atomic_writer(records_out, "wb") as fh:
                 result.records.to_parquet(fh, index=False)
     else:
-        result = _simulate_one(TraceSource.of(trace_path, format), trace_path.name, cfg, model,
-                               latency, replicas, gpu, routing, calibration, tier, tp,
-                               records_out, chunk_requests)
+        opts = SimulateOptions(cfg=cfg, model=model, chunk_requests=chunk_requests,
+                               records_out=records_out,
+                               latency=LatencyOptions(gpu=gpu, replicas=replicas, routing=routing,
+                                                      calibration=calibration, tier=tier, tp=tp)
+                               if latency else None)
+        result = _simulate_one(TraceSource.of(trace_path, format), trace_path.name, opts)
     summary = dict(result.summary_dict)
     if model is not None:
         summary["model"] = model
@@ -107,31 +110,47 @@ def simulate_cmd(
         print_table(f"simulate {trace_path.name}: {cfg.describe()}", list(summary.items()))
 
 
-def _simulate_one(source: TraceSource, name: str, cfg: CacheConfig, model, latency: bool,
-                  replicas: int, gpu, routing, calibration, tier, tp, records_out: Path | None,
-                  chunk_requests: int | None):
-    """One store: streamed chunk by chunk, or read at once for the serving simulation."""
-    if latency:  # the serving simulation routes whole requests: it reads the trace at once
-        from simkv.latency.api import simulate_with_latency
+@dataclass(frozen=True)
+class LatencyOptions:
+    """``--latency``'s serving settings (see ``simkv.latency.api.simulate_with_latency``)."""
 
-        with stage(f"loading {name}"):
-            trace = source.load()
-        guard.check(2.0 * replicas * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
-                    f"--replicas {replicas} over {trace.n_requests:,} requests")
-        with stage(f"simulating {trace.n_requests:,} requests ({cfg.describe()})"):
-            result = simulate_with_latency(trace, cfg, model=model, gpu=gpu, replicas=replicas,
-                                           routing=routing, calibration=calibration, tier=tier,
-                                           tensor_parallel=tp)
-        if records_out is not None:
-            with atomic_writer(records_out, "wb") as fh:
-                result.records.to_parquet(fh, index=False)
-    else:
-        with ChunkProgress(f"simulate {name}", source.n_requests_hint()) as progress, \
-                RecordsWriter(records_out) as sink:
-            result = simulate_stream(source, cfg, model=model, chunk_requests=chunk_requests,
-                                     keep=False, sink=sink if records_out is not None else None,
-                                     on_chunk=progress)
-    return result
+    gpu: str = "H100"
+    replicas: int = 1
+    routing: str = "round_robin"
+    calibration: Path | None = None
+    tier: str = "hbm"
+    tp: int = 1
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    """One store's simulation: the cache, the model, how to read and what to write."""
+
+    cfg: CacheConfig
+    model: str | None = None
+    chunk_requests: int | None = None
+    records_out: Path | None = None
+    latency: LatencyOptions | None = None
+
+
+def _simulate_one(source: TraceSource, name: str, opts: SimulateOptions):
+    """One store, streamed chunk by chunk (with ``--latency`` through the serving simulation
+    too); records, when asked for, are written as each chunk completes."""
+    cfg, lat = opts.cfg, opts.latency
+    with ChunkProgress(f"simulate {name}", source.n_requests_hint()) as progress, \
+            RecordsWriter(opts.records_out) as sink:
+        records = sink if opts.records_out is not None else None
+        if lat is not None:
+            from simkv.latency.api import simulate_with_latency
+
+            return simulate_with_latency(source, cfg, model=opts.model, gpu=lat.gpu,
+                                         replicas=lat.replicas, routing=lat.routing,
+                                         calibration=lat.calibration, tier=lat.tier,
+                                         tensor_parallel=lat.tp,
+                                         chunk_requests=opts.chunk_requests, keep=False,
+                                         sink=records, on_chunk=progress)
+        return simulate_stream(source, cfg, model=opts.model, chunk_requests=opts.chunk_requests,
+                               keep=False, sink=records, on_chunk=progress)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ from simkv.atomicio import atomic_path
 from simkv.cli.common import check_output_path, console, print_json
 from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
-from simkv.trace.shardset import is_partition, open_partition, reassemble
+from simkv.trace.shardset import is_partition
 from simkv.trace.stream import TraceSource, check_chunk_requests
 from simkv.units import format_bytes, parse_duration, parse_list, parse_size
 from simkv.validate import check_number, count, real
@@ -139,7 +139,7 @@ def sweep_cmd(
 
         rates = parse_list(shards_error, _rate, where="--shards-error")
         frame = (partition_shards_error(trace_path, rates, executor=executor, address=address, **kw)
-                 if partition else measure(source.load(), rates, **kw))
+                 if partition else measure(source, rates, chunk_requests=chunk_requests, **kw))
     elif partition and sample_rate is not None:
         from simkv.sizing.shards import partition_grid
 
@@ -156,18 +156,16 @@ def sweep_cmd(
 
 def _exact_grid(trace_path: Path, source, partition: bool, belady: bool, sample_rate, executor: str,
                 address, parts: int, chunk_requests, kw: dict):
-    """The one-pass grid (streamed, or over a reassembled partition), with Belady if asked."""
+    """The one-pass grid (streamed, also from a partition folder), with Belady if asked (which
+    holds the whole trace, after checking its memory estimate)."""
     from simkv.sizing.grid import lru_grid
 
-    if partition:
-        source = reassemble(open_partition(trace_path))
+    if partition:  # read back in request order from its shards, chunk by chunk
+        source = TraceSource.of(trace_path)
+    with ChunkProgress(f"sweep {trace_path.name}", source.n_requests_hint()) as progress:
         frame = lru_grid(source, sample_rate=sample_rate, executor=executor, address=address,
-                         ttl_chunks=parts, **kw)
-    else:
-        with ChunkProgress(f"sweep {trace_path.name}", source.n_requests_hint()) as progress:
-            frame = lru_grid(source, sample_rate=sample_rate, executor=executor, address=address,
-                             ttl_chunks=parts, chunk_requests=chunk_requests, on_chunk=progress,
-                             **kw)
+                         ttl_chunks=parts, chunk_requests=chunk_requests, on_chunk=progress,
+                         **kw)
     if belady:
         from simkv.sizing.belady import belady_curve
 

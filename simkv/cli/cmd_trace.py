@@ -10,7 +10,7 @@ from simkv.analysis.trace_stats import trace_stats
 from simkv.cli.common import check_output_path, print_json, print_table, stage
 from simkv.trace import load_trace, save_trace
 from simkv.trace.formats import save_trace_chunks
-from simkv.trace.stream import TraceSource
+from simkv.trace.stream import TraceSource, check_chunk_requests
 
 trace_app = typer.Typer(help="Inspect, convert and import traces.", no_args_is_help=True)
 
@@ -20,10 +20,12 @@ def stats_cmd(
     path: Path = typer.Argument(..., help="Trace file (Mooncake JSONL or simkv Parquet)."),
     format: str | None = typer.Option(None, "--format", help="Trace format (default: from suffix)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests read per chunk (memory: one chunk plus per-block state; default 65536)."),
 ) -> None:
     """Requests, duration, tokens, unique blocks, infinite-cache hit ratios, reuse times."""
-    with stage(f"reading {path.name}"):
-        stats = trace_stats(load_trace(path, format))
+    check_chunk_requests(chunk_requests)
+    with stage(f"reading {path.name}"):  # streamed: per-block state plus one chunk
+        stats = trace_stats(TraceSource.of(path, format), chunk_requests)
     if json_out:
         print_json(stats)
     else:

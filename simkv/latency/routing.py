@@ -1,7 +1,9 @@
 """Request routing across replicas, registered by name (``--routing``).
 
-A router (``fn(trace, replicas, estimate)``; a router that ignores the estimate sets
-``fn.needs_estimate = False`` and receives None) sees the whole trace up front and returns one replica per request.  Routing is
+A router is registered as a factory ``make(replicas)`` of an object whose ``route(chunk,
+estimate)`` returns one replica per request of a chunk, its state (backlogs, what it routed)
+carried from chunk to chunk, so the trace streams through it (a factory whose router ignores
+the estimate sets ``needs_estimate = False`` and receives None).  Routing is
 decided in arrival order with the router's own estimate of each replica's backlog (a fluid
 queue: each routed request adds its estimated standalone prefill time), the way a real router
 estimates load without seeing inside the engines.  The estimate never reads the simulation's
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from simkv.cache.stream import dense_block_ids
+from simkv.cache.stream import BlockStream
 from simkv.errors import InputError
 from simkv.registry import Registry
 from simkv.trace.model import Trace
@@ -40,16 +42,17 @@ class RoutingEstimate:
     per_token_s: np.ndarray  # float64 per request
 
 
-RouterFn = Callable[[Trace, int, RoutingEstimate | None], np.ndarray]
-ROUTERS: Registry[RouterFn] = Registry("routing")
+RouterFactory = Callable[[int], "Router"]
+ROUTERS: Registry[RouterFactory] = Registry("routing")
 
 
 @numba.njit(cache=True)
 def _route_by_score(ids, req_offsets, arrival, input_tokens, block_tokens, per_token_s, fixed_s,
-                    n_rep, n_obj, use_prefix):  # pragma: no cover - compiled
+                    seen, busy, first, use_prefix):  # pragma: no cover - compiled
+    """Route one chunk; ``seen`` (per object, a bit per replica), ``busy`` (per replica) and
+    ``first`` (the chunk's first request number) carry over from the chunks before."""
     n_req = req_offsets.shape[0] - 1
-    seen = np.zeros(n_obj if use_prefix else 1, dtype=np.uint64)
-    busy = np.zeros(n_rep, dtype=np.float64)
+    n_rep = busy.shape[0]
     out = np.empty(n_req, dtype=np.int64)
     for i in range(n_req):
         t = arrival[i]
@@ -59,7 +62,7 @@ def _route_by_score(ids, req_offsets, arrival, input_tokens, block_tokens, per_t
         best_score = np.inf
         best_uncached = 0
         for k in range(n_rep):
-            r = (i + k) % n_rep  # ties rotate instead of piling onto replica 0
+            r = (first + i + k) % n_rep  # ties rotate instead of piling onto replica 0
             matched = 0
             if use_prefix:
                 bit = np.uint64(1) << np.uint64(r)
@@ -86,37 +89,77 @@ def _route_by_score(ids, req_offsets, arrival, input_tokens, block_tokens, per_t
     return out
 
 
-def _scored(trace: Trace, replicas: int, est: RoutingEstimate, use_prefix: bool) -> np.ndarray:
-    if replicas == 1:
-        return np.zeros(trace.n_requests, dtype=np.int64)
-    if use_prefix and replicas > MAX_TRACKED_REPLICAS:
-        raise InputError(f"prefix-aware routing tracks at most {MAX_TRACKED_REPLICAS} replicas",
-                         where="--replicas")
-    if use_prefix:
-        ids, n_obj = dense_block_ids(trace)
-    else:
-        ids, n_obj = np.zeros(0, dtype=np.int64), 0
-    return _route_by_score(ids, trace.block_offsets, trace.arrival_s, trace.input_tokens,
-                           trace.block_tokens, np.ascontiguousarray(est.per_token_s, dtype=np.float64),
-                           float(est.fixed_s), int(replicas), int(n_obj), use_prefix)
+class Router:
+    """A router's carried state: requests routed so far; per subclass, what it scores by."""
+
+    needs_estimate = True
+
+    def __init__(self, replicas: int) -> None:
+        self.replicas = int(replicas)
+        self.first = 0
+
+    def route(self, chunk: Trace, est: RoutingEstimate | None) -> np.ndarray:
+        out = self._route(chunk, est)
+        self.first += chunk.n_requests
+        return out
+
+    def _route(self, chunk: Trace, est: RoutingEstimate | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Scored(Router):
+    """Least estimated backlog, plus (``use_prefix``) the prefill of what the replica has not
+    been routed before, per block (dense ids carried by a block stream)."""
+
+    use_prefix = False
+
+    def __init__(self, replicas: int) -> None:
+        super().__init__(replicas)
+        if self.use_prefix and replicas > MAX_TRACKED_REPLICAS:
+            raise InputError(f"prefix-aware routing tracks at most {MAX_TRACKED_REPLICAS} "
+                             "replicas", where="--replicas")
+        self.busy = np.zeros(self.replicas, dtype=np.float64)
+        self.blocks = BlockStream() if self.use_prefix else None
+        self.seen = np.zeros(1024 if self.use_prefix else 1, dtype=np.uint64)
+
+    def _ids(self, chunk: Trace) -> np.ndarray:
+        if self.blocks is None:
+            return np.zeros(0, dtype=np.int64)
+        stream = self.blocks.feed(chunk)
+        if stream.n_objects > self.seen.shape[0]:
+            grown = np.zeros(max(stream.n_objects, 2 * self.seen.shape[0]), dtype=np.uint64)
+            grown[:self.seen.shape[0]] = self.seen
+            self.seen = grown
+        return stream.ids
+
+    def _route(self, chunk: Trace, est: RoutingEstimate | None) -> np.ndarray:
+        if self.replicas == 1:
+            return np.zeros(chunk.n_requests, dtype=np.int64)
+        assert est is not None, "a scoring router needs the cost estimate"
+        return _route_by_score(self._ids(chunk), chunk.block_offsets, chunk.arrival_s,
+                               chunk.input_tokens, chunk.block_tokens,
+                               np.ascontiguousarray(est.per_token_s, dtype=np.float64),
+                               float(est.fixed_s), self.seen, self.busy, self.first,
+                               self.use_prefix)
 
 
 @ROUTERS.register("round_robin")
-def round_robin(trace: Trace, replicas: int, est: RoutingEstimate) -> np.ndarray:
+class RoundRobin(Router):
     """Request ``i`` to replica ``i mod R`` (what a plain load balancer does)."""
-    return np.arange(trace.n_requests, dtype=np.int64) % replicas
 
+    needs_estimate = False  # the caller may skip pricing requests for it
 
-round_robin.needs_estimate = False  # the caller may skip pricing requests for it
+    def _route(self, chunk: Trace, est: RoutingEstimate | None) -> np.ndarray:
+        return (self.first + np.arange(chunk.n_requests, dtype=np.int64)) % self.replicas
 
 
 @ROUTERS.register("least_loaded")
-def least_loaded(trace: Trace, replicas: int, est: RoutingEstimate) -> np.ndarray:
+class LeastLoaded(_Scored):
     """The replica with the least estimated backlog, blind to cache contents."""
-    return _scored(trace, replicas, est, use_prefix=False)
 
 
 @ROUTERS.register("prefix_aware")
-def prefix_aware(trace: Trace, replicas: int, est: RoutingEstimate) -> np.ndarray:
+class PrefixAware(_Scored):
     """Minimise estimated wait + prefill of the prompt part the replica has not seen."""
-    return _scored(trace, replicas, est, use_prefix=True)
+
+    use_prefix = True

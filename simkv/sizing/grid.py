@@ -26,7 +26,7 @@ import pandas as pd
 from simkv.cache.engine import resolve_trace_models
 from simkv.errors import InputError
 from simkv.sizing.carry import GridPartState
-from simkv.sizing.stream import SizingStream, possible_sizes, prepare_stream, sizing_block_stream
+from simkv.sizing.stream import SizingStream, possible_sizes, sizing_block_stream
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
 
@@ -158,10 +158,10 @@ def lru_grid(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_b
     Exact (equal to ``simkv.cache.simulate`` at each point) unless ``sample_rate`` < 1, which
     gives SHARDS estimates.  ``executor``: ``inline`` (this process) or ``local`` (parts in
     threads, the compiled pass releases the GIL) read the trace as a stream of chunks of
-    ``chunk_requests`` requests, every part's state carried over; ``ray`` ships the whole
-    stream to Ray tasks.
+    ``chunk_requests`` requests, every part's state carried over; ``ray`` runs one task per
+    part, each reading the trace file itself chunk by chunk (see ``_ray_grid``).
     """
-    from simkv.sizing.executor import check_executor, map_shared
+    from simkv.sizing.executor import check_executor
 
     if (capacities_blocks is None) == (capacities_bytes is None):
         raise InputError("give capacities in blocks or in bytes (exactly one)", where="capacities")
@@ -173,24 +173,52 @@ def lru_grid(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_b
         raise InputError("the grid needs at least one capacity and one TTL", where="grid")
     caps, ttls = _axes(capacities, ttls_s)
     source = TraceSource.of(trace)
+    spec = _StreamSpec(unit, model, sample_rate, sample_salt, chunk_requests)
     if executor == "ray":
-        stream = prepare_stream(source.load(), unit=unit, model=model, sample_rate=sample_rate,
-                                sample_salt=sample_salt)
-        parts = plan_parts(stream, caps, len(ttls), ttl_chunks)
-        results = map_shared(run_part, [(p,) for p in parts], shared=(stream, caps, ttls),
-                             executor=executor, address=address)
-        return assemble(stream, capacities, ttls_s, caps, ttls, results)
-    bs = sizing_block_stream(unit, sample_rate, sample_salt)
+        return _ray_grid(source, spec, capacities, ttls_s, caps, ttls, ttl_chunks, address)
+    counts = _stream_parts(source, spec, caps, ttls, ttl_chunks, None, executor == "local", on_chunk)
+    return assemble_counts(counts.accesses, counts.tokens, unit, counts.sample_rate, capacities,
+                           ttls_s, caps, ttls, counts.results)
+
+
+@dataclass(frozen=True)
+class _StreamSpec:
+    """How a grid reads its stream: capacity unit, model, SHARDS sampling, chunk size."""
+
+    unit: str
+    model: str | None
+    sample_rate: float | None
+    sample_salt: int
+    chunk_requests: int | None
+
+
+@dataclass(frozen=True)
+class _Counts:
+    results: list[PartResult]
+    accesses: int
+    tokens: int
+    sample_rate: float
+
+
+def _stream_parts(source: TraceSource, spec: _StreamSpec, caps: np.ndarray, ttls: np.ndarray,
+                  ttl_chunks: int, only: int | None, threads: bool,
+                  on_chunk: Callable[[int], None] | None = None) -> _Counts:
+    """Read ``source`` chunk by chunk and feed every part's carried state (or only part
+    number ``only`` of the plan, for a task that computes one part)."""
+    bs = sizing_block_stream(spec.unit, spec.sample_rate, spec.sample_salt)
     states: list[tuple[GridPart, GridPartState]] | None = None
     n_tok = n_req = 0
-    with ThreadPoolExecutor(max_workers=2 if executor == "local" else 1) as pool:
+    with ThreadPoolExecutor(max_workers=2 if threads else 1) as pool:
         # sampling hashes the block hashes themselves; otherwise stored ids may stand in
-        for chunk in source.chunks(chunk_requests, columns=(), ids_as_keys=bs.sample_rate >= 1.0):
-            chunk = resolve_trace_models(chunk, model)
+        for chunk in source.chunks(spec.chunk_requests, columns=(),
+                                   ids_as_keys=bs.sample_rate >= 1.0):
+            chunk = resolve_trace_models(chunk, spec.model)
             if states is None:
-                sizes = possible_sizes(chunk, unit)
-                states = [(p, part_state(caps, ttls, p, sizes, unit, bs.sample_rate))
-                          for p in plan_parts_by_sizes(sizes, caps, len(ttls), ttl_chunks)]
+                sizes = possible_sizes(chunk, spec.unit)
+                plan = plan_parts_by_sizes(sizes, caps, len(ttls), ttl_chunks)
+                plan = plan if only is None else [plan[only]]
+                states = [(p, part_state(caps, ttls, p, sizes, spec.unit, bs.sample_rate))
+                          for p in plan]
             a = bs.feed(chunk)
             n_tok += int(a.tokens.sum())
             list(pool.map(lambda st, a=a: st.feed(a.ids, a.sizes, a.n_objects, a.req_offsets,
@@ -200,5 +228,34 @@ def lru_grid(trace: Trace | TraceSource, *, capacities_blocks=None, capacities_b
             if on_chunk is not None:
                 on_chunk(n_req)
     results = [PartResult(p, *st.hits(), bs.n_accesses, n_tok) for p, st in states or []]
-    return assemble_counts(bs.n_accesses, n_tok, unit, bs.sample_rate, capacities, ttls_s, caps,
-                           ttls, results)
+    return _Counts(results, bs.n_accesses, n_tok, bs.sample_rate)
+
+
+def grid_part_task(source: TraceSource, spec: _StreamSpec, caps: np.ndarray, ttls: np.ndarray,
+                   ttl_chunks: int, only: int) -> _Counts:
+    """One Ray task: part ``only`` of the plan, the trace read by the task itself."""
+    return _stream_parts(source, spec, caps, ttls, ttl_chunks, only, False)
+
+
+def _ray_grid(source: TraceSource, spec: _StreamSpec, capacities, ttls_s, caps: np.ndarray,
+              ttls: np.ndarray, ttl_chunks: int, address: str | None) -> pd.DataFrame:
+    """One Ray task per part of the plan.  A task reads the trace file itself, chunk by chunk
+    (the file must be at the same path on every node); only the path travels.  An in-memory
+    trace (Python API) goes to the object store once.  The plan comes from the first chunk."""
+    from simkv.sizing.executor import map_shared
+
+    if source.path is not None:
+        source = TraceSource(path=source.path.resolve(), format=source.format)
+    first = next(iter(source.chunks(spec.chunk_requests or 1, columns=(), ids_as_keys=True)), None)
+    if first is None:  # an empty stream: nothing to ship
+        done = [_stream_parts(source, spec, caps, ttls, ttl_chunks, None, False)]
+        return assemble_counts(done[0].accesses, done[0].tokens, spec.unit, done[0].sample_rate,
+                               capacities, ttls_s, caps, ttls, done[0].results)
+    sizes = possible_sizes(resolve_trace_models(first, spec.model), spec.unit)
+    n_parts = len(plan_parts_by_sizes(sizes, caps, len(ttls), ttl_chunks))
+    done = map_shared(grid_part_task, [(k,) for k in range(n_parts)],
+                      shared=(source, spec, caps, ttls, ttl_chunks), executor="ray",
+                      address=address)
+    results = [r for c in done for r in c.results]
+    return assemble_counts(done[0].accesses, done[0].tokens, spec.unit, done[0].sample_rate,
+                           capacities, ttls_s, caps, ttls, results)

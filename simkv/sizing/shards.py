@@ -21,7 +21,8 @@ from simkv.sizing.storeshards import block_bytes_by_model
 from simkv.sizing.stream import SizingStream
 from simkv.trace.model import Trace
 from simkv.trace.shardlayout import rate_threshold, shard_bounds, spatial_hash24
-from simkv.trace.shardset import Partition, open_partition, read_shard, reassemble
+from simkv.trace.shardset import Partition, open_partition, read_shard
+from simkv.trace.stream import TraceSource
 
 METRICS = ("block_hit_ratio", "prefix_token_hit_ratio")
 
@@ -31,12 +32,17 @@ def shards_grid(trace: Trace, sample_rate: float, **grid_kwargs) -> pd.DataFrame
     return lru_grid(trace, sample_rate=sample_rate, **grid_kwargs)
 
 
-def shards_error(trace: Trace, sample_rates, **grid_kwargs) -> pd.DataFrame:
-    """Per sample rate: mean and max absolute error of each ratio against the exact grid."""
-    exact = lru_grid(trace, **grid_kwargs)
+def shards_error(trace: Trace | TraceSource, sample_rates, **grid_kwargs) -> pd.DataFrame:
+    """Per sample rate: mean and max absolute error of each ratio against the exact grid.
+
+    Each grid (the exact one, then one per rate) streams the trace chunk by chunk
+    (``grid_kwargs`` may set ``chunk_requests``), so the trace is read ``1 + len(rates)`` times
+    and never held whole."""
+    source = TraceSource.of(trace)
+    exact = lru_grid(source, **grid_kwargs)
     rows = []
     for rate in sample_rates:
-        est = lru_grid(trace, sample_rate=rate, **grid_kwargs)
+        est = lru_grid(source, sample_rate=rate, **grid_kwargs)
         row = _error_row(est, exact, rate, 1)
         del row["tasks"]
         rows.append(row)
@@ -148,14 +154,14 @@ def partition_grid(folder, sample_rate: float, *, tasks: int | None = None, exec
 
 def partition_shards_error(folder, sample_rates, *, executor: str = "inline",
                            address: str | None = None, **grid_kwargs) -> pd.DataFrame:
-    """Per rate, against the exact grid of the reassembled trace (so the trace must fit in
-    memory): the error of task 0 alone (the in-memory sample), of the worst single task, and
+    """Per rate, against the exact grid of the whole trace (read back from the shards chunk
+    by chunk, so it need not fit in memory): the error of task 0 alone (the in-memory sample), of the worst single task, and
     of all ``K`` tasks pooled.  The spread shows how much one sample can miss on a skewed
     trace (a sample that catches, or misses, the few blocks every request shares)."""
     part = open_partition(folder)
     for rate in sample_rates:
         check_rate_fits(part, rate, "--shards-error")
-    exact = lru_grid(reassemble(part), **grid_kwargs)
+    exact = lru_grid(TraceSource.of(part.folder), **grid_kwargs)  # streamed from the shards
     rows = []
     for rate in sample_rates:
         frames = _task_frames(part, rate, None, grid_kwargs, executor, address, "--shards-error")

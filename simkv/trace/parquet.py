@@ -39,15 +39,17 @@ from simkv.idmap import IdMap
 from simkv.trace.derived import attach_stream_ids
 from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
+from simkv.trace.parquet_load import read_whole_v2
 from simkv.trace.parquet_schema import (
-    _LISTS,
-    _SCALARS,
-    _V2_CHAIN,
+    LIST_COLUMNS,
     MAX_V2_IDS,
     OPTIONAL_COLUMNS,
+    SCALAR_COLUMNS,
     SCHEMA_VERSION,
-    _metadata,
+    V2_CHAIN_COLUMNS,
+    decode_cells,
     open_parquet,
+    parse_metadata,
 )
 
 ROW_GROUP_BLOCKS = 1 << 18
@@ -61,8 +63,8 @@ class ParquetTraceWriter:
     def __init__(self, path: Path, *, block_tokens: int, models: tuple[str, ...], meta: dict,
                  lists: tuple[str, ...], n_blocks: int | None = None) -> None:
         self.path, self.lists = Path(path), lists
-        fields = [pa.field(c, t, nullable=False) for c, (t, _, _) in _SCALARS.items()]
-        fields += [pa.field(c, pa.binary(), nullable=False) for c in (*_V2_CHAIN, *lists)]
+        fields = [pa.field(c, t, nullable=False) for c, (t, _, _) in SCALAR_COLUMNS.items()]
+        fields += [pa.field(c, pa.binary(), nullable=False) for c in (*V2_CHAIN_COLUMNS, *lists)]
         md = {
             b"simkv.schema_version": str(SCHEMA_VERSION).encode(),
             b"simkv.block_tokens": str(block_tokens).encode(),
@@ -108,7 +110,7 @@ class ParquetTraceWriter:
 
     def _table(self, tr: Trace, a: int, b: int) -> pa.Table:
         """Rows ``a:b`` of ``tr`` (called once per row, in order: the id map follows the file)."""
-        cols = [pa.array(getattr(tr, attr)[a:b], type=t) for t, _, attr in _SCALARS.values()]
+        cols = [pa.array(getattr(tr, attr)[a:b], type=t) for t, _, attr in SCALAR_COLUMNS.values()]
         off = tr.block_offsets
         lengths = off[a + 1:b + 1] - off[a:b]
         hashes = tr.block_hashes[off[a]:off[b]]
@@ -125,7 +127,7 @@ class ParquetTraceWriter:
         cols.append(_binary(ids, lengths))
         cols.append(_binary(hashes[first], per_row_new))
         for c in self.lists:
-            cols.append(_binary(getattr(tr, _LISTS[c][2])[off[a]:off[b]], lengths))
+            cols.append(_binary(getattr(tr, LIST_COLUMNS[c][2])[off[a]:off[b]], lengths))
         return pa.Table.from_arrays(cols, schema=self.schema)
 
     def __exit__(self, *exc) -> None:
@@ -155,7 +157,7 @@ def write_parquet_chunks(chunks: Iterable[Trace], path: Path) -> None:
     """Write consecutive chunks of one trace (the first fixes block size, models, columns)."""
     it = iter(chunks)
     first = next(it)
-    lists = tuple(c for c in OPTIONAL_COLUMNS if getattr(first, _LISTS[c][2]) is not None)
+    lists = tuple(c for c in OPTIONAL_COLUMNS if getattr(first, LIST_COLUMNS[c][2]) is not None)
     with ParquetTraceWriter(path, block_tokens=first.block_tokens, models=first.models,
                             meta=first.meta, lists=lists) as w:
         w.write(first)
@@ -167,30 +169,13 @@ def write_parquet(trace: Trace, path: Path) -> None:
     write_parquet_chunks([trace], path)
 
 
-def _cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
-    """(per-row value counts, flat values) of a v2 binary column of a batch."""
-    if arr.null_count:
-        raise ValueError(f"column {name!r} has null entries")
-    width = np.dtype(dt).itemsize
-    _, obuf, dbuf = arr.buffers()
-    loc = np.frombuffer(obuf, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
-    lengths = np.diff(loc)
-    if np.any(lengths % width):
-        raise ValueError(f"column {name!r} holds a cell that is not a whole number of values")
-    raw = np.frombuffer(dbuf, dtype=np.uint8)[loc[0]:loc[-1]] if dbuf is not None else \
-        np.zeros(0, dtype=np.uint8)
-    if raw.ctypes.data % width:
-        raw = raw.copy()  # an unaligned slice: copy once so numpy and numba can view it
-    return lengths // width, raw.view(dt)  # a view: keeps Arrow's buffer alive
-
-
 def _list(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(per-row value counts, flat values) of a v1 list column of a batch."""
     if arr.null_count:
         raise ValueError(f"column {name!r} has null entries")
     loc = np.asarray(arr.offsets, dtype=np.int64)
     vals = arr.values.to_numpy(zero_copy_only=False)[loc[0]:loc[-1]]
-    return np.diff(loc), np.asarray(vals, dtype=_LISTS[name][1])
+    return np.diff(loc), np.asarray(vals, dtype=LIST_COLUMNS[name][1])
 
 
 class _BlockTable:
@@ -224,11 +209,11 @@ def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
     pf, version, header = open_parquet(path)
     names = pf.schema_arrow.names
     optional = [c for c in OPTIONAL_COLUMNS if c in names and (columns is None or c in columns)]
-    chain = ["hash_ids"] if version == 1 else list(_V2_CHAIN)
+    chain = ["hash_ids"] if version == 1 else list(V2_CHAIN_COLUMNS)
     kv = pf.metadata.metadata or {}
     table = _BlockTable(int(kv.get(b"simkv.n_unique_blocks", 1 << 16)))
     try:
-        for batch in _batches(pf, list(_SCALARS) + chain + optional, chunk_requests):
+        for batch in _batches(pf, list(SCALAR_COLUMNS) + chain + optional, chunk_requests):
             yield _chunk(batch, version, header, optional, table, ids_as_keys)
     except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group
         first = (str(exc).splitlines() or [""])[0][:200]
@@ -248,7 +233,7 @@ def _batches(pf: pq.ParquetFile, columns: list[str], n: int) -> Iterator[pa.Reco
 def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str],
            table: _BlockTable, ids_as_keys: bool) -> Trace:
     scal = {}
-    for name, (_, _, attr) in _SCALARS.items():
+    for name, (_, _, attr) in SCALAR_COLUMNS.items():
         col = batch.column(name)
         if col.null_count:
             raise ValueError(f"column {name!r} has nulls")
@@ -257,19 +242,19 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
     if version == 1:
         lengths, hashes = _list(batch.column("hash_ids"), "hash_ids")
     else:
-        lengths, ids = _cells(batch.column("block_ids"), "block_ids", np.int64)
+        lengths, ids = decode_cells(batch.column("block_ids"), "block_ids", np.int64)
         n_before = table.n
-        table.add(_cells(batch.column("new_hashes"), "new_hashes", np.uint64)[1])
+        table.add(decode_cells(batch.column("new_hashes"), "new_hashes", np.uint64)[1])
         if len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < table.n:
             raise ValueError("a block id points outside the block table")
         hashes = ids.view(np.uint64) if ids_as_keys else table.hashes[ids]  # a view: no copy
     lists = {"block_hashes": hashes}
     for name in optional:
         n_per_row, vals = (_list(batch.column(name), name) if version == 1 else
-                           _cells(batch.column(name), name, _LISTS[name][1]))
+                           decode_cells(batch.column(name), name, LIST_COLUMNS[name][1]))
         if not np.array_equal(lengths, n_per_row):
             raise ValueError(f"column {name!r} and the block chain differ in length")
-        lists[_LISTS[name][2]] = vals
+        lists[LIST_COLUMNS[name][2]] = vals
     offsets = np.zeros(batch.num_rows + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     chunk = Trace.from_arrays(block_tokens=header["block_tokens"], **scal, models=header["models"],
@@ -280,14 +265,19 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
 
 
 def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Trace:
-    """The whole file as one Trace, filled chunk by chunk into arrays sized up front (from the
-    request count and the ``input_tokens`` column), so memory peaks near the final arrays."""
-    pf, _, header = open_parquet(path)
+    """The whole file as one Trace, filled into arrays sized up front, so memory peaks near
+    the final arrays: a v2 file column by column (its metadata gives the block count), else
+    chunk by chunk (the block count from the ``input_tokens`` column)."""
+    pf, version, header = open_parquet(path)
     n = pf.metadata.num_rows
-    claimed = _metadata(pf.schema_arrow.metadata or {}, path)[1]
+    # the writer adds simkv.n_blocks to the file's key-value metadata when it closes
+    kv = {**(pf.schema_arrow.metadata or {}), **(pf.metadata.metadata or {})}
+    claimed = parse_metadata(kv, path)[1]
     if claimed is not None:  # refuse what the file claims before reading it (--max-memory)
         guard.check(guard.trace_bytes(n, claimed), f"{path}: a trace of {n:,} requests "
                     f"and {claimed:,} blocks (its metadata)")
+        if version == 2:  # column by column into the final arrays (simkv.trace.parquet_load)
+            return read_whole_v2(path, header, claimed, columns)
     try:
         tokens = pf.read(columns=["input_tokens"], use_threads=False).column(0).to_numpy()
     except (ValueError, pa.ArrowException, OSError) as exc:  # OSError: a torn row group
@@ -297,7 +287,7 @@ def read_parquet(path: Path, columns: tuple[str, ...] | None = None) -> Trace:
     del tokens
     guard.check(guard.trace_bytes(n, n_blocks), f"{path}: a trace of {n:,} requests and "
                 f"{n_blocks:,} blocks")
-    scal = {attr: np.empty(n, dtype=dt) for _, dt, attr in _SCALARS.values()}
+    scal = {attr: np.empty(n, dtype=dt) for _, dt, attr in SCALAR_COLUMNS.values()}
     offsets = np.zeros(n + 1, dtype=np.int64)
     lists: dict[str, np.ndarray] = {}
     row = 0

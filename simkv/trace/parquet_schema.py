@@ -19,7 +19,7 @@ from simkv.validate import Bound, check_number, count
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-_SCALARS = {
+SCALAR_COLUMNS = {
     "arrival_s": (pa.float64(), np.float64, "arrival_s"),
     "session_id": (pa.int64(), np.int64, "session_ids"),
     "tenant_id": (pa.int32(), np.int32, "tenant_ids"),
@@ -27,28 +27,28 @@ _SCALARS = {
     "input_tokens": (pa.int64(), np.int64, "input_tokens"),
     "output_tokens": (pa.int64(), np.int64, "output_tokens"),
 }
-_LISTS = {  # column -> (v1 value type, numpy dtype, Trace attribute)
+LIST_COLUMNS = {  # column -> (v1 value type, numpy dtype, Trace attribute)
     "hash_ids": (pa.uint64(), np.uint64, "block_hashes"),
     "block_tags": (pa.int8(), np.int8, "block_tags"),
     "content_hashes": (pa.uint64(), np.uint64, "content_hashes"),
 }
-_V2_CHAIN = {"block_ids": np.int64, "new_hashes": np.uint64}  # v2's normalised chain
+V2_CHAIN_COLUMNS = {"block_ids": np.int64, "new_hashes": np.uint64}  # v2's normalised chain
 MAX_V2_IDS = 2**31 - 1
 OPTIONAL_COLUMNS = ("block_tags", "content_hashes")
 
 
 def _check_schema(schema: pa.Schema, path: Path, version: int) -> None:
-    for name, (typ, _, _) in _SCALARS.items():
+    for name, (typ, _, _) in SCALAR_COLUMNS.items():
         if name not in schema.names:
             raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
         if schema.field(name).type != typ:
             raise InputError(f"column {name!r} has type {schema.field(name).type}, expected {typ}",
                              source=path, where=f"column {name}")
-    required = ("hash_ids",) if version == 1 else tuple(_V2_CHAIN)
+    required = ("hash_ids",) if version == 1 else tuple(V2_CHAIN_COLUMNS)
     for name in required:
         if name not in schema.names:
             raise InputError(f"missing column {name!r}", source=path, where=f"column {name}")
-    for name, (typ, _, _) in _LISTS.items():
+    for name, (typ, _, _) in LIST_COLUMNS.items():
         if name not in schema.names:
             continue
         ft = schema.field(name).type
@@ -76,7 +76,7 @@ def _meta_int(meta: dict, key: bytes, path: Path, bound: Bound) -> int:
     return int(check_number(value, bound, f"metadata {key.decode()}", source=path))
 
 
-def _metadata(meta: dict, path: Path) -> tuple[int, int | None, tuple[str, ...], dict]:
+def parse_metadata(meta: dict, path: Path) -> tuple[int, int | None, tuple[str, ...], dict]:
     """block_tokens, n_blocks, model names and meta from the file metadata, type-checked."""
     if b"simkv.block_tokens" not in meta:
         raise InputError("bad simkv metadata (no simkv.block_tokens)", source=path)
@@ -117,5 +117,22 @@ def open_parquet(path: Path) -> tuple[pq.ParquetFile, int, dict]:
         raise InputError(f"trace schema version {version_no} is not supported (this simkv reads "
                          f"versions {', '.join(map(str, READABLE_VERSIONS))})", source=path)
     _check_schema(pf.schema_arrow, path, version_no)
-    block_tokens, _, models, extra = _metadata(meta, path)
+    block_tokens, _, models, extra = parse_metadata(meta, path)
     return pf, version_no, {"block_tokens": block_tokens, "models": models, "meta": extra}
+
+
+def decode_cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row value counts, flat values) of a v2 binary column of a batch."""
+    if arr.null_count:
+        raise ValueError(f"column {name!r} has null entries")
+    width = np.dtype(dt).itemsize
+    _, obuf, dbuf = arr.buffers()
+    loc = np.frombuffer(obuf, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
+    lengths = np.diff(loc)
+    if np.any(lengths % width):
+        raise ValueError(f"column {name!r} holds a cell that is not a whole number of values")
+    raw = np.frombuffer(dbuf, dtype=np.uint8)[loc[0]:loc[-1]] if dbuf is not None else \
+        np.zeros(0, dtype=np.uint8)
+    if raw.ctypes.data % width:
+        raw = raw.copy()  # an unaligned slice: copy once so numpy and numba can view it
+    return lengths // width, raw.view(dt)  # a view: keeps Arrow's buffer alive

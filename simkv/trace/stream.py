@@ -21,6 +21,8 @@ from simkv.trace.model import Trace
 #: requests per chunk when reading a file and the user does not say (~50 MB of hashes at
 #: 100 blocks per request)
 DEFAULT_CHUNK_REQUESTS = 1 << 16
+#: ``TraceSource.format`` of a `simkv trace partition` folder
+PARTITION = "partition"
 #: the CLI option that sets it (named in errors)
 CHUNK_OPTION = "--chunk-requests"
 
@@ -49,6 +51,11 @@ class TraceSource:
         if isinstance(trace_or_path, Trace):
             return cls(trace=trace_or_path)
         path = Path(trace_or_path)
+        from simkv.trace.shardset import is_partition, open_partition
+
+        if is_partition(path):  # a `simkv trace partition` folder, read back in request order
+            open_partition(path)
+            return cls(path=path, format=PARTITION)
         from simkv.trace.formats import trace_format
 
         trace_format(path, format)  # a missing file or unknown format fails here, up front
@@ -62,6 +69,10 @@ class TraceSource:
         """Requests in the stream when known without reading it (for progress), else None."""
         if self.trace is not None:
             return self.trace.n_requests
+        if self.format == PARTITION:
+            from simkv.trace.shardset import open_partition
+
+            return open_partition(self.path).n_requests
         if self.path is not None and self.path.suffix.lower() in (".parquet", ".pq"):
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -102,11 +113,16 @@ class TraceSource:
                 return
             yield from (tr.slice(a, a + step) for a in range(0, tr.n_requests, step))
             return
+        assert self.path is not None
+        step = chunk_requests or DEFAULT_CHUNK_REQUESTS
+        if self.format == PARTITION:
+            from simkv.trace.partition_stream import iter_partition
+
+            yield from iter_partition(self.path, step)
+            return
         from simkv.trace.formats import trace_format
 
-        assert self.path is not None
         fmt = trace_format(self.path, self.format)
-        step = chunk_requests or DEFAULT_CHUNK_REQUESTS
         if fmt.read_chunks is not None:
             yield from fmt.read_chunks(self.path, step, columns, ids_as_keys=ids_as_keys)
             return
@@ -117,6 +133,10 @@ class TraceSource:
         """The whole stream as one Trace (for the analyses that need it all at once)."""
         if self.trace is not None:
             return self.trace
+        if self.format == PARTITION:
+            from simkv.trace.shardset import open_partition, reassemble
+
+            return reassemble(open_partition(self.path))
         from simkv.trace.formats import load_trace
 
         return load_trace(self.path, self.format)

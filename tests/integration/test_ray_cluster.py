@@ -153,3 +153,22 @@ def test_store_grid_on_ray_equals_local(ray_cluster, partition, cli):
     on_ray = cli(*common, "--executor", "ray", "--address", ray_cluster)
     assert local.exit_code == 0 and on_ray.exit_code == 0, local.stderr + on_ray.stderr
     assert json.loads(on_ray.stdout) == json.loads(local.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_exact_grid_on_ray_equals_local(ray_cluster, cli, mooncake_path, mooncake_trace, tmp_path,
+                                        suffix):
+    """Each Ray task reads the trace file itself (only its path is shipped)."""
+    from simkv.trace import save_trace
+
+    path = mooncake_path
+    if suffix == ".parquet":
+        path = tmp_path / "m.parquet"
+        save_trace(mooncake_trace, path)
+    common = ("sweep", "--trace", str(path), "--capacities-blocks", "100,1000,inf",
+              "--ttls", "1m,inf", "--parts", "2", "--chunk-requests", "500", "--json")
+    local = cli(*common, "--executor", "local")
+    on_ray = cli(*common, "--executor", "ray", "--address", ray_cluster)
+    assert local.exit_code == 0 and on_ray.exit_code == 0, local.stderr + on_ray.stderr
+    assert json.loads(on_ray.stdout) == json.loads(local.stdout)

@@ -1,0 +1,84 @@
+"""The streaming path is the only path: no CLI command and no pipeline module loads a whole
+trace, except where the list below says why it must (checked with ``ast``, nothing imported).
+
+A whole-trace loader is a call of ``load_trace``, of a format's whole-file reader
+(``read_parquet``, ``read_mooncake``, ``read_alibaba``, ``read_openai_log``), of
+``reassemble`` (a partition rebuilt in memory), or ``.load()`` on a ``TraceSource``.  Each
+allowed use names its file and function and the reason.  ``STREAM15B`` lists the files another
+branch of issue 15 is converting this round; the lead removes them once merged.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WHOLE_LOADERS = {"load_trace", "read_parquet", "read_mooncake", "read_alibaba",
+                 "read_openai_log", "reassemble"}
+
+#: (file, function) -> why it holds the whole trace
+ALLOWED = {
+    ("simkv/cli/cmd_workload.py", "import_cmd"):
+        "trace import: the alibaba and openai-log importers have no chunk reader; the trace "
+        "is parsed once to be written",
+    ("simkv/cli/cmd_trace.py", "scale_cmd"):
+        "trace scale: a whole-trace rewrite (token counts, re-blocking), not converted yet",
+    ("simkv/cli/cmd_trace.py", "slice_cmd"):
+        "trace slice: --sessions samples whole sessions across the trace, not converted yet",
+}
+#: files stream15b (issue 15, part B) converts in parallel: lifecycle, compare/recommend, the
+#: report pipeline's trace sources
+STREAM15B = {"simkv/cli/cmd_lifecycle.py", "simkv/cli/cmd_cost.py",
+             "simkv/pipeline/sources.py", "simkv/pipeline/context.py"}
+
+
+def _files() -> list[Path]:
+    return sorted([*ROOT.glob("simkv/cli/cmd_*.py"), *ROOT.glob("simkv/pipeline/**/*.py")])
+
+
+def _whole_loads(tree: ast.AST) -> list[tuple[str, int, str]]:
+    """(enclosing function, line, callee) of every whole-trace load in ``tree``."""
+    found = []
+
+    def visit(node: ast.AST, func: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                else func
+            if isinstance(child, ast.Call):
+                f = child.func
+                callee = f.id if isinstance(f, ast.Name) else \
+                    f.attr if isinstance(f, ast.Attribute) else ""
+                if callee in WHOLE_LOADERS:
+                    found.append((func, child.lineno, callee))
+                elif callee == "load" and isinstance(f, ast.Attribute) and \
+                        "source" in ast.unparse(f.value).lower():
+                    found.append((func, child.lineno, ast.unparse(f)))
+            visit(child, name)
+
+    visit(tree, "<module>")
+    return found
+
+
+def test_no_whole_trace_loads_outside_the_list():
+    bad, used = [], set()
+    for path in _files():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in STREAM15B:
+            continue
+        for func, line, callee in _whole_loads(ast.parse(path.read_text())):
+            if (rel, func) in ALLOWED:
+                used.add((rel, func))
+            else:
+                bad.append(f"{rel}:{line} {func} calls {callee}")
+    assert not bad, "whole-trace loads outside tests/unit/test_streaming_only.py's list:\n" + \
+        "\n".join(bad)
+    assert used == set(ALLOWED), f"stale entries (no longer load): {set(ALLOWED) - used}"
+
+
+def test_the_scan_finds_a_load():
+    """The scanner itself: each kind of whole load is found, a streamed read is not."""
+    src = ("def f(p, source):\n    t = load_trace(p)\n    u = source.load()\n"
+           "    v = TraceSource.of(p).load()\n    for c in source.chunks(7):\n        pass\n")
+    assert [(f, c) for f, _, c in _whole_loads(ast.parse(src))] == [
+        ("f", "load_trace"), ("f", "source.load"), ("f", "TraceSource.of(p).load")]
