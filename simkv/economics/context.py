@@ -20,12 +20,13 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-from simkv.cache import CacheConfig, simulate
-from simkv.cache.engine import resolve_trace_models
-from simkv.cache.stream import densify
+from simkv.cache import CacheConfig
+from simkv.cache.engine import resolve_trace_models, simulate_stream
 from simkv.economics.window import WarmupSpec, Window, make_window
 from simkv.errors import InputError
+from simkv.idmap import densify
 from simkv.models.geometry import ModelSpec, get_model
 from simkv.trace.model import NO_ID, Trace
 
@@ -38,6 +39,8 @@ class CacheRun:
     cache); ``hit_tokens`` are the reused tokens (prefix hit, or chunk hits net of blending),
     ``hit_blocks`` the blocks read from the cache, ``touched_cached_blocks`` the blocks that were
     already cached when touched (so ``blocks - touched_cached_blocks`` were written).
+    Only per-request outcomes are held: the eligible requests' trace (``sub_trace``) is made
+    again when a lifetime needs it, so memoized runs do not each keep a copy of the blocks.
     """
 
     cfg: CacheConfig
@@ -49,7 +52,15 @@ class CacheRun:
     blocks: np.ndarray
     blend_tokens: np.ndarray
     first_fill_s: float | None
-    sub_trace: Trace = field(repr=False)
+    rows: np.ndarray = field(repr=False)
+    trace: Trace = field(repr=False)
+
+    @property
+    def sub_trace(self) -> Trace:
+        """The eligible requests as a trace (a copy of their blocks unless all are eligible)."""
+        if len(self.rows) == self.trace.n_requests:
+            return self.trace
+        return self.trace.select(self.rows)
 
 
 class BillContext:
@@ -106,22 +117,19 @@ class BillContext:
         hit_tok, hit_blk, touched, blend = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
         blocks = np.diff(tr.block_offsets).astype(np.int64)
         first_fill = None
-        sub = tr.select(rows)
         if len(rows):
-            res = simulate(sub, cfg, specs={self.spec.name: self.spec})
-            rec = res.records
-            reused = rec["reused_tokens"].to_numpy()
-            hit_tok[rows] = reused
-            hit_blk[rows] = (rec["hit_blocks"] if cfg.reuse == "chunk"
-                             else rec["prefix_hit_blocks"]).to_numpy()
-            touched[rows] = rec["hit_blocks"].to_numpy()
-            blend[rows] = rec["blend_recompute_tokens"].to_numpy()
-            ev = np.flatnonzero(rec["evictions"].to_numpy() > 0)
+            rec = _engine_outcomes(tr if len(rows) == n else tr.select(rows), cfg,
+                                   self.spec)
+            hit_tok[rows] = rec["reused_tokens"]
+            hit_blk[rows] = rec["hit_blocks"] if cfg.reuse == "chunk" else rec["prefix_hit_blocks"]
+            touched[rows] = rec["hit_blocks"]
+            blend[rows] = rec["blend_recompute_tokens"]
+            ev = np.flatnonzero(rec["evictions"] > 0)
             if len(ev):
-                first_fill = float(sub.arrival_s[ev[0]])
+                first_fill = float(tr.arrival_s[rows[ev[0]]])
         out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), eligible=eligible, hit_tokens=hit_tok,
                        hit_blocks=hit_blk, touched_cached_blocks=touched, blocks=blocks,
-                       blend_tokens=blend, first_fill_s=first_fill, sub_trace=sub)
+                       blend_tokens=blend, first_fill_s=first_fill, rows=rows, trace=tr)
         self._runs[key] = out
         return out
 
@@ -187,6 +195,27 @@ class BillContext:
         """A generator for one bill's bootstrap, keyed by its label (order-independent)."""
         ss = np.random.SeedSequence(self.seed, spawn_key=(zlib.crc32(label.encode()),))
         return np.random.default_rng(ss)
+
+
+#: the engine's per-request outcomes a bill reads (the rest of each record is dropped per chunk)
+OUTCOMES = ("reused_tokens", "hit_blocks", "prefix_hit_blocks", "blend_recompute_tokens",
+            "evictions")
+#: requests per engine chunk: bounds the transient records and mapped ids of a run
+ENGINE_CHUNK_REQUESTS = 1 << 16
+
+
+def _engine_outcomes(sub: Trace, cfg: CacheConfig, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The engine over ``sub`` as a stream, keeping only ``OUTCOMES`` of each chunk's records
+    (results equal ``simulate``'s for any chunk size: ``tests/unit/test_streaming.py``)."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTCOMES}
+
+    def keep(frame: pd.DataFrame) -> None:
+        for k in OUTCOMES:
+            parts[k].append(frame[k].to_numpy())
+
+    simulate_stream(sub, cfg, specs={spec.name: spec}, chunk_requests=ENGINE_CHUNK_REQUESTS,
+                    keep=False, sink=keep)
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def _token_seconds(ids: np.ndarray, times: np.ndarray, tokens: np.ndarray, ttl_s: float | None,

@@ -20,11 +20,11 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from simkv.cache import CacheConfig
-from simkv.cache.stream import densify
 from simkv.economics.bill import Bill, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext, CacheRun
 from simkv.economics.kinds.common import Duration, Price, TokenCount, hits_and_writes, make_bill
+from simkv.idmap import densify
 from simkv.validate import UserModel
 
 
