@@ -68,7 +68,7 @@ def _events(t_end: float, kinds: list[str], frac: list[float]) -> list[Event]:
 KINDS = ["replica_restart", "template_change", "quota", "tier_upgrade", "reset", "model_upgrade"]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 100_000), placement=st.sampled_from(["inclusive", "exclusive"]),
        admission=st.sampled_from(["all", "second_access"]), ttl=st.sampled_from([None, 40.0]),
        kinds=st.lists(st.sampled_from(KINDS), max_size=4),
