@@ -24,9 +24,9 @@ import pandas as pd
 
 from simkv.cache import CacheConfig
 from simkv.cache.engine import resolve_trace_models, simulate_stream
+from simkv.economics.lifetimes import eligible_chunks, token_seconds
 from simkv.economics.window import WarmupSpec, Window, make_window
 from simkv.errors import InputError
-from simkv.idmap import densify
 from simkv.models.geometry import ModelSpec, get_model
 from simkv.trace.model import NO_ID, Trace
 
@@ -156,25 +156,13 @@ class BillContext:
         key = (cfg, run.min_tokens, window.warmup_s, shared_only)
         if key in self._lifetimes:
             return self._lifetimes[key]
-        sub = run.sub_trace
-        if sub.n_block_accesses == 0:
-            return 0.0
-        keys = sub.content_hashes if cfg.reuse == "chunk" else sub.block_hashes
-        ids, n_ids = densify(keys)
-        times = np.repeat(sub.arrival_s, np.diff(sub.block_offsets))
-        tokens = sub.block_token_counts().astype(np.float64)
-        if shared_only:
-            req = sub.request_of_block()
-            order = np.lexsort((req, ids))
-            n_req = np.zeros(n_ids, dtype=np.int64)
-            sid, sreq = ids[order], req[order]
-            new = np.ones(len(sid), dtype=bool)
-            new[1:] = (sid[1:] != sid[:-1]) | (sreq[1:] != sreq[:-1])
-            np.add.at(n_req, sid[new], 1)
-            keep = n_req[ids] >= 2
-            ids, times, tokens = ids[keep], times[keep], tokens[keep]
-        total = _token_seconds(ids, times, tokens, cfg.ttl_s, cfg.ttl_mode,
-                               window.start_s + window.warmup_s, window.end_s)
+
+        def chunks():  # the eligible requests, a chunk at a time (simkv.economics.lifetimes)
+            return eligible_chunks(self.trace, run.rows)
+
+        total = token_seconds(chunks, content=cfg.reuse == "chunk", ttl_s=cfg.ttl_s,
+                              ttl_mode=cfg.ttl_mode, lo=window.start_s + window.warmup_s,
+                              hi=window.end_s, shared_only=shared_only)
         self._lifetimes[key] = total
         return total
 
@@ -216,38 +204,3 @@ def _engine_outcomes(sub: Trace, cfg: CacheConfig, spec: ModelSpec) -> dict[str,
     simulate_stream(sub, cfg, specs={spec.name: spec}, chunk_requests=ENGINE_CHUNK_REQUESTS,
                     keep=False, sink=keep)
     return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def _token_seconds(ids: np.ndarray, times: np.ndarray, tokens: np.ndarray, ttl_s: float | None,
-                   ttl_mode: str, lo: float, hi: float) -> float:
-    """Sum over entries of tokens x (time alive within [lo, hi])."""
-    if len(ids) == 0:
-        return 0.0
-    order = np.lexsort((times, ids))
-    sid, st, stok = ids[order], times[order], tokens[order]
-    if ttl_s is None:
-        first = np.ones(len(sid), dtype=bool)
-        first[1:] = sid[1:] != sid[:-1]
-        starts, ends, tok = st[first], np.full(first.sum(), hi), stok[first]
-    elif ttl_mode == "refresh_on_hit":
-        new = np.ones(len(sid), dtype=bool)
-        new[1:] = (sid[1:] != sid[:-1]) | (st[1:] - st[:-1] >= ttl_s)
-        grp = np.cumsum(new) - 1
-        last = np.ones(len(sid), dtype=bool)
-        last[:-1] = new[1:]
-        starts, tok = st[new], stok[new]
-        ends = st[last] + ttl_s
-        assert len(ends) == len(starts) == grp[-1] + 1
-    else:  # from_write: an entry lives ttl from its write; the first touch after expiry rewrites
-        starts_l, tok_l = [], []
-        prev_id, expiry = -1, -np.inf
-        for i, t, k in zip(sid.tolist(), st.tolist(), stok.tolist(), strict=True):
-            if i != prev_id or t >= expiry:
-                starts_l.append(t)
-                tok_l.append(k)
-                expiry = t + ttl_s
-                prev_id = i
-        starts, tok = np.asarray(starts_l), np.asarray(tok_l)
-        ends = starts + ttl_s
-    alive = np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None)
-    return float(np.sum(tok * alive))
