@@ -29,6 +29,7 @@ from simkv.economics.window import WarmupSpec, Window, make_window
 from simkv.errors import InputError
 from simkv.models.geometry import ModelSpec, get_model
 from simkv.trace.model import NO_ID, Trace
+from simkv.trace.stream import TraceSource
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,7 @@ class BillContext:
         blocks = np.diff(tr.block_offsets).astype(np.int64)
         first_fill = None
         if len(rows):
-            rec = _engine_outcomes(tr if len(rows) == n else tr.select(rows), cfg,
-                                   self.spec)
+            rec = _engine_outcomes(tr, rows, cfg, self.spec)
             hit_tok[rows] = rec["reused_tokens"]
             hit_blk[rows] = rec["hit_blocks"] if cfg.reuse == "chunk" else rec["prefix_hit_blocks"]
             touched[rows] = rec["hit_blocks"]
@@ -188,19 +188,31 @@ class BillContext:
 #: the engine's per-request outcomes a bill reads (the rest of each record is dropped per chunk)
 OUTCOMES = ("reused_tokens", "hit_blocks", "prefix_hit_blocks", "blend_recompute_tokens",
             "evictions")
-#: requests per engine chunk: bounds the transient records and mapped ids of a run
-ENGINE_CHUNK_REQUESTS = 1 << 16
 
 
-def _engine_outcomes(sub: Trace, cfg: CacheConfig, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """The engine over ``sub`` as a stream, keeping only ``OUTCOMES`` of each chunk's records
-    (results equal ``simulate``'s for any chunk size: ``tests/unit/test_streaming.py``)."""
+@dataclass(frozen=True, eq=False)
+class _Eligible(TraceSource):
+    """The requests ``rows`` of an in-memory ``whole`` trace as a stream: one chunk of them is
+    copied at a time (``eligible_chunks``), never all their blocks at once."""
+
+    whole: Trace | None = None
+    rows: np.ndarray | None = None
+
+    def _raw_chunks(self, chunk_requests, columns, ids_as_keys):
+        yield from eligible_chunks(self.whole, self.rows)
+
+
+def _engine_outcomes(tr: Trace, rows: np.ndarray, cfg: CacheConfig,
+                     spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The engine over the requests ``rows`` of ``tr`` as a stream, keeping only ``OUTCOMES``
+    of each chunk's records (results equal ``simulate``'s on ``tr.select(rows)`` for any chunk
+    size: ``tests/unit/test_streaming.py``)."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTCOMES}
 
     def keep(frame: pd.DataFrame) -> None:
         for k in OUTCOMES:
             parts[k].append(frame[k].to_numpy())
 
-    simulate_stream(sub, cfg, specs={spec.name: spec}, chunk_requests=ENGINE_CHUNK_REQUESTS,
-                    keep=False, sink=keep)
+    simulate_stream(_Eligible(whole=tr, rows=rows), cfg, specs={spec.name: spec}, keep=False,
+                    sink=keep)
     return {k: np.concatenate(v) for k, v in parts.items()}
