@@ -71,6 +71,16 @@ class WorkloadInput:
             raise InputError("the trace has no requests", source=self.stream.path)
         return first
 
+    @cached_property
+    def n_requests(self) -> int:
+        """Requests in the trace (from the file's metadata when it has it, else counted)."""
+        if self.trace is not None:
+            return self.trace.n_requests
+        hint = self.chunks.n_requests_hint()
+        if hint is not None:
+            return hint
+        return sum(c.n_requests for c in self.chunks.chunks(columns=(), ids_as_keys=True))
+
     def whole(self) -> Trace:
         """The whole trace in memory (loaded once), for analyses that need it all at once."""
         if self.trace is not None:

@@ -38,6 +38,7 @@ def test_streamed_totals_equal_the_whole_trace(trace_file, n):
     assert t.sessions == len(np.unique(whole.session_ids))
     assert t.last_s - t.first_s == whole.duration_s
     assert w.head.models == whole.models and w.head.n_requests == 1
+    assert w.n_requests == whole.n_requests
 
 
 def test_a_workload_needs_a_trace_or_a_stream(trace_file):
