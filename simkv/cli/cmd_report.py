@@ -79,7 +79,7 @@ def report_cmd(
         inputs = RunInputs(given=(w,), given_digest=workload_digest(files))  # loaded once
         with Progress(n_steps(opts), enabled=progress_enabled()) as progress:
             run_and_render(stage, inputs, opts, progress=progress, started_s=t0,
-                           subtitle=f"Trace {w.source} ({w.trace.n_requests:,} requests, {w.model}).")
+                           subtitle=f"Trace {w.source} ({w.n_requests:,} requests, {w.model}).")
         out.mkdir(exist_ok=True)
         clear_owned(out, REPORT_FILES)
         for name in REPORT_FILES:

@@ -20,14 +20,16 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-from simkv.cache import CacheConfig, simulate
-from simkv.cache.engine import resolve_trace_models
-from simkv.cache.stream import densify
+from simkv.cache import CacheConfig
+from simkv.cache.engine import resolve_trace_models, simulate_stream
+from simkv.economics.lifetimes import eligible_chunks, token_seconds
 from simkv.economics.window import WarmupSpec, Window, make_window
 from simkv.errors import InputError
 from simkv.models.geometry import ModelSpec, get_model
 from simkv.trace.model import NO_ID, Trace
+from simkv.trace.stream import TraceSource
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class CacheRun:
     cache); ``hit_tokens`` are the reused tokens (prefix hit, or chunk hits net of blending),
     ``hit_blocks`` the blocks read from the cache, ``touched_cached_blocks`` the blocks that were
     already cached when touched (so ``blocks - touched_cached_blocks`` were written).
+    Only per-request outcomes are held: the eligible requests' trace (``sub_trace``) is made
+    again when a lifetime needs it, so memoized runs do not each keep a copy of the blocks.
     """
 
     cfg: CacheConfig
@@ -49,7 +53,15 @@ class CacheRun:
     blocks: np.ndarray
     blend_tokens: np.ndarray
     first_fill_s: float | None
-    sub_trace: Trace = field(repr=False)
+    rows: np.ndarray = field(repr=False)
+    trace: Trace = field(repr=False)
+
+    @property
+    def sub_trace(self) -> Trace:
+        """The eligible requests as a trace (a copy of their blocks unless all are eligible)."""
+        if len(self.rows) == self.trace.n_requests:
+            return self.trace
+        return self.trace.select(self.rows)
 
 
 class BillContext:
@@ -106,22 +118,18 @@ class BillContext:
         hit_tok, hit_blk, touched, blend = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
         blocks = np.diff(tr.block_offsets).astype(np.int64)
         first_fill = None
-        sub = tr.select(rows)
         if len(rows):
-            res = simulate(sub, cfg, specs={self.spec.name: self.spec})
-            rec = res.records
-            reused = rec["reused_tokens"].to_numpy()
-            hit_tok[rows] = reused
-            hit_blk[rows] = (rec["hit_blocks"] if cfg.reuse == "chunk"
-                             else rec["prefix_hit_blocks"]).to_numpy()
-            touched[rows] = rec["hit_blocks"].to_numpy()
-            blend[rows] = rec["blend_recompute_tokens"].to_numpy()
-            ev = np.flatnonzero(rec["evictions"].to_numpy() > 0)
+            rec = _engine_outcomes(tr, rows, cfg, self.spec)
+            hit_tok[rows] = rec["reused_tokens"]
+            hit_blk[rows] = rec["hit_blocks"] if cfg.reuse == "chunk" else rec["prefix_hit_blocks"]
+            touched[rows] = rec["hit_blocks"]
+            blend[rows] = rec["blend_recompute_tokens"]
+            ev = np.flatnonzero(rec["evictions"] > 0)
             if len(ev):
-                first_fill = float(sub.arrival_s[ev[0]])
+                first_fill = float(tr.arrival_s[rows[ev[0]]])
         out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), eligible=eligible, hit_tokens=hit_tok,
                        hit_blocks=hit_blk, touched_cached_blocks=touched, blocks=blocks,
-                       blend_tokens=blend, first_fill_s=first_fill, sub_trace=sub)
+                       blend_tokens=blend, first_fill_s=first_fill, rows=rows, trace=tr)
         self._runs[key] = out
         return out
 
@@ -148,25 +156,13 @@ class BillContext:
         key = (cfg, run.min_tokens, window.warmup_s, shared_only)
         if key in self._lifetimes:
             return self._lifetimes[key]
-        sub = run.sub_trace
-        if sub.n_block_accesses == 0:
-            return 0.0
-        keys = sub.content_hashes if cfg.reuse == "chunk" else sub.block_hashes
-        ids, n_ids = densify(keys)
-        times = np.repeat(sub.arrival_s, np.diff(sub.block_offsets))
-        tokens = sub.block_token_counts().astype(np.float64)
-        if shared_only:
-            req = sub.request_of_block()
-            order = np.lexsort((req, ids))
-            n_req = np.zeros(n_ids, dtype=np.int64)
-            sid, sreq = ids[order], req[order]
-            new = np.ones(len(sid), dtype=bool)
-            new[1:] = (sid[1:] != sid[:-1]) | (sreq[1:] != sreq[:-1])
-            np.add.at(n_req, sid[new], 1)
-            keep = n_req[ids] >= 2
-            ids, times, tokens = ids[keep], times[keep], tokens[keep]
-        total = _token_seconds(ids, times, tokens, cfg.ttl_s, cfg.ttl_mode,
-                               window.start_s + window.warmup_s, window.end_s)
+
+        def chunks():  # the eligible requests, a chunk at a time (simkv.economics.lifetimes)
+            return eligible_chunks(self.trace, run.rows)
+
+        total = token_seconds(chunks, content=cfg.reuse == "chunk", ttl_s=cfg.ttl_s,
+                              ttl_mode=cfg.ttl_mode, lo=window.start_s + window.warmup_s,
+                              hi=window.end_s, shared_only=shared_only)
         self._lifetimes[key] = total
         return total
 
@@ -189,36 +185,34 @@ class BillContext:
         return np.random.default_rng(ss)
 
 
-def _token_seconds(ids: np.ndarray, times: np.ndarray, tokens: np.ndarray, ttl_s: float | None,
-                   ttl_mode: str, lo: float, hi: float) -> float:
-    """Sum over entries of tokens x (time alive within [lo, hi])."""
-    if len(ids) == 0:
-        return 0.0
-    order = np.lexsort((times, ids))
-    sid, st, stok = ids[order], times[order], tokens[order]
-    if ttl_s is None:
-        first = np.ones(len(sid), dtype=bool)
-        first[1:] = sid[1:] != sid[:-1]
-        starts, ends, tok = st[first], np.full(first.sum(), hi), stok[first]
-    elif ttl_mode == "refresh_on_hit":
-        new = np.ones(len(sid), dtype=bool)
-        new[1:] = (sid[1:] != sid[:-1]) | (st[1:] - st[:-1] >= ttl_s)
-        grp = np.cumsum(new) - 1
-        last = np.ones(len(sid), dtype=bool)
-        last[:-1] = new[1:]
-        starts, tok = st[new], stok[new]
-        ends = st[last] + ttl_s
-        assert len(ends) == len(starts) == grp[-1] + 1
-    else:  # from_write: an entry lives ttl from its write; the first touch after expiry rewrites
-        starts_l, tok_l = [], []
-        prev_id, expiry = -1, -np.inf
-        for i, t, k in zip(sid.tolist(), st.tolist(), stok.tolist(), strict=True):
-            if i != prev_id or t >= expiry:
-                starts_l.append(t)
-                tok_l.append(k)
-                expiry = t + ttl_s
-                prev_id = i
-        starts, tok = np.asarray(starts_l), np.asarray(tok_l)
-        ends = starts + ttl_s
-    alive = np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None)
-    return float(np.sum(tok * alive))
+#: the engine's per-request outcomes a bill reads (the rest of each record is dropped per chunk)
+OUTCOMES = ("reused_tokens", "hit_blocks", "prefix_hit_blocks", "blend_recompute_tokens",
+            "evictions")
+
+
+@dataclass(frozen=True, eq=False)
+class _Eligible(TraceSource):
+    """The requests ``rows`` of an in-memory ``whole`` trace as a stream: one chunk of them is
+    copied at a time (``eligible_chunks``), never all their blocks at once."""
+
+    whole: Trace | None = None
+    rows: np.ndarray | None = None
+
+    def _raw_chunks(self, chunk_requests, columns, ids_as_keys):
+        yield from eligible_chunks(self.whole, self.rows)
+
+
+def _engine_outcomes(tr: Trace, rows: np.ndarray, cfg: CacheConfig,
+                     spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The engine over the requests ``rows`` of ``tr`` as a stream, keeping only ``OUTCOMES``
+    of each chunk's records (results equal ``simulate``'s on ``tr.select(rows)`` for any chunk
+    size: ``tests/unit/test_streaming.py``)."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTCOMES}
+
+    def keep(frame: pd.DataFrame) -> None:
+        for k in OUTCOMES:
+            parts[k].append(frame[k].to_numpy())
+
+    simulate_stream(_Eligible(whole=tr, rows=rows), cfg, specs={spec.name: spec}, keep=False,
+                    sink=keep)
+    return {k: np.concatenate(v) for k, v in parts.items()}

@@ -12,8 +12,9 @@ from simkv.pipeline.workload import WorkloadInput
 from simkv.report.model import ReportOptions
 from simkv.report.runview import RunView
 
-#: traces loaded from a workloads stage output, by that output's digest (a process reads each
-#: run's traces once however many stages use them)
+#: workloads of a workloads stage output, by that output's digest and run folder: each a stream
+#: of its trace file there (a process loads a whole trace at most once, when a stage asks for
+#: ``whole()``)
 _LOADED: dict[str, list[WorkloadInput]] = {}
 
 
@@ -42,18 +43,21 @@ class StageContext:
         return self._view
 
     def workloads(self) -> list[WorkloadInput]:
-        """The run's workloads, loaded from the workloads stage's traces."""
-        from simkv.trace import load_trace
+        """The run's workloads: streams of the workloads stage's trace files."""
+        from simkv.trace.stream import TraceSource
 
         digest = self._digests.get("workloads")
         if digest is None:
             raise ValueError("a stage read the workloads without declaring needs=('workloads',)")
-        if digest not in _LOADED:
+        key = f"{digest}:{self.run_dir.resolve()}"  # streams read this run folder's files
+        if key not in _LOADED:
             rows = self.table("workloads", "workloads")
             _LOADED.clear()  # keep one run's traces in memory at a time
-            _LOADED[digest] = [
-                WorkloadInput(name=r.name, trace=load_trace(self._view.path("workloads", r.trace_file)),
+            _LOADED[key] = [
+                WorkloadInput(name=r.name,
+                              stream=TraceSource.of(
+                                  self._view.path("workloads", r.trace_file).resolve()),
                               model=r.model, source=r.source, description=r.description,
                               sha256=r.sha256)
                 for r in rows.itertuples()]
-        return _LOADED[digest]
+        return _LOADED[key]

@@ -76,18 +76,26 @@ def example_workloads(directory: Path, *, quick: bool) -> list[WorkloadInput]:
 
 
 def user_trace(path: Path, model: str | None, fmt: str | None = None) -> WorkloadInput:
-    """A user's trace file as a report input (``--model`` attaches a model to a trace without one)."""
-    from simkv.cache.engine import resolve_trace_models
+    """A user's trace file as a report input, as a stream (``--model`` attaches a model to a
+    trace without one: ``attach_model``, applied to each chunk as the workloads stage copies
+    the trace into the run folder, which also checks that every request has a model)."""
     from simkv.models import get_model
-    from simkv.trace import load_trace
+    from simkv.trace.stream import TraceSource
 
-    trace = load_trace(path, fmt)
+    stream = TraceSource.of(path, fmt)
     if model is not None:
         get_model(model)
-        trace = resolve_trace_models(trace, model)
-    if not trace.has_models:
+    head = next(stream.chunks(1), None)
+    if head is None:
+        raise InputError("the trace has no requests", source=path)
+    models = (model,) if model is not None else head.models
+    if not models or (model is None and not head.has_models):
         raise InputError("the trace names no model: give --model NAME", where="--model")
+    if model is not None and len(set(head.models)) > 1:
+        raise InputError("this trace names several models; each request's own model is used, "
+                         "so --model is refused", where="--model")
     name = Path(path).stem
-    shown = trace.models[0] if len(trace.models) == 1 else "+".join(trace.models)
-    return WorkloadInput(name=name, trace=trace, model=shown, source=Path(path).name,
-                         description="", spec=None, sha256=sha256_file(path))
+    shown = models[0] if len(models) == 1 else "+".join(models)
+    return WorkloadInput(name=name, stream=stream, model=shown, source=Path(path).name,
+                         description="", spec=None, sha256=sha256_file(path),
+                         attach_model=model)

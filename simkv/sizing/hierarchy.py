@@ -2,61 +2,56 @@
 
 Each level is the cache state machine (``simkv.cache.statemachine`` via
 ``simkv.sizing.levelstate``: least recently used first) and the movement between levels is
-``simkv.sizing.levelrun``; the loop here goes one request at a time:
+``simkv.sizing.levelrun``.  The trace is walked as a stream of chunks
+(``simkv.trace.stream.TraceSource``), one request at a time:
 
 1. lifecycle events due by the request's arrival are applied (each kind's handler in
    ``simkv.sizing.events``); entries past a level's TTL go;
-2. the request's prefix is served: walking its tokens from 0, each position is served by the
-   fastest level holding the chunk that covers it (levels chunk the prompt at their own size;
-   a chunk's id is the chained hash where it ends, derived by exact re-chunking), and the
-   served prefix ends at the first position no level holds;
-3. the request's chunks are written: HBM (level 0) always holds the whole prompt afterwards;
-   with ``inclusive`` placement every lower level also gets every chunk (write-through, as
-   LMCache stores to each backend), except that chunks served from a slower level are copied
-   up only with ``promote_on_hit``; with ``exclusive`` placement a chunk lives in one level,
-   new chunks go to HBM, a hit below HBM moves the chunk up (``promote_on_hit``);
-4. an entry evicted from a level moves one level down with ``demote_on_evict`` (levels of the
-   same chunk size; in inclusive mode only if the level below lacks it), else it is dropped.
+2. the request is served and written (``simkv.sizing.levelstep``: the served prefix, the
+   writes, touches, promotions and demotions).
 
-Levels below HBM admit ``all`` chunks or only those seen at least twice (``second_access``);
-per-model quotas evict that model's least recently used entries first.  Every chunk of a request
-present in a level is touched (recency and TTL), like the single-cache engine.
+What carries from one chunk to the next is everything the walk mutates: the level states,
+admission counts, template versions, the next event and the next storage-view sample, the
+component totals and the counters; per-request records are made per chunk (and handed to a
+sink as they come, so a month of records need not sit in memory).  An event is applied before
+the first request arriving at or after its time, wherever the chunk boundaries fall, so the
+result does not depend on the chunk size (tests: sizes 1, 7, 4096 and the whole trace).
+Memory is the level states (per cached chunk: its key, entry and recency slot), the admission
+counts (per key seen below HBM with ``second_access``) and one chunk.
 """
 
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from simkv.cache.engine import resolve_trace_models
 from simkv.errors import InputError
-from simkv.hashing import template_salt
 from simkv.models.geometry import get_model
 from simkv.sizing.events import EVENTS
-from simkv.sizing.events.template_change import ALL_COMPONENTS
 from simkv.sizing.levelrun import LevelsRun, level_states
 from simkv.sizing.levels import Hierarchy
-from simkv.sizing.levelstate import Entry
+from simkv.sizing.levelstep import Geometry, geometry, request_step
 from simkv.sizing.lifecycle import Event, sort_events, trace_events
-from simkv.trace.model import TAG_CODES, TAG_NAMES, Trace
-from simkv.trace.rechunk import rechunk
+from simkv.trace.model import TAG_NAMES, Trace
+from simkv.trace.stream import TraceSource
 
-#: one chunk of a request at one level: (key, start token, end token, bytes, mask, storable)
-Chunk = tuple[tuple[int, int], int, int, int, int, bool]
-#: a served piece of the prefix: (start token, end token, level, chunk index)
-Segment = tuple[int, int, int, int]
+#: the per-block column a walk reads besides the chains (content hashes are not needed)
+COLUMNS = ("block_tags",)
+#: receives each chunk's per-request records as they are final
+RecordSink = Callable[[pd.DataFrame], None]
 
 
 @dataclass
 class LevelsResult:
-    """Per-request ``records``, the storage view (``timeline``, ``bytes_by_model``,
-    ``components``), applied ``events`` and a ``summary`` dict."""
+    """Per-request ``records`` (None when not kept), the storage view (``timeline``,
+    ``bytes_by_model``, ``components``), applied ``events`` and a ``summary`` dict."""
 
-    records: pd.DataFrame
+    records: pd.DataFrame | None
     timeline: pd.DataFrame
     bytes_by_model: pd.DataFrame
     components: pd.DataFrame
@@ -64,84 +59,103 @@ class LevelsResult:
     summary: dict
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {"records": self.records, "timeline": self.timeline,
-                "bytes_by_model": self.bytes_by_model, "components": self.components,
-                "events": self.events}
+        out = {"records": self.records, "timeline": self.timeline,
+               "bytes_by_model": self.bytes_by_model, "components": self.components,
+               "events": self.events}
+        return {k: v for k, v in out.items() if v is not None}
 
 
-@dataclass(frozen=True)
-class _Geometry:
-    """What the loop reads per level and model, computed once: chunk chains and sizes."""
+@dataclass
+class _Totals:
+    """Sums over the records made so far (the summary's counters)."""
 
-    chunk_bytes: list[list[int]]           # [level][model]: a whole chunk's bytes
-    bytes_per_token: list[float]           # [model]
-    chains: list[tuple[np.ndarray, list]]  # [level]: (chunk offsets, chained hashes)
-    approx: list[bool]                     # [level]: finer than the trace's blocks
-    tokens: np.ndarray                     # tokens of each of the trace's blocks
-
-
-def _level_chains(trace: Trace, chunk_tokens: int) -> tuple[Trace, bool]:
-    """The trace chunked at a level's size (exact when coarser; approximate when finer)."""
-    if chunk_tokens == trace.block_tokens:
-        return trace, False
-    if chunk_tokens % trace.block_tokens and trace.block_tokens % chunk_tokens:
-        raise InputError(f"a level's chunk of {chunk_tokens} tokens is neither a multiple nor a "
-                         f"divisor of the trace's {trace.block_tokens}-token blocks",
-                         where="levels.chunk_tokens")
-    return rechunk(trace, chunk_tokens), chunk_tokens < trace.block_tokens
+    requests: int = 0
+    input_tokens: int = 0
+    sums: dict[str, int] = field(default_factory=dict)
+    kept: list[pd.DataFrame] = field(default_factory=list)
 
 
-def _chains(trace: Trace, hierarchy: Hierarchy) -> tuple[list, list[bool]]:
-    chains, approx = [], []
-    for lv in hierarchy.levels:
-        t2, a = _level_chains(trace, lv.chunk_tokens)
-        chains.append((t2.block_offsets, t2.block_hashes.tolist()))
-        approx.append(a)
-    return chains, approx
+def trace_span(source: Trace | TraceSource, chunk_requests: int | None = None) -> float:
+    """The trace's duration (last arrival - first), read as a stream of arrival times only."""
+    source = TraceSource.of(source)
+    if source.trace is not None:
+        return source.trace.duration_s
+    first = last = None
+    for chunk in source.chunks(chunk_requests, columns=(), ids_as_keys=True):
+        if chunk.n_requests:
+            first = float(chunk.arrival_s[0]) if first is None else first
+            last = float(chunk.arrival_s[-1])
+    return 0.0 if first is None else last - first
 
 
-def simulate_levels(trace: Trace, hierarchy: Hierarchy, *, model: str | None = None,
-                    events: list[Event] | tuple = (), use_trace_events: bool = True,
-                    sample_interval_s: float | None = None) -> LevelsResult:
-    """Replay ``trace`` through ``hierarchy`` with lifecycle ``events`` (see module docstring)."""
-    trace = resolve_trace_models(trace, model)
-    if not trace.has_models:
+def _chunk_geometry(chunk: Trace, model: str | None) -> Trace:
+    chunk = resolve_trace_models(chunk, model)
+    if not chunk.has_models:
         raise InputError("storage levels hold bytes, so every request needs a model: give --model",
                          where="--model")
-    model_idx = {m: i for i, m in enumerate(trace.models)}
-    specs = [get_model(m) for m in trace.models]
+    return chunk
+
+
+def simulate_levels(trace: Trace | TraceSource, hierarchy: Hierarchy, *, model: str | None = None,
+                    events: list[Event] | tuple = (), use_trace_events: bool = True,
+                    sample_interval_s: float | None = None, chunk_requests: int | None = None,
+                    keep: bool = True, sink: RecordSink | None = None) -> LevelsResult:
+    """Replay ``trace`` (an in-memory Trace or a stream) through ``hierarchy`` with lifecycle
+    ``events`` (see the module docstring).  ``keep``: hold every request's record in the
+    result (False: ``records`` is None, memory bounded); ``sink``: each chunk's records."""
+    source = TraceSource.of(trace)
+    chunks = source.chunks(chunk_requests, columns=COLUMNS)
+    first = next(chunks, None)
+    if first is None:
+        raise InputError("the trace has no requests", source=source.path)
+    first = _chunk_geometry(first, model)
+    model_idx = {m: i for i, m in enumerate(first.models)}
+    specs = [get_model(m) for m in first.models]
     # a chunk occupies a whole chunk's bytes even when the prompt ends inside it (allocation
     # unit, as vLLM blocks and simkv.cache do); reads count the tokens actually loaded
     chunk_bytes = [[sp.block_bytes(lv.chunk_tokens) for sp in specs] for lv in hierarchy.levels]
-    run = LevelsRun(trace, hierarchy, model_idx, level_states(trace, hierarchy, model_idx))
-    chains, approx = _chains(trace, hierarchy)
-    geo = _Geometry(chunk_bytes, [sp.kv_bytes_per_token for sp in specs], chains, approx,
-                    trace.block_token_counts())
-    all_events = sort_events(list(events) + (trace_events(trace.meta) if use_trace_events else []))
+    per_token = [sp.kv_bytes_per_token for sp in specs]
+    run = LevelsRun(first, hierarchy, model_idx, level_states(first, hierarchy, model_idx))
+    all_events = sort_events(list(events) + (trace_events(first.meta) if use_trace_events else []))
     for e in all_events:
         EVENTS.get(e.kind, where="event.kind").check(run, e)
-
-    n_req = trace.n_requests
-    interval = sample_interval_s or max(trace.duration_s / 200.0, 1e-9)
-    next_sample = float(trace.arrival_s[0]) if n_req else 0.0
-    ei = 0
-    for r in range(n_req):
-        t = float(trace.arrival_s[r])
-        ei = _apply_due(run, all_events, ei, t, r)
-        for s in run.state:
-            run.expirations += s.expire(t)
-        if t >= next_sample:
-            run.snapshot(t)
-            next_sample = t + interval
-        _request(run, geo, r, t)
-    end_t = float(trace.arrival_s[-1]) if n_req else 0.0
-    _apply_due(run, all_events, ei, float("inf"), n_req)
+    span = source.trace.duration_s if source.trace is not None else None
+    if sample_interval_s is None and span is None:
+        span = trace_span(source, chunk_requests)
+    interval = sample_interval_s or max(span / 200.0, 1e-9)
+    totals = _Totals()
+    next_sample, ei, end_t = float("-inf"), 0, 0.0
+    pending = None
+    chunk: Trace | None = first
+    while chunk is not None:
+        if pending is not None:  # the previous chunk's records are final now
+            _emit(run, pending, totals, keep, sink)
+        if chunk is not first:
+            chunk = _chunk_geometry(chunk, model)
+            run.start_chunk(chunk)
+        geo = geometry(chunk, hierarchy, chunk_bytes, per_token)
+        for r in range(chunk.n_requests):
+            t = float(chunk.arrival_s[r])
+            ei = _apply_due(run, all_events, ei, t, r)
+            for s in run.state:
+                run.expirations += s.expire(t)
+            if t >= next_sample:
+                run.snapshot(t)
+                next_sample = t + interval
+            request_step(run, geo, r, t)
+            end_t = t
+        pending = (chunk, totals.requests, geo)
+        totals.requests += chunk.n_requests
+        chunk = next(chunks, None)
+    _apply_due(run, all_events, ei, float("inf"), run.trace.n_requests)
+    _emit(run, pending, totals, keep, sink)
     run.snapshot(max(end_t, all_events[-1].time_s if all_events else end_t))
-    return _result(run, geo)
+    return _result(run, pending[2], totals, keep)
 
 
 def _apply_due(run: LevelsRun, events: list[Event], ei: int, t: float, r: int) -> int:
-    """Apply the events due by ``t`` (before request ``r``), each followed by a snapshot."""
+    """Apply the events due by ``t`` (before the chunk's request ``r``), each followed by a
+    snapshot."""
     n_req = run.trace.n_requests
     while ei < len(events) and events[ei].time_s <= t:
         ev = events[ei]
@@ -154,184 +168,39 @@ def _apply_due(run: LevelsRun, events: list[Event], ei: int, t: float, r: int) -
     return ei
 
 
-def _request(run: LevelsRun, geo: _Geometry, r: int, t: float) -> None:
-    """One request: its chunks per level, the served prefix, then writes, touches, moves."""
-    trace = run.trace
-    n = int(trace.input_tokens[r])
-    m = int(trace.model_index[r])
-    fa, fb = int(trace.block_offsets[r]), int(trace.block_offsets[r + 1])
-    chunks = _chunks(run, geo, r, n, m, fa, fb)
-    if run.hierarchy.admission != "all":
-        for j in range(len(chunks)):
-            cj = run.counts[j]
-            for c in chunks[j]:
-                cj[c[0]] = cj.get(c[0], 0) + 1
-    served, segments = _serve(run, geo, r, n, m, chunks)
-    if run.hierarchy.placement == "inclusive":
-        _write_inclusive(run, r, t, m, chunks, served, segments)
-    else:
-        _write_exclusive(run, r, t, m, chunks[0])
-    _count_components(run, geo, fa, fb, served)
+def _emit(run: LevelsRun, pending: tuple[Trace, int, Geometry], totals: _Totals, keep: bool,
+          sink: RecordSink | None) -> None:
+    """One chunk's records (the run's current counters), added to the totals and kept/sunk."""
+    chunk, offset, _geo = pending
+    totals.input_tokens += int(chunk.input_tokens.sum())
+    for k, v in run.rec.items():
+        totals.sums[k] = totals.sums.get(k, 0) + int(v.sum())
+    if not (keep or sink is not None):
+        return
+    frame = pd.DataFrame({
+        "request": np.arange(offset, offset + chunk.n_requests, dtype=np.int64),
+        "arrival_s": chunk.arrival_s,
+        "model": np.array(chunk.models, dtype=object)[chunk.model_index.astype(np.int64)],
+        "input_tokens": chunk.input_tokens, **run.rec, "load_s": run.load_s})
+    if sink is not None:
+        sink(frame)
+    if keep:
+        totals.kept.append(frame)
 
 
-def _fine_masks(run: LevelsRun, fa: int, fb: int) -> list[int]:
-    """Per block of the trace: the prompt components seen up to it (a bit mask)."""
-    tags = run.trace.block_tags
-    if tags is None:
-        return np.full(fb - fa, ALL_COMPONENTS, dtype=np.int64).tolist()
-    codes = tags[fa:fb].astype(np.int64)
-    mask_f = np.bitwise_or.accumulate(np.left_shift(1, codes)) if fb > fa else codes
-    return mask_f.tolist()
-
-
-def _fine_salts(run: LevelsRun, fa: int, fb: int) -> np.ndarray | None:
-    """Per block of the trace: the template-version salt its key carries (None: no change)."""
-    tags = run.trace.block_tags
-    salt_starts = []
-    for comp, v in run.versions.items():
-        if v <= 0:
-            continue
-        if comp is None or tags is None:
-            pos = 0
-        else:
-            hit = np.nonzero(tags[fa:fb] == TAG_CODES[comp])[0]
-            if not len(hit):
-                continue
-            pos = int(hit[0])
-        salt_starts.append((pos, template_salt(comp, v)))
-    if not salt_starts:
-        return None
-    salt_f = np.zeros(fb - fa, dtype=np.uint64)
-    for pos, sv in salt_starts:
-        salt_f[pos:] ^= np.uint64(sv)
-    return salt_f
-
-
-def _chunks(run: LevelsRun, geo: _Geometry, r: int, n: int, m: int, fa: int,
-            fb: int) -> list[list[Chunk]]:
-    """Request ``r``'s chunks at every level (keys salted by template versions)."""
-    bt = run.trace.block_tokens
-    mask_list = _fine_masks(run, fa, fb)
-    salt_f = _fine_salts(run, fa, fb)
-    chunks = []
-    for j, lv in enumerate(run.levels):
-        off, hashes = geo.chains[j]
-        a, b = int(off[r]), int(off[r + 1])
-        B = lv.chunk_tokens
-        size = geo.chunk_bytes[j][m]
-        ends = [min((k + 1) * B, n) for k in range(b - a)]
-        fine = [(e - 1) // bt for e in ends]
-        if salt_f is not None:
-            salts = salt_f[fine].tolist()
-            keys = [(m, h ^ sl) for h, sl in zip(hashes[a:b], salts, strict=True)]
-        else:
-            keys = [(m, h) for h in hashes[a:b]]
-        chunks.append([(key, k * B, e, size, mask_list[f], lv.store_partial or e - k * B == B)
-                       for k, (key, e, f) in enumerate(zip(keys, ends, fine, strict=True))])
-    return chunks
-
-
-def _serve(run: LevelsRun, geo: _Geometry, r: int, n: int, m: int,
-           chunks: list[list[Chunk]]) -> tuple[int, list[Segment]]:
-    """The served prefix: each position from the fastest level holding its chunk."""
-    levels, state, rec = run.levels, run.state, run.rec
-    present = [[c[5] and c[0] in state[j] and not state[j].is_stale(c[0]) for c in chunks[j]]
-               for j in range(len(levels))]
-    x = 0
-    segments: list[Segment] = []
-    while x < n:
-        for j in range(len(levels)):
-            k = x // levels[j].chunk_tokens
-            if k < len(chunks[j]) and present[j][k]:
-                end = chunks[j][k][2]
-                segments.append((x, end, j, k))
-                x = end
-                break
-        else:
-            break
-    loaded: list[set[int]] = [set() for _ in levels]
-    for s0, s1, j, k in segments:
-        rec[f"served_tokens_{run.names[j]}"][r] += s1 - s0
-        rec[f"read_bytes_{run.names[j]}"][r] += int(round(geo.bytes_per_token[m] * (s1 - s0)))
-        loaded[j].add(k)
-    for j, lv in enumerate(levels):
-        rec[f"loads_{lv.name}"][r] = len(loaded[j])
-        if j > 0 and loaded[j]:
-            run.load_s[r] += lv.latency_s * len(loaded[j]) + \
-                rec[f"read_bytes_{lv.name}"][r] / lv.read_bytes_per_s
-    rec["hit_tokens"][r] = x
-    rec["missed_tokens"][r] = n - x
-    return x, segments
-
-
-def _from_slower(segments: list[Segment], starts: list[int], j: int, s0: int, s1: int) -> bool:
-    """Were all of [s0, s1) (inside the served prefix) served from levels slower than j?"""
-    lo = bisect_right(starts, s0) - 1
-    hi = bisect_left(starts, s1)
-    return min(sg[2] for sg in segments[lo:hi]) > j
-
-
-def _write_inclusive(run: LevelsRun, r: int, t: float, m: int, chunks: list[list[Chunk]],
-                     served: int, segments: list[Segment]) -> None:
-    """Write-through: every level touches what it holds and writes what it admits."""
-    h = run.hierarchy
-    starts = [sg[0] for sg in segments]
-    for j in range(len(run.levels)):
-        s = run.state[j]
-        for key, s0, s1, size, mask, storable in chunks[j]:
-            if key in s:  # current state: earlier chunks may have evicted it
-                s.touch(key, t)
-                continue
-            if not storable:
-                continue
-            promo = s1 <= served and _from_slower(segments, starts, j, s0, s1)
-            if j > 0 and (not run.admitted(j, key) or (promo and not h.promote_on_hit)):
-                continue
-            run.place(j, key, Entry(size, m, mask, t), r, "promote" if promo else "write")
-
-
-def _write_exclusive(run: LevelsRun, r: int, t: float, m: int, chunks: list[Chunk]) -> None:
-    """One level per chunk (equal chunk sizes): new chunks go to HBM, hits may move up."""
-    state = run.state
-    for key, _s0, _s1, size, mask, storable in chunks:
-        where = next((j for j in range(len(state)) if key in state[j]), None)
-        if where == 0:
-            state[0].touch(key, t)
-        elif where is not None and run.hierarchy.promote_on_hit:
-            e = state[where].drop(key)
-            e.t = t
-            run.place(0, key, e, r, "promote")
-        elif where is not None:
-            state[where].touch(key, t)
-        elif storable:
-            run.place(0, key, Entry(size, m, mask, t), r, "write")
-
-
-def _count_components(run: LevelsRun, geo: _Geometry, fa: int, fb: int, served: int) -> None:
-    """Input and hit tokens by prompt component (block tags)."""
-    tok = geo.tokens[fa:fb]
-    ends = np.cumsum(tok)
-    starts = ends - tok
-    hit_tok = np.clip(np.minimum(ends, served) - starts, 0, None)
-    tags = run.trace.block_tags
-    codes = tags[fa:fb].astype(np.int64) if tags is not None else np.zeros(fb - fa, dtype=np.int64)
-    np.add.at(run.comp_in, codes, tok)
-    np.add.at(run.comp_hit, codes, hit_tok)
-
-
-def _summary(run: LevelsRun, geo: _Geometry) -> dict:
-    rec, names, trace = run.rec, run.names, run.trace
-    total_in = int(trace.input_tokens.sum())
+def _summary(run: LevelsRun, geo: Geometry, totals: _Totals) -> dict:
+    sums, names = totals.sums, run.names
+    total_in = totals.input_tokens
     return {
-        "requests": trace.n_requests, "input_tokens": total_in,
-        "hit_tokens": int(rec["hit_tokens"].sum()),
-        "token_hit_ratio": float(rec["hit_tokens"].sum() / total_in) if total_in else 0.0,
-        **{f"served_tokens_{nm}": int(rec[f"served_tokens_{nm}"].sum()) for nm in names},
-        **{f"read_bytes_{nm}": int(rec[f"read_bytes_{nm}"].sum()) for nm in names},
-        **{f"written_bytes_{nm}": int(rec[f"written_bytes_{nm}"].sum()) for nm in names},
-        "promoted_bytes": int(rec["promoted_bytes"].sum()),
-        "demoted_bytes": int(rec["demoted_bytes"].sum()),
-        "evicted_bytes": int(rec["evicted_bytes"].sum()),
+        "requests": totals.requests, "input_tokens": total_in,
+        "hit_tokens": sums["hit_tokens"],
+        "token_hit_ratio": float(np.int64(sums["hit_tokens"]) / total_in) if total_in else 0.0,
+        **{f"served_tokens_{nm}": sums[f"served_tokens_{nm}"] for nm in names},
+        **{f"read_bytes_{nm}": sums[f"read_bytes_{nm}"] for nm in names},
+        **{f"written_bytes_{nm}": sums[f"written_bytes_{nm}"] for nm in names},
+        "promoted_bytes": sums["promoted_bytes"],
+        "demoted_bytes": sums["demoted_bytes"],
+        "evicted_bytes": sums["evicted_bytes"],
         "evictions": run.evictions, "expirations": run.expirations,
         **{f"final_used_bytes_{nm}": run.state[i].used for i, nm in enumerate(names)},
         **{f"final_stale_bytes_{nm}": run.state[i].stale for i, nm in enumerate(names)},
@@ -342,12 +211,11 @@ def _summary(run: LevelsRun, geo: _Geometry) -> dict:
     }
 
 
-def _result(run: LevelsRun, geo: _Geometry) -> LevelsResult:
-    trace = run.trace
-    records = pd.DataFrame({
-        "request": np.arange(trace.n_requests, dtype=np.int64), "arrival_s": trace.arrival_s,
-        "model": np.array(trace.models, dtype=object)[trace.model_index.astype(np.int64)],
-        "input_tokens": trace.input_tokens, **run.rec, "load_s": run.load_s})
+def _result(run: LevelsRun, geo: Geometry, totals: _Totals, keep: bool) -> LevelsResult:
+    records = None
+    if keep:
+        records = (pd.concat(totals.kept, ignore_index=True) if len(totals.kept) > 1
+                   else totals.kept[0])
     components = pd.DataFrame({"component": list(TAG_NAMES), "input_tokens": run.comp_in,
                                "hit_tokens": run.comp_hit})
     components = components[components.input_tokens > 0].reset_index(drop=True)
@@ -358,4 +226,4 @@ def _result(run: LevelsRun, geo: _Geometry) -> LevelsResult:
                                     columns=["sample", "time_s", "level", "model", "bytes"]),
         components=components,
         events=pd.DataFrame(run.applied, columns=["time_s", "kind", "applied_at_s", "params"]),
-        summary=_summary(run, geo))
+        summary=_summary(run, geo, totals))

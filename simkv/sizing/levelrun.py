@@ -41,7 +41,10 @@ def level_states(trace: Trace, hierarchy: Hierarchy, model_idx: dict[str, int]) 
 
 @dataclass
 class LevelsRun:
-    """Everything a request step or an event handler reads or changes."""
+    """Everything a request step or an event handler reads or changes.
+
+    ``trace`` is the chunk being walked (the whole trace when it is one chunk); ``rec`` and
+    ``load_s`` hold that chunk's per-request counters."""
 
     trace: Trace
     hierarchy: Hierarchy
@@ -57,16 +60,22 @@ class LevelsRun:
 
     def __post_init__(self) -> None:
         levels = self.hierarchy.levels
-        n = self.trace.n_requests
         self.names = [lv.name for lv in levels]
         self.counts: list[dict[Hashable, int]] = [dict() for _ in levels]  # admission counts
+        self.comp_in = np.zeros(len(TAG_NAMES), dtype=np.int64)
+        self.comp_hit = np.zeros(len(TAG_NAMES), dtype=np.int64)
+        self.start_chunk(self.trace)
+
+    def start_chunk(self, chunk: Trace) -> None:
+        """Walk ``chunk`` next: fresh per-request counters sized to it (request indices ``r``
+        are the chunk's own); level states, admission counts and totals carry over."""
+        self.trace = chunk
+        n = chunk.n_requests
         self.rec = {k: np.zeros(n, dtype=np.int64) for k in REQUEST_COLUMNS}
         for nm in self.names:
             for col in LEVEL_COLUMNS:
                 self.rec[f"{col}_{nm}"] = np.zeros(n, dtype=np.int64)
         self.load_s = np.zeros(n, dtype=np.float64)
-        self.comp_in = np.zeros(len(TAG_NAMES), dtype=np.int64)
-        self.comp_hit = np.zeros(len(TAG_NAMES), dtype=np.int64)
 
     @property
     def levels(self) -> tuple[StorageLevel, ...]:
@@ -81,7 +90,9 @@ class LevelsRun:
         return self.state[self.hierarchy.index(name, where="event.level")]
 
     def count_evicted(self, victims: Victims, r: int) -> None:
-        """Bytes an event evicted, charged to the request it applies before (or the last)."""
+        """Bytes an event evicted, charged to the request it applies before (or the last of the
+        chunk: events after a chunk's last request apply before the next chunk's first, so
+        only those after the trace's last request land here)."""
         for _key, e in victims:
             self.rec["evicted_bytes"][min(r, self.trace.n_requests - 1)] += e.size
 

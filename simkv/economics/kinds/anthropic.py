@@ -20,11 +20,13 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from simkv.cache import CacheConfig
-from simkv.cache.stream import densify
 from simkv.economics.bill import Bill, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext, CacheRun
 from simkv.economics.kinds.common import Duration, Price, TokenCount, hits_and_writes, make_bill
+from simkv.economics.lifetimes import CHUNK_REQUESTS
+from simkv.idmap import IdMap
+from simkv.trace.model import Trace
 from simkv.validate import UserModel
 
 
@@ -51,35 +53,54 @@ def breakpoint_hits(ctx: BillContext, run: CacheRun) -> np.ndarray:
     A block position qualifies if, in some earlier request, the same chained block ended the
     prompt or ended a run of one tag.  The hit is the longest qualifying prefix within the
     engine's block-granular hit.
+
+    Walked a chunk of requests at a time, carrying per block (dense id) the first request that
+    put a breakpoint on it: a request only asks whether some *earlier* request did, and every
+    earlier request lies in this chunk or an earlier one, so the answer is the whole trace's.
     """
     tr = ctx.trace
     n = tr.n_requests
-    if tr.n_block_accesses == 0:
-        return np.zeros(n, dtype=np.int64)
-    ids, n_ids = densify(tr.block_hashes)
-    req = tr.request_of_block()
-    is_bp = np.zeros(len(ids), dtype=bool)
-    ends = tr.block_offsets[1:] - 1
-    is_bp[ends[tr.block_offsets[1:] > tr.block_offsets[:-1]]] = True
-    if tr.block_tags is not None and len(ids) > 1:
-        change = np.zeros(len(ids), dtype=bool)
-        change[:-1] = (tr.block_tags[1:] != tr.block_tags[:-1]) & (req[1:] == req[:-1])
-        is_bp |= change
-    first_bp_req = np.full(n_ids, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first_bp_req, ids[is_bp], req[is_bp])
-    qualifies = (first_bp_req[ids] < req) & run.eligible[req]
-    pos = np.arange(len(ids)) - tr.block_offsets[req]  # 0-based position in the request
+    out = np.zeros(n, dtype=np.int64)
+    idmap = IdMap()
+    first_bp_req = np.zeros(0, dtype=np.int64)
     lead_blocks = -(-run.hit_tokens // tr.block_tokens)  # blocks covered by the engine's hit
+    for a in range(0, n, CHUNK_REQUESTS):
+        c = tr.slice(a, min(a + CHUNK_REQUESTS, n))
+        if c.n_block_accesses == 0:
+            continue
+        ids = idmap.map(c.block_hashes)
+        if idmap.n_ids > len(first_bp_req):
+            grown = np.full(max(idmap.n_ids, 2 * len(first_bp_req)), np.iinfo(np.int64).max)
+            grown[:len(first_bp_req)] = first_bp_req
+            first_bp_req = grown
+        out[a:a + c.n_requests] = _chunk_breakpoints(c, a, ids, first_bp_req, run.eligible,
+                                                     lead_blocks)
+    return np.minimum(out, run.hit_tokens)
+
+
+def _chunk_breakpoints(c: Trace, a: int, ids: np.ndarray, first_bp_req: np.ndarray,
+                       eligible: np.ndarray, lead_blocks: np.ndarray) -> np.ndarray:
+    """Breakpoint-bounded hit tokens of chunk ``c`` (its first request is the trace's ``a``)."""
+    local = c.request_of_block()
+    req = local + a
+    is_bp = np.zeros(len(ids), dtype=bool)
+    ends = c.block_offsets[1:] - 1
+    is_bp[ends[c.block_offsets[1:] > c.block_offsets[:-1]]] = True
+    if c.block_tags is not None and len(ids) > 1:
+        change = np.zeros(len(ids), dtype=bool)
+        change[:-1] = (c.block_tags[1:] != c.block_tags[:-1]) & (local[1:] == local[:-1])
+        is_bp |= change
+    np.minimum.at(first_bp_req, ids[is_bp], req[is_bp])
+    qualifies = (first_bp_req[ids] < req) & eligible[req]
+    pos = np.arange(len(ids)) - c.block_offsets[local]  # 0-based position in the request
     within = pos < lead_blocks[req]
     cand = np.where(qualifies & within, pos + 1, 0)
-    best = np.zeros(n, dtype=np.int64)
-    np.maximum.at(best, req, cand)
-    counts = tr.block_token_counts()
-    cum = np.cumsum(counts)
-    start_cum = np.concatenate(([0], cum))[tr.block_offsets[:-1]]
-    idx = tr.block_offsets[:-1] + best - 1
-    tokens = np.where(best > 0, cum[np.maximum(idx, 0)] - start_cum, 0)
-    return np.minimum(tokens, run.hit_tokens)
+    best = np.zeros(c.n_requests, dtype=np.int64)
+    np.maximum.at(best, local, cand)
+    cum = np.cumsum(c.block_token_counts())
+    start_cum = np.concatenate(([0], cum))[c.block_offsets[:-1]]
+    idx = c.block_offsets[:-1] + best - 1
+    return np.where(best > 0, cum[np.maximum(idx, 0)] - start_cum, 0)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ STORAGE_MODELS = ("llama-3.1-8b", "llama-3.1-70b", "qwen3-32b", "deepseek-v3", "
 
 def per_model(w: WorkloadInput) -> list[tuple[str, Any]]:
     """(model, trace) pairs: bills need one model per trace, so a model mix is split."""
-    tr = w.trace
+    tr = w.whole()
     if len(set(tr.models)) <= 1:
         return [(w.model, tr)]
     out = []
@@ -127,7 +127,7 @@ def run(ctx: StageContext) -> StageOutput:
     rows = [r for w in workloads for r in bill_rows(ctx, books, w)]
     if rows:
         tables["bills"] = pd.DataFrame(rows)
-    chunk = [r for w in workloads if w.trace.content_hashes is not None
+    chunk = [r for w in workloads if w.head.content_hashes is not None
              for r in bill_rows(ctx, books, w, "chunk")]
     if chunk:
         tables["bills_chunk"] = pd.DataFrame(chunk)

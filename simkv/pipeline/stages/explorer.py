@@ -28,7 +28,7 @@ def _pairs(ctx: StageContext) -> list:
     """(workload, model, single-model trace): a model mix is split, as the bills split it."""
     out = []
     for w in ctx.workloads():
-        tr = w.trace
+        tr = w.whole()
         if len(set(tr.models)) <= 1:
             out.append((w.name, w.model, tr))
             continue

@@ -30,7 +30,7 @@ def workload_grid(w: WorkloadInput, ws_bytes: int, quick: bool) -> pd.DataFrame:
 
     caps = capacities_for(ws_bytes, N_CAPS_QUICK if quick else N_CAPS)
     ttls = TTLS_QUICK_S if quick else TTLS_S
-    frame = lru_grid(w.trace, capacities_bytes=caps + [None], ttls_s=list(ttls))
+    frame = lru_grid(w.chunks, capacities_bytes=caps + [None], ttls_s=list(ttls))
     frame.insert(0, "workload", w.name)
     frame["capacity_bytes"] = frame["capacity_bytes"].astype("Float64")
     return frame
@@ -40,7 +40,7 @@ def belady(w: WorkloadInput, caps_bytes: list[int]) -> pd.DataFrame:
     """Belady (MIN, no TTL) block hit ratio at the grid's capacities (simkv.sizing.belady)."""
     from simkv.sizing.belady import belady_curve
 
-    out = belady_curve(w.trace, capacities_bytes=caps_bytes).copy()
+    out = belady_curve(w.whole(), capacities_bytes=caps_bytes).copy()
     out.insert(0, "workload", w.name)
     out["capacity_bytes"] = out["capacity_bytes"].astype("Float64")
     return out
@@ -53,7 +53,7 @@ def run(ctx: StageContext) -> StageOutput:
     for w in ctx.workloads():
         g = workload_grid(w, int(ws[w.name]), ctx.options.quick)
         frames.append(g)
-        if len(set(w.trace.models)) > 1:
+        if len(set(w.head.models)) > 1:
             missing.append(f"Belady bound for {w.name}: the Belady bound is block-level and this "
                            "trace mixes models (block sizes)")
             continue

@@ -22,14 +22,14 @@ RESET_WINDOW_S = 6 * 3600.0
 
 def chosen(workloads: list[WorkloadInput]) -> list[WorkloadInput]:
     picked = [w for w in workloads
-              if (w.trace.meta or {}).get("events") or len(set(w.trace.models)) > 1]
+              if (w.head.meta or {}).get("events") or len(set(w.head.models)) > 1]
     return picked or workloads[:1]
 
 
 def hierarchy_for(w: WorkloadInput):
     from simkv.sizing.levels import Hierarchy, default_levels
 
-    chunk = w.trace.block_tokens if w.trace.block_tokens % 16 == 0 else CHUNK_TOKENS
+    chunk = w.head.block_tokens if w.head.block_tokens % 16 == 0 else CHUNK_TOKENS
     return Hierarchy(levels=default_levels(hbm_chunk_tokens=chunk, chunk_tokens=chunk))
 
 
@@ -58,7 +58,7 @@ def run(ctx: StageContext) -> StageOutput:
     runs, resets = [], []
     for w in chosen(ctx.workloads()):
         h = hierarchy_for(w)
-        res = simulate_levels(w.trace, h)
+        res = simulate_levels(w.chunks, h)
         slug = _slug(w.name)
         tl = res.timeline.copy()
         tl.insert(0, "workload", w.name)
@@ -68,7 +68,7 @@ def run(ctx: StageContext) -> StageOutput:
             ev["params"] = ev["params"].astype(str)
         ev.insert(0, "workload", w.name)
         tables[f"events_{slug}"] = ev
-        if len(set(w.trace.models)) > 1:
+        if len(set(w.head.models)) > 1:
             bm = res.bytes_by_model.copy()
             bm.insert(0, "workload", w.name)
             tables[f"bytes_by_model_{slug}"] = bm
@@ -76,7 +76,7 @@ def run(ctx: StageContext) -> StageOutput:
         comp.insert(0, "workload", w.name)
         tables[f"components_{slug}"] = comp
         resets += _resets(w, res, h.levels)
-        runs.append({"workload": w.name, "slug": slug, "models": list(w.trace.models),
+        runs.append({"workload": w.name, "slug": slug, "models": list(w.head.models),
                      "token_hit_ratio": float(res.summary["token_hit_ratio"]),
                      "levels": [{"name": lv.name, "capacity_bytes": lv.capacity_bytes,
                                  "persistent": bool(lv.persistent)} for lv in h.levels]})

@@ -10,6 +10,7 @@ from simkv.pipeline.context import StageContext
 from simkv.pipeline.stage import Stage, StageOutput, register_stage
 from simkv.pipeline.stages.common import (
     blend_recompute_share,
+    request_totals,
     unlimited,
     window_s,
     working_set_bytes,
@@ -20,28 +21,33 @@ def _summary(workloads) -> pd.DataFrame:
     rows = []
     for w in workloads:
         s = unlimited(w).summary_dict
-        tr = w.trace
+        tot = request_totals(w)
         rows.append({
             "workload": w.name, "model": w.model, "source": w.source,
-            "requests": int(tr.n_requests), "window_s": window_s(w),
-            "input_tokens": int(tr.input_tokens.sum()),
-            "output_tokens": int(tr.output_tokens.sum()),
-            "block_tokens": int(tr.block_tokens), "unique_blocks": int(s["unique_blocks"]),
+            "requests": tot.requests, "window_s": window_s(w),
+            "input_tokens": tot.input_tokens,
+            "output_tokens": tot.output_tokens,
+            "block_tokens": int(w.head.block_tokens), "unique_blocks": int(s["unique_blocks"]),
             "working_set_bytes": working_set_bytes(w),
             "unlimited_prefix_token_hit_ratio": float(s["prefix_token_hit_ratio"]),
             "unlimited_block_hit_ratio": float(s["block_hit_ratio"]),
-            "sessions": int(len(np.unique(tr.session_ids))),
+            "sessions": tot.sessions,
         })
     return pd.DataFrame(rows)
 
 
 def _arrivals(workloads) -> pd.DataFrame:
+    """Requests per time bin; each chunk's arrivals are counted into the same bins (a count
+    does not depend on the other arrivals), so the histogram is that of the whole trace."""
     series = []
     for w in workloads:
-        a = w.trace.arrival_s - w.trace.arrival_s[0]
-        width = max(60.0, np.ceil(window_s(w) / 60.0 / 60.0) * 60.0)  # at most ~60 bins
-        edges = np.arange(0.0, max(window_s(w), width) + width, width)
-        counts, _ = np.histogram(a, bins=edges)
+        tot = request_totals(w)
+        window = window_s(w)
+        width = max(60.0, np.ceil(window / 60.0 / 60.0) * 60.0)  # at most ~60 bins
+        edges = np.arange(0.0, max(window, width) + width, width)
+        counts = np.zeros(len(edges) - 1, dtype=np.int64)
+        for chunk in w.chunks.chunks(columns=(), ids_as_keys=True):
+            counts += np.histogram(chunk.arrival_s - tot.first_s, bins=edges)[0]
         series.append(pd.DataFrame({"workload": w.name, "t_start_s": edges[:-1],
                                     "bin_s": width, "requests": counts,
                                     "requests_per_min": counts * 60.0 / width}))
@@ -52,7 +58,7 @@ def _reuse(workloads) -> pd.DataFrame:
     """Prefix vs chunk reuse of an unlimited cache, for the workloads with content hashes."""
     rows = []
     for w in workloads:
-        if w.trace.content_hashes is None:
+        if w.head.content_hashes is None:
             continue
         p = unlimited(w, "prefix").summary_dict
         c = unlimited(w, "chunk").summary_dict
@@ -71,9 +77,9 @@ def run(ctx: StageContext) -> StageOutput:
         tables["workloads_summary"] = _summary(workloads)
         tables["workloads_arrivals"] = _arrivals(workloads)
     facts = {"blend_recompute_share": blend_recompute_share(),
-             "workloads": [{"name": w.name, "models": list(w.trace.models),
-                            "has_events": bool((w.trace.meta or {}).get("events")),
-                            "has_content_hashes": w.trace.content_hashes is not None}
+             "workloads": [{"name": w.name, "models": list(w.head.models),
+                            "has_events": bool((w.head.meta or {}).get("events")),
+                            "has_content_hashes": w.head.content_hashes is not None}
                            for w in workloads]}
     return StageOutput(tables=tables, facts=facts)
 

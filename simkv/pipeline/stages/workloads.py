@@ -18,8 +18,21 @@ def _slug(name: str) -> str:
     return out.strip("_") or "workload"
 
 
+class _Counted:
+    """Chunks passed through, counting their requests (the trace is copied as a stream)."""
+
+    def __init__(self, chunks) -> None:
+        self._chunks = chunks
+        self.requests = 0
+
+    def __iter__(self):
+        for chunk in self._chunks:
+            self.requests += chunk.n_requests
+            yield chunk
+
+
 def run(ctx: StageContext) -> StageOutput:
-    from simkv.trace import save_trace
+    from simkv.trace.formats import save_trace_chunks
 
     inp = ctx.inputs
     if inp.given is not None:
@@ -32,10 +45,11 @@ def run(ctx: StageContext) -> StageOutput:
     rows = []
     for i, w in enumerate(workloads):
         rel = f"traces/{i:03d}-{_slug(w.name)}.parquet"
-        save_trace(w.trace, ctx.out_dir / rel)
+        counted = _Counted(w.model_chunks())
+        save_trace_chunks(counted, ctx.out_dir / rel)
         rows.append({"name": w.name, "model": w.model, "source": w.source,
                      "description": w.description, "sha256": w.sha256,
-                     "seed": getattr(w.spec, "seed", None), "requests": int(w.trace.n_requests),
+                     "seed": getattr(w.spec, "seed", None), "requests": counted.requests,
                      "trace_file": rel})
     frame = pd.DataFrame(rows, columns=["name", "model", "source", "description", "sha256", "seed",
                                         "requests", "trace_file"])
