@@ -39,7 +39,7 @@ from simkv.idmap import IdMap
 from simkv.trace.derived import attach_stream_ids
 from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.model import Trace, concat_traces
-from simkv.trace.parquet_load import read_whole_v2
+from simkv.trace.parquet_load import BlockTable, read_whole_v2
 from simkv.trace.parquet_schema import (
     LIST_COLUMNS,
     MAX_V2_IDS,
@@ -178,23 +178,6 @@ def _list(arr: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.diff(loc), np.asarray(vals, dtype=LIST_COLUMNS[name][1])
 
 
-class _BlockTable:
-    """v2 reader state: the hashes of the blocks seen so far, by dense id."""
-
-    def __init__(self, size: int) -> None:
-        self.hashes = np.zeros(max(1, size), dtype=np.uint64)
-        self.n = 0
-
-    def add(self, new: np.ndarray) -> None:
-        need = self.n + len(new)
-        if need > len(self.hashes):
-            grown = np.zeros(max(need, 2 * len(self.hashes)), dtype=np.uint64)
-            grown[:self.n] = self.hashes[:self.n]
-            self.hashes = grown
-        self.hashes[self.n:need] = new
-        self.n = need
-
-
 def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
                  columns: tuple[str, ...] | None = None, *,
                  ids_as_keys: bool = False) -> Iterator[Trace]:
@@ -211,7 +194,7 @@ def iter_parquet(path: Path, chunk_requests: int = DEFAULT_CHUNK_REQUESTS,
     optional = [c for c in OPTIONAL_COLUMNS if c in names and (columns is None or c in columns)]
     chain = ["hash_ids"] if version == 1 else list(V2_CHAIN_COLUMNS)
     kv = pf.metadata.metadata or {}
-    table = _BlockTable(int(kv.get(b"simkv.n_unique_blocks", 1 << 16)))
+    table = BlockTable(int(kv.get(b"simkv.n_unique_blocks", 1 << 16)))
     try:
         for batch in _batches(pf, list(SCALAR_COLUMNS) + chain + optional, chunk_requests):
             yield _chunk(batch, version, header, optional, table, ids_as_keys)
@@ -231,7 +214,7 @@ def _batches(pf: pq.ParquetFile, columns: list[str], n: int) -> Iterator[pa.Reco
 
 
 def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str],
-           table: _BlockTable, ids_as_keys: bool) -> Trace:
+           table: BlockTable, ids_as_keys: bool) -> Trace:
     scal = {}
     for name, (_, _, attr) in SCALAR_COLUMNS.items():
         col = batch.column(name)

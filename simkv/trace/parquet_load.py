@@ -34,8 +34,10 @@ def _column(pf: pq.ParquetFile, group: int, name: str) -> pa.Array:
     return arr
 
 
-class _Table:
-    """The block table, sized from the file's hint and doubled if the hint was short."""
+class BlockTable:
+    """The hashes of the blocks seen so far, by dense id: sized from the file's hint (its
+    ``simkv.n_unique_blocks``) and doubled if the hint was short.  ``np.empty``, not zeros, so
+    a generous hint costs address space only, not resident memory."""
 
     def __init__(self, hint: int) -> None:
         self.hashes = np.empty(max(1, hint), dtype=np.uint64)
@@ -80,7 +82,7 @@ def _read(pf: pq.ParquetFile, header: dict, n_blocks: int, columns) -> Trace:
     offsets = np.zeros(n + 1, dtype=np.int64)
     chain = np.empty(n_blocks, dtype=np.uint64)  # dense ids first, hashes at the end
     lists = {LIST_COLUMNS[c][2]: np.empty(n_blocks, dtype=LIST_COLUMNS[c][1]) for c in optional}
-    table = _Table(_hint(pf, n_blocks))
+    table = BlockTable(_hint(pf, n_blocks))
     row = blk = 0
     for g in range(pf.metadata.num_row_groups):
         rows = pf.metadata.row_group(g).num_rows
