@@ -30,6 +30,7 @@ from simkv.errors import InputError
 from simkv.latency.api import simulate_with_latency
 from simkv.latency.routing import MAX_TRACKED_REPLICAS
 from simkv.trace.model import Trace
+from simkv.trace.stream import TraceSource
 
 #: The default TTFT objective: p90 time to first token <= 2 s.  Shared by every consumer that
 #: sizes or judges a deployment (self-hosted fleets in simkv.economics, the report's headline);
@@ -233,11 +234,12 @@ def search_replicas(value, slo_s: float, max_replicas: int) -> tuple[int, bool]:
     return bisect_replicas(value, hi, slo_s), True
 
 
-def sized_ttft(trace: Trace, cfg: CacheConfig, *, slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S,
+def sized_ttft(trace: Trace | TraceSource, cfg: CacheConfig, *, slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S,
                max_replicas: int = MAX_REPLICAS, **kw: Any) -> SizedTtft:
     """TTFT of ``cfg`` on ``trace`` at the fewest replicas meeting ``slo_p90_s`` (``kw``: gpu,
     tier, hbm_cache, model, routing, ...); each run is kept, so the chosen count's distribution
-    is not simulated twice."""
+    is not simulated twice.  A ``TraceSource`` is read chunk by chunk on every run (no block
+    chain of the whole trace is held); the per-request TTFT records are kept."""
     if not slo_p90_s > 0:
         raise InputError("the TTFT objective must be > 0 seconds", where="slo")
     if kw.get("routing") == "prefix_aware":  # the router tracks a bounded number of replicas

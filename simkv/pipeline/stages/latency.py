@@ -45,7 +45,7 @@ def _predicted(workloads, ws: dict[str, int], slo_s: float) -> tuple[pd.DataFram
             cfg = (CacheConfig() if frac is None else CacheConfig(capacity_bytes=int(ws[w.name] * frac))
                    if frac > 0 else CacheConfig(capacity_blocks=0))
             routing = ROUTING_NO_CACHE if frac == 0 else ROUTING_CACHED
-            sz = sized_ttft(w.whole(), cfg, slo_p90_s=slo_s, gpu=GPU, tier=tier, routing=routing,
+            sz = sized_ttft(w.chunks, cfg, slo_p90_s=slo_s, gpu=GPU, tier=tier, routing=routing,
                             hbm_cache=hbm if front else None)
             s = sz.summary
             rows.append({"workload": w.name, "choice": label, "tier": tier, "gpu": GPU,
@@ -80,7 +80,7 @@ def _reuse_ttft(workloads, names: list[str], slo_s: float) -> pd.DataFrame:
         for mode in ("prefix", "chunk"):
             cfg = CacheConfig(reuse=mode, blend_recompute_share=blend_recompute_share()
                               if mode == "chunk" else 0.0)
-            sz = sized_ttft(w.whole(), cfg, slo_p90_s=slo_s, gpu=TTFT_GPU, tier=TTFT_TIER,
+            sz = sized_ttft(w.chunks, cfg, slo_p90_s=slo_s, gpu=TTFT_GPU, tier=TTFT_TIER,
                             routing=ROUTING_CACHED)
             r[f"{mode}_ttft_p50_s"], r[f"{mode}_ttft_p90_s"] = sz.ttft_p50_s, sz.ttft_p90_s
             r.update(_sized_cols(sz, f"{mode}_"))
