@@ -24,7 +24,10 @@ def test_latency_stage_replicas_are_the_fewest_meeting_the_slo(monkeypatch):
 
     tr = load_trace(MOONCAKE).head(400).with_model("llama-3.1-8b")
     monkeypatch.setattr(stage, "CHOICES", stage.CHOICES[:1])  # no cache: one choice, quick
-    w = SimpleNamespace(name="small", trace=tr, whole=lambda: tr)  # a WorkloadInput stand-in
+    from simkv.trace.stream import TraceSource
+
+    # a WorkloadInput stand-in (the stage reads its ``chunks`` stream)
+    w = SimpleNamespace(name="small", trace=tr, whole=lambda: tr, chunks=TraceSource(trace=tr))
     rows, cdf = stage._predicted([w], {"small": 1 << 30}, 2.0)
     r = rows.iloc[0]
     assert bool(r["meets_slo"]) and int(r["replicas"]) > 1 and r["over_slo_factor"] <= 1
