@@ -65,7 +65,7 @@ def _seconds(v: Any, path: Path, lineno: int) -> float:
     return float(v)
 
 
-def _check_block_tokens(block_tokens: int) -> int:
+def check_block_tokens(block_tokens: int) -> int:
     if isinstance(block_tokens, bool) or not isinstance(block_tokens, int) or block_tokens <= 0:
         raise InputError(f"must be a positive integer, got {block_tokens!r}", where="--block-tokens")
     return block_tokens
@@ -82,9 +82,10 @@ class AlibabaRows:
         self.session_of: dict[int, int] = {}
         self.types: Counter = Counter()
         self.n_sessions = 0
-        self._clear()
+        self.clear()
 
-    def _clear(self) -> None:
+    def clear(self) -> None:
+        """Drop the rows parsed so far (the numbering and counts stay)."""
         self.ts, self.inp, self.out, self.sess = array("d"), array("q"), array("q"), array("q")
         self.offsets, self.hashes = array("q", [0]), array("Q")
 
@@ -127,14 +128,14 @@ class AlibabaRows:
             meta={"source_format": "alibaba", "source_file": self.path.name, "types": types},
             validate=False,
         )
-        self._clear()
+        self.clear()
         return trace
 
 
 def read_alibaba(path: Path, block_tokens: int = ALIBABA_BLOCK_TOKENS) -> Trace:
     """Read an Alibaba "KVCache in the wild" JSONL trace (see the module docstring)."""
     path = Path(path)
-    rows = AlibabaRows(path, _check_block_tokens(block_tokens))
+    rows = AlibabaRows(path, check_block_tokens(block_tokens))
     for lineno, obj in json_lines(path):
         rows.add(lineno, obj)
     if not len(rows):
@@ -266,9 +267,10 @@ class LogRows:
         self.models: dict[str, int] = dict(models or {})
         self.sessions: dict[str, int] = {}
         self.tenants: dict[str, int] = {}
-        self._clear()
+        self.clear()
 
-    def _clear(self) -> None:
+    def clear(self) -> None:
+        """Drop the rows parsed so far (the numbering stays)."""
         self.ts, self.out, self.model_idx, self.sess, self.tenant = [], [], [], [], []
         self.tok_flat, self.tag_flat, self.tok_off = array("q"), array("b"), [0]
 
@@ -324,7 +326,7 @@ class LogRows:
                   "start_epoch_s": t_min},
             validate=False,
         )
-        self._clear()
+        self.clear()
         return trace
 
 
@@ -332,7 +334,7 @@ def read_openai_log(path: Path, block_tokens: int = LOG_BLOCK_TOKENS,
                     tokenizer: str | Path | Tokenizer | None = None) -> Trace:
     """Read an OpenAI-style request log (see the module docstring)."""
     path = Path(path)
-    block_tokens = _check_block_tokens(block_tokens)
+    block_tokens = check_block_tokens(block_tokens)
     rows = LogRows(path, block_tokens, get_tokenizer(tokenizer))
     for lineno, obj in json_lines(path):
         rows.add(lineno, obj)

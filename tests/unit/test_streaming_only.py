@@ -20,10 +20,9 @@ WHOLE_LOADERS = {"load_trace", "read_parquet", "read_mooncake", "read_alibaba",
 #: (file, function) -> why it holds the whole trace
 ALLOWED = {
     ("simkv/cli/cmd_workload.py", "import_cmd"):
-        "trace import: both importers sort the input's lines by time (stable) and put "
-        "whole-file facts in the trace's metadata, which a writer needs with the first chunk "
-        "(alibaba: request counts per type; openai-log: arrivals relative to the earliest "
-        "line, start_epoch_s); memory is the parsed trace, parsed once to be written",
+        "trace import, only when the input's lines are not in time order: both importers sort "
+        "them by time (stable), which needs the whole trace; input in time order streams in "
+        "two passes (simkv/trace/import_stream.py)",
 }
 #: files stream15b (issue 15, part B) converts in parallel: lifecycle, compare/recommend, the
 #: report pipeline's trace sources
