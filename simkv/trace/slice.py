@@ -82,10 +82,11 @@ def check_window(start_s: float | None, end_s: float | None) -> None:
 
 
 def window_chunks(chunks: Iterable[Trace], start_s: float | None = None,
-                  end_s: float | None = None, rows: tuple[int, int] | None = None
-                  ) -> Iterator[Trace]:
+                  end_s: float | None = None, rows: tuple[int, int] | None = None,
+                  counts: dict | None = None) -> Iterator[Trace]:
     """:func:`by_time` then :func:`by_requests` (``rows`` indexes the requests the window kept),
-    over a stream; carries the first arrival and the count kept so far; stops once past both."""
+    over a stream; carries the first arrival and the count kept so far; stops once past both.
+    ``counts["in_window"]``: the requests the time window kept (exact once exhausted)."""
     check_window(start_s, end_s)
     t0, kept = None, 0
     for chunk in chunks:
@@ -100,9 +101,11 @@ def window_chunks(chunks: Iterable[Trace], start_s: float | None = None,
         if end_s is not None:
             keep &= rel < end_s
         idx = np.flatnonzero(keep)
+        order = kept + np.arange(len(idx))
+        kept += len(idx)
+        if counts is not None:
+            counts["in_window"] = kept
         if rows is not None:
-            order = kept + np.arange(len(idx))
-            kept += len(idx)
             idx = idx[(order >= rows[0]) & (order < rows[1])]
         if len(idx):
             yield chunk if len(idx) == chunk.n_requests else chunk.select(idx)
@@ -158,10 +161,12 @@ def slice_chunks(stream: Callable[[], Iterable[Trace]], *, start_s: float | None
     if sessions is not None and sessions < 1:
         raise InputError("must be >= 1", where="--sessions")
 
+    counts = {"in_window": 0}
+
     def windowed() -> Iterator[Trace]:
         if start_s is None and end_s is None and rows is None:
             return (c for c in stream() if c.n_requests)
-        return window_chunks(stream(), start_s, end_s, rows)
+        return window_chunks(stream(), start_s, end_s, rows, counts)
 
     out = windowed() if sessions is None else sessions_chunks(windowed, sessions, seed)
     n = 0
@@ -169,4 +174,6 @@ def slice_chunks(stream: Callable[[], Iterable[Trace]], *, start_s: float | None
         n += chunk.n_requests
         yield chunk
     if not n:
+        if requests is not None:  # "A:" past the window's end: the whole path's error
+            parse_range(requests, counts["in_window"])
         raise InputError("the slice holds no requests", where="--requests")
