@@ -11,7 +11,10 @@ ENGINE_VENV := .venv-engine
 ENGINE_PY := $(ENGINE_VENV)/bin/python
 STAMP := $(VENV)/.installed
 ENGINE_STAMP := $(ENGINE_VENV)/.installed
-NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+# numba's disk cache keys cache/kernels.py on that file only, but the kernels inline
+# cache/statemachine.py: a folder per version of statemachine.py keeps stale code out
+STATEMACHINE_SHA := $(shell sha256sum $(CURDIR)/simkv/cache/statemachine.py | cut -c1-12)
+NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba-$(STATEMACHINE_SHA)
 export NUMBA_CACHE_DIR
 PYTEST_ARGS ?=
 QUICK ?=

@@ -8,7 +8,6 @@ import typer
 
 from simkv.analysis.trace_stats import trace_stats
 from simkv.cli.common import check_output_path, print_json, print_table, stage
-from simkv.trace import load_trace, save_trace
 from simkv.trace.formats import save_trace_chunks
 from simkv.trace.stream import TraceSource, check_chunk_requests
 
@@ -56,25 +55,26 @@ def convert_cmd(
     typer.echo(f"wrote {dst} ({counts[0]} requests, {counts[1]} blocks)")
 
 
-def _report_fit(trace, max_model_len: int | None, json_out: bool, what: str, dst: Path) -> dict:
-    from simkv.trace.scale import too_long
-
-    out = {"wrote": str(dst), "requests": trace.n_requests, "block_tokens": trace.block_tokens,
-           "input_tokens_max": int(trace.input_tokens.max()) if trace.n_requests else 0}
-    if max_model_len is not None:
-        long = too_long(trace, max_model_len)
-        out.update(cannot_run=len(long), cannot_run_requests=[r["request"] for r in long])
+def _report_fit(tally, json_out: bool, what: str, dst: Path) -> dict:
+    out = {"wrote": str(dst), "requests": tally.requests, "block_tokens": tally.block_tokens,
+           "input_tokens_max": tally.input_tokens_max}
+    if tally.max_model_len is not None:
+        long = tally.cannot_run
+        out.update(cannot_run=len(long), cannot_run_requests=long)
         if long and not json_out:
-            typer.echo(f"note: {len(long)} of {trace.n_requests} requests exceed "
-                       f"{max_model_len} tokens (prompt + output): "
-                       + ", ".join(str(r["request"]) for r in long[:20])
+            typer.echo(f"note: {len(long)} of {tally.requests} requests exceed "
+                       f"{tally.max_model_len} tokens (prompt + output): "
+                       + ", ".join(str(r) for r in long[:20])
                        + (" ..." if len(long) > 20 else ""), err=True)
     if json_out:
         print_json(out)
     else:
-        typer.echo(f"wrote {dst} ({what}: {trace.n_requests} requests, "
-                   f"{trace.block_tokens}-token blocks)")
+        typer.echo(f"wrote {dst} ({what}: {tally.requests} requests, "
+                   f"{tally.block_tokens}-token blocks)")
     return out
+
+
+CHUNK_HELP = "Requests read per chunk (memory: one chunk; default 65536)."
 
 
 @trace_app.command("scale")
@@ -89,26 +89,25 @@ def scale_cmd(
     src_format: str | None = typer.Option(None, "--from", help="Input format."),
     force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help=CHUNK_HELP),
 ) -> None:
     """Shrink or stretch token counts (keeping hash chains) or re-block a trace for a small engine."""
     from simkv.errors import InputError
-    from simkv.trace.rechunk import rechunk
-    from simkv.trace.scale import scale_tokens, stretch_time
+    from simkv.trace.scale import FitTally, scale_chunks
 
     if (factor is None) == (block_tokens is None) and time_factor == 1.0:
         raise InputError("give --factor or --block-tokens (or --time-factor)", where="--factor")
     if factor is not None and block_tokens is not None:
         raise InputError("give --factor or --block-tokens, not both", where="--block-tokens")
+    check_chunk_requests(chunk_requests)
     check_output_path(dst, force=force, what="DST", inputs=(src,))
-    with stage(f"scaling {src.name}"):
-        trace = load_trace(src, src_format)
-        if factor is not None:
-            trace = scale_tokens(trace, factor, output_factor=output_factor)
-        elif block_tokens is not None:
-            trace = rechunk(trace, block_tokens)
-        trace = stretch_time(trace, time_factor)
-        save_trace(trace, dst)
-    _report_fit(trace, max_model_len, json_out, "scaled", dst)
+    tally = FitTally(max_model_len)
+    with stage(f"scaling {src.name}"):  # chunk by chunk: memory is one chunk
+        chunks = TraceSource.of(src, src_format).chunks(chunk_requests)
+        save_trace_chunks(tally.count(scale_chunks(
+            chunks, factor=factor, output_factor=output_factor, block_tokens=block_tokens,
+            time_factor=time_factor)), dst)
+    _report_fit(tally, json_out, "scaled", dst)
 
 
 @trace_app.command("slice")
@@ -124,26 +123,24 @@ def slice_cmd(
     src_format: str | None = typer.Option(None, "--from", help="Input format."),
     force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help=CHUNK_HELP),
 ) -> None:
     """Keep part of a trace: a time window, a request range, or sampled whole sessions."""
     from simkv.errors import InputError
-    from simkv.trace.slice import by_requests, by_sessions, by_time, parse_range
+    from simkv.trace.scale import FitTally
+    from simkv.trace.slice import slice_chunks
 
     if start_s is None and end_s is None and requests is None and sessions is None:
         raise InputError("give --start-s/--end-s, --requests or --sessions", where="--requests")
+    check_chunk_requests(chunk_requests)
     check_output_path(dst, force=force, what="DST", inputs=(src,))
-    with stage(f"slicing {src.name}"):
-        trace = load_trace(src, src_format)
-        if start_s is not None or end_s is not None:
-            trace = by_time(trace, start_s, end_s)
-        if requests is not None:
-            trace = by_requests(trace, *parse_range(requests, trace.n_requests))
-        if sessions is not None:
-            trace = by_sessions(trace, sessions, seed)
-        if not trace.n_requests:
-            raise InputError("the slice holds no requests", where="--requests")
-        save_trace(trace, dst)
-    _report_fit(trace, max_model_len, json_out, "sliced", dst)
+    source = TraceSource.of(src, src_format)
+    tally = FitTally(max_model_len)
+    with stage(f"slicing {src.name}"):  # streamed; --sessions reads the trace twice
+        save_trace_chunks(tally.count(slice_chunks(
+            lambda: source.chunks(chunk_requests), start_s=start_s, end_s=end_s,
+            requests=requests, sessions=sessions, seed=seed)), dst)
+    _report_fit(tally, json_out, "sliced", dst)
 
 
 def register(app: typer.Typer) -> None:

@@ -145,11 +145,14 @@ def import_cmd(
     block_tokens: int | None = typer.Option(None, "--block-tokens", help="Block size: of the input's hash_ids (alibaba, default 16) or to hash at (openai-log, default 16)."),
     tokenizer: Path | None = typer.Option(None, "--tokenizer", help="A local tokenizer.json (openai-log; needs the 'tokenizers' package)."),
     force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
+    chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests parsed and written per chunk (memory: one chunk; default 65536)."),
 ) -> None:
     """Import a third-party trace or request log into a simkv trace."""
-    from simkv.trace import load_trace
-    from simkv.trace.formats import FORMATS, guess_format
+    from simkv.trace.formats import FORMATS, guess_format, save_trace_chunks
+    from simkv.trace.import_stream import import_chunks, scan_import
+    from simkv.trace.stream import DEFAULT_CHUNK_REQUESTS, check_chunk_requests
 
+    check_chunk_requests(chunk_requests)
     check_output_path(dst, force=force, what="DST", inputs=(src,))
     out_fmt = guess_format(dst)
     if FORMATS.get(out_fmt).write is None:
@@ -165,10 +168,26 @@ def import_cmd(
         FORMATS.get(format, where="--format")  # unknown names list the valid ones
         raise InputError(f"use 'simkv trace convert' for {format!r}; import takes alibaba or "
                          "openai-log", where="--format")
-    trace = load_trace(src, format, **kwargs)
-    _write_atomically(trace, dst, out_fmt)
-    typer.echo(f"wrote {dst} ({trace.n_requests} requests, {trace.n_block_accesses} blocks of "
-               f"{trace.block_tokens} tokens)")
+    scan = scan_import(src, format, **kwargs)  # first pass: metadata facts, time order
+    counts = [0, 0, scan.block_tokens]
+    if scan.in_order:  # second pass, chunk by chunk: memory is one chunk plus the numbering
+        def counted(chunks):
+            for chunk in chunks:
+                counts[0] += chunk.n_requests
+                counts[1] += chunk.n_block_accesses
+                yield chunk
+
+        save_trace_chunks(counted(import_chunks(scan, chunk_requests or DEFAULT_CHUNK_REQUESTS)),
+                          dst, out_fmt)
+    else:  # lines out of time order: the stable sort needs the whole trace
+        from simkv.trace import load_trace
+
+        trace = load_trace(src, format, **({**kwargs, "tokenizer": scan.tokenizer}
+                                           if scan.tokenizer is not None else kwargs))
+        _write_atomically(trace, dst, out_fmt)
+        counts[:2] = trace.n_requests, trace.n_block_accesses
+    typer.echo(f"wrote {dst} ({counts[0]} requests, {counts[1]} blocks of "
+               f"{counts[2]} tokens)")
 
 
 def register(app: typer.Typer) -> None:

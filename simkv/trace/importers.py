@@ -25,12 +25,11 @@ turns -> history.
 from __future__ import annotations
 
 import json
-import re
 from array import array
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +38,11 @@ from simkv.hashing import blake2b_key, combine, content_unit_tokens, hash_tokens
 from simkv.trace.format_registry import TraceFormat, register_format
 from simkv.trace.jsonl import MAX_TIME, extend_hash_ids, int_field, json_lines, time_field
 from simkv.trace.model import TAG_CODES, Trace
+from simkv.trace.tokenizers import BuiltinTokenizer, HFTokenizer, Tokenizer, get_tokenizer
 from simkv.validate import check_number, real
+
+__all__ = ["BuiltinTokenizer", "HFTokenizer", "Tokenizer", "get_tokenizer", "AlibabaRows",
+           "LogRows", "read_alibaba", "read_openai_log", "log_time_model"]
 
 ALIBABA_BLOCK_TOKENS = 16
 LOG_BLOCK_TOKENS = 16
@@ -62,56 +65,82 @@ def _seconds(v: Any, path: Path, lineno: int) -> float:
     return float(v)
 
 
-def _check_block_tokens(block_tokens: int) -> int:
+def check_block_tokens(block_tokens: int) -> int:
     if isinstance(block_tokens, bool) or not isinstance(block_tokens, int) or block_tokens <= 0:
         raise InputError(f"must be a positive integer, got {block_tokens!r}", where="--block-tokens")
     return block_tokens
 
 
 # --------------------------------------------------------------------------- alibaba
-def read_alibaba(path: Path, block_tokens: int = ALIBABA_BLOCK_TOKENS) -> Trace:
-    """Read an Alibaba "KVCache in the wild" JSONL trace (see the module docstring)."""
-    path = Path(path)
-    block_tokens = _check_block_tokens(block_tokens)
-    ts, inp, out, sess = array("d"), array("q"), array("q"), array("q")
-    offsets = array("q", [0])
-    hashes = array("Q")
-    session_of: dict[int, int] = {}
-    types: Counter = Counter()
-    n_sessions = 0
-    for lineno, obj in json_lines(path):
+class AlibabaRows:
+    """Alibaba lines parsed into columns, a chunk at a time (:meth:`take` empties them); the
+    session state (each chat's session, the session count) and the per-type counts carry over,
+    so a file parsed in chunks gives the same columns as parsed whole."""
+
+    def __init__(self, path: Path, block_tokens: int) -> None:
+        self.path, self.block_tokens = path, block_tokens
+        self.session_of: dict[int, int] = {}
+        self.types: Counter = Counter()
+        self.n_sessions = 0
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop the rows parsed so far (the numbering and counts stay)."""
+        self.ts, self.inp, self.out, self.sess = array("d"), array("q"), array("q"), array("q")
+        self.offsets, self.hashes = array("q", [0]), array("Q")
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def add(self, lineno: int, obj: dict) -> float:
+        """Parse one line (checked) and return its timestamp."""
+        path, block_tokens = self.path, self.block_tokens
         chat = int_field(obj, "chat_id", path, lineno, minimum=None)
         parent = int_field(obj, "parent_chat_id", path, lineno, default=-1, minimum=None)
         t = time_field(obj, "timestamp", path, lineno, "seconds")
         n_in = int_field(obj, "input_length", path, lineno)
         n_out = int_field(obj, "output_length", path, lineno)
-        extend_hash_ids(hashes, obj, n_in, block_tokens, path, lineno)
-        if chat in session_of:
+        extend_hash_ids(self.hashes, obj, n_in, block_tokens, path, lineno)
+        if chat in self.session_of:
             raise InputError(f"chat_id {chat} appears twice", source=path, where=f"line {lineno}")
-        s = session_of.get(parent) if parent != -1 else None
+        s = self.session_of.get(parent) if parent != -1 else None
         if s is None:
-            s = n_sessions
-            n_sessions += 1
-        session_of[chat] = s
-        types[str(obj.get("type", ""))] += 1
-        ts.append(float(t))
-        inp.append(n_in)
-        out.append(n_out)
-        sess.append(session_of[chat])
-        offsets.append(len(hashes))
-    if not ts:
+            s = self.n_sessions
+            self.n_sessions += 1
+        self.session_of[chat] = s
+        self.types[str(obj.get("type", ""))] += 1
+        self.ts.append(float(t))
+        self.inp.append(n_in)
+        self.out.append(n_out)
+        self.sess.append(s)
+        self.offsets.append(len(self.hashes))
+        return float(t)
+
+    def take(self, types: dict) -> Trace:
+        """The rows parsed since the last take, as a Trace (not yet sorted or validated)."""
+        trace = Trace.from_arrays(
+            block_tokens=self.block_tokens, arrival_s=np.frombuffer(self.ts, dtype=np.float64),
+            input_tokens=np.frombuffer(self.inp, dtype=np.int64),
+            output_tokens=np.frombuffer(self.out, dtype=np.int64),
+            block_offsets=np.frombuffer(self.offsets, dtype=np.int64),
+            block_hashes=np.frombuffer(self.hashes, dtype=np.uint64),
+            session_ids=np.frombuffer(self.sess, dtype=np.int64),
+            meta={"source_format": "alibaba", "source_file": self.path.name, "types": types},
+            validate=False,
+        )
+        self.clear()
+        return trace
+
+
+def read_alibaba(path: Path, block_tokens: int = ALIBABA_BLOCK_TOKENS) -> Trace:
+    """Read an Alibaba "KVCache in the wild" JSONL trace (see the module docstring)."""
+    path = Path(path)
+    rows = AlibabaRows(path, check_block_tokens(block_tokens))
+    for lineno, obj in json_lines(path):
+        rows.add(lineno, obj)
+    if not len(rows):
         raise InputError("trace has no requests", source=path)
-    arrival = np.frombuffer(ts, dtype=np.float64)
-    trace = Trace.from_arrays(
-        block_tokens=block_tokens, arrival_s=arrival,
-        input_tokens=np.frombuffer(inp, dtype=np.int64), output_tokens=np.frombuffer(out, dtype=np.int64),
-        block_offsets=np.frombuffer(offsets, dtype=np.int64),
-        block_hashes=np.frombuffer(hashes, dtype=np.uint64),
-        session_ids=np.frombuffer(sess, dtype=np.int64),
-        meta={"source_format": "alibaba", "source_file": path.name, "types": dict(types)},
-        validate=False,
-    )
-    return _sorted(trace)
+    return _sorted(rows.take(dict(rows.types)))
 
 
 def _sorted(trace: Trace) -> Trace:
@@ -121,81 +150,6 @@ def _sorted(trace: Trace) -> Trace:
         trace = trace.select(order)
     trace.validate()
     return trace
-
-
-# --------------------------------------------------------------------------- tokenizers
-class Tokenizer(Protocol):
-    """Turns text into token ids (deterministically)."""
-
-    name: str
-
-    def encode(self, text: str) -> list[int]: ...
-
-
-class BuiltinTokenizer:
-    """A deterministic approximation of a BPE tokenizer (no vocabulary file needed).
-
-    Text is split into words, single punctuation marks and whitespace runs; words longer than
-    4 characters are cut into 4-character pieces (about 4 characters per token for English, as
-    BPE tokenizers average); each piece's id is a 32-bit blake2b of its text.  Equal text
-    gives equal ids, so shared prefixes are found exactly; counts are approximate.
-    """
-
-    name = "builtin"
-    _PIECES = re.compile(r"\w+|[^\w\s]|\s+")
-
-    def __init__(self) -> None:
-        self._cache: dict[str, int] = {}
-
-    def _id(self, piece: str) -> int:
-        v = self._cache.get(piece)
-        if v is None:
-            v = blake2b_key(piece.encode(), 4)
-            if len(self._cache) < 1_000_000:
-                self._cache[piece] = v
-        return v
-
-    def encode(self, text: str) -> list[int]:
-        out: list[int] = []
-        for m in self._PIECES.finditer(text):
-            piece = m.group(0)
-            if len(piece) <= 4:
-                out.append(self._id(piece))
-            else:
-                out.extend(self._id(piece[i:i + 4]) for i in range(0, len(piece), 4))
-        return out
-
-
-class HFTokenizer:
-    """A local ``tokenizer.json`` through the optional ``tokenizers`` package."""
-
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        try:
-            from tokenizers import Tokenizer as _HF
-        except ImportError:
-            raise InputError("the 'tokenizers' package is not installed (pip install tokenizers), "
-                             "so a tokenizer.json cannot be used", where="--tokenizer") from None
-        if not path.is_file():
-            raise InputError("tokenizer file not found", source=path, where="--tokenizer")
-        try:
-            self._tok = _HF.from_file(str(path))
-        except Exception as exc:  # the Rust library raises its own exception types
-            raise InputError(f"not a tokenizer.json ({exc})", source=path,
-                             where="--tokenizer") from None
-        self.name = path.name
-
-    def encode(self, text: str) -> list[int]:
-        return list(self._tok.encode(text, add_special_tokens=False).ids)
-
-
-def get_tokenizer(spec: str | Path | Tokenizer | None) -> Tokenizer:
-    """None or "builtin" -> the built-in approximation; a path -> a tokenizer.json."""
-    if spec is None or (isinstance(spec, str) and spec == "builtin"):
-        return BuiltinTokenizer()
-    if isinstance(spec, str | Path):
-        return HFTokenizer(spec)
-    return spec
 
 
 # --------------------------------------------------------------------------- openai-log
@@ -289,66 +243,104 @@ def _output_tokens(obj: dict, path: Path, lineno: int) -> int:
     return 0
 
 
+def log_time_model(obj: dict, path: Path, lineno: int) -> tuple[float, str]:
+    """A log line's timestamp (s since the epoch) and model name, checked."""
+    if "timestamp" not in obj:
+        raise InputError("missing field 'timestamp'", source=path, where=f"line {lineno}")
+    t = _seconds(obj["timestamp"], path, lineno)
+    model = obj.get("model")
+    if not isinstance(model, str) or not model:
+        raise InputError("field 'model' must be a non-empty string", source=path,
+                         where=f"line {lineno}")
+    return t, model
+
+
+class LogRows:
+    """Request-log lines tokenized into columns, a chunk at a time (:meth:`take` empties
+    them); model, session and tenant numbering (in order of first appearance) carry over.
+    ``models``: the numbering known up front (a stream's first pass), so every chunk names
+    all the models."""
+
+    def __init__(self, path: Path, block_tokens: int, tok: Tokenizer,
+                 models: dict[str, int] | None = None) -> None:
+        self.path, self.block_tokens, self.tok = path, block_tokens, tok
+        self.models: dict[str, int] = dict(models or {})
+        self.sessions: dict[str, int] = {}
+        self.tenants: dict[str, int] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop the rows parsed so far (the numbering stays)."""
+        self.ts, self.out, self.model_idx, self.sess, self.tenant = [], [], [], [], []
+        self.tok_flat, self.tag_flat, self.tok_off = array("q"), array("b"), [0]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def add(self, lineno: int, obj: dict) -> float:
+        """Parse and tokenize one line (checked); return its timestamp."""
+        t, model = log_time_model(obj, self.path, lineno)
+        tokens, tags = _prompt_tokens(obj, self.tok, self.path, lineno)
+        n_out = _output_tokens(obj, self.path, lineno)
+        sid = obj.get("session_id", obj.get("conversation_id"))
+        ten = obj.get("tenant")
+        self.ts.append(t)
+        self.out.append(n_out)
+        self.model_idx.append(self.models.setdefault(model, len(self.models)))
+        self.sess.append(-1 if sid is None else
+                         self.sessions.setdefault(str(sid), len(self.sessions)))
+        self.tenant.append(-1 if ten is None else
+                           self.tenants.setdefault(str(ten), len(self.tenants)))
+        self.tok_flat.extend(tokens)
+        self.tag_flat.extend(tags)
+        self.tok_off.append(len(self.tok_flat))
+        return t
+
+    def take(self, t_min: float) -> Trace:
+        """The rows since the last take, hashed, arrivals relative to ``t_min`` (the earliest
+        line of the file); not yet sorted or validated."""
+        block_tokens = self.block_tokens
+        token_offsets = np.asarray(self.tok_off, dtype=np.int64)
+        tokens_arr = np.frombuffer(self.tok_flat, dtype=np.int64)
+        tags_arr = np.frombuffer(self.tag_flat, dtype=np.int8)
+        n_in = np.diff(token_offsets)
+        offsets = np.zeros(len(self.ts) + 1, dtype=np.int64)
+        np.cumsum(-(-n_in // block_tokens), out=offsets[1:])
+        names = tuple(self.models)
+        model_keys = np.array([key_of("model", m) for m in names], dtype=np.uint64)
+        salts = combine(model_keys[np.asarray(self.model_idx, dtype=np.int64)], np.uint64(0))
+        hashes = np.empty(offsets[-1], dtype=np.uint64)
+        content = np.empty(offsets[-1], dtype=np.uint64)
+        unit = content_unit_tokens(block_tokens)
+        hash_tokens(token_offsets, tokens_arr, salts, offsets, block_tokens, unit, hashes, content)
+        block_start = token_offsets[:-1].repeat(np.diff(offsets)) + (
+            np.arange(offsets[-1]) - offsets[:-1].repeat(np.diff(offsets))) * block_tokens
+        arrival = np.asarray(self.ts, dtype=np.float64)
+        trace = Trace.from_arrays(
+            block_tokens=block_tokens, arrival_s=arrival - t_min, input_tokens=n_in,
+            output_tokens=self.out, block_offsets=offsets, block_hashes=hashes,
+            block_tags=tags_arr[block_start], content_hashes=content, session_ids=self.sess,
+            tenant_ids=self.tenant, model_index=self.model_idx, models=names,
+            meta={"source_format": "openai-log", "source_file": self.path.name,
+                  "tokenizer": self.tok.name, "content_hash_unit_tokens": unit,
+                  "start_epoch_s": t_min},
+            validate=False,
+        )
+        self.clear()
+        return trace
+
+
 def read_openai_log(path: Path, block_tokens: int = LOG_BLOCK_TOKENS,
                     tokenizer: str | Path | Tokenizer | None = None) -> Trace:
     """Read an OpenAI-style request log (see the module docstring)."""
     path = Path(path)
-    block_tokens = _check_block_tokens(block_tokens)
-    tok = get_tokenizer(tokenizer)
-    ts, out, model_idx, sess, tenant = [], [], [], [], []
-    tok_flat, tag_flat = array("q"), array("b")
-    tok_off = [0]
-    models: dict[str, int] = {}
-    sessions: dict[str, int] = {}
-    tenants: dict[str, int] = {}
+    block_tokens = check_block_tokens(block_tokens)
+    rows = LogRows(path, block_tokens, get_tokenizer(tokenizer))
     for lineno, obj in json_lines(path):
-        if "timestamp" not in obj:
-            raise InputError("missing field 'timestamp'", source=path, where=f"line {lineno}")
-        t = _seconds(obj["timestamp"], path, lineno)
-        model = obj.get("model")
-        if not isinstance(model, str) or not model:
-            raise InputError("field 'model' must be a non-empty string", source=path,
-                             where=f"line {lineno}")
-        tokens, tags = _prompt_tokens(obj, tok, path, lineno)
-        n_out = _output_tokens(obj, path, lineno)
-        sid = obj.get("session_id", obj.get("conversation_id"))
-        ten = obj.get("tenant")
-        ts.append(t)
-        out.append(n_out)
-        model_idx.append(models.setdefault(model, len(models)))
-        sess.append(-1 if sid is None else sessions.setdefault(str(sid), len(sessions)))
-        tenant.append(-1 if ten is None else tenants.setdefault(str(ten), len(tenants)))
-        tok_flat.extend(tokens)
-        tag_flat.extend(tags)
-        tok_off.append(len(tok_flat))
-    if not ts:
+        rows.add(lineno, obj)
+    if not len(rows):
         raise InputError("log has no requests", source=path)
-    token_offsets = np.asarray(tok_off, dtype=np.int64)
-    tokens_arr = np.frombuffer(tok_flat, dtype=np.int64)
-    tags_arr = np.frombuffer(tag_flat, dtype=np.int8)
-    n_in = np.diff(token_offsets)
-    offsets = np.zeros(len(ts) + 1, dtype=np.int64)
-    np.cumsum(-(-n_in // block_tokens), out=offsets[1:])
-    names = tuple(models)
-    model_keys = np.array([key_of("model", m) for m in names], dtype=np.uint64)
-    salts = combine(model_keys[np.asarray(model_idx, dtype=np.int64)], np.uint64(0))
-    hashes = np.empty(offsets[-1], dtype=np.uint64)
-    content = np.empty(offsets[-1], dtype=np.uint64)
-    unit = content_unit_tokens(block_tokens)
-    hash_tokens(token_offsets, tokens_arr, salts, offsets, block_tokens, unit, hashes, content)
-    block_start = token_offsets[:-1].repeat(np.diff(offsets)) + (
-        np.arange(offsets[-1]) - offsets[:-1].repeat(np.diff(offsets))) * block_tokens
-    arrival = np.asarray(ts, dtype=np.float64)
-    trace = Trace.from_arrays(
-        block_tokens=block_tokens, arrival_s=arrival - arrival.min(), input_tokens=n_in,
-        output_tokens=out, block_offsets=offsets, block_hashes=hashes,
-        block_tags=tags_arr[block_start], content_hashes=content, session_ids=sess,
-        tenant_ids=tenant, model_index=model_idx, models=names,
-        meta={"source_format": "openai-log", "source_file": path.name, "tokenizer": tok.name,
-              "content_hash_unit_tokens": unit, "start_epoch_s": float(arrival.min())},
-        validate=False,
-    )
-    return _sorted(trace)
+    return _sorted(rows.take(float(np.asarray(rows.ts, dtype=np.float64).min())))
 
 
 register_format(TraceFormat("alibaba", read_alibaba, None, (),

@@ -13,12 +13,17 @@ Re-blocking at another block size without changing token counts is
 
 :func:`too_long` lists the requests that still cannot run on an engine of ``max_model_len``
 tokens (prompt plus output), so a user sees them before a replay skips them.
+
+:func:`scale_chunks` is the streamed form the CLI uses: each function above is local to one
+request (a request's chain lies within one chunk), so it runs chunk by chunk; the time stretch
+carries the first arrival, and :class:`FitTally` counts what the report needs as chunks pass.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,14 +68,38 @@ def scale_tokens(trace: Trace, factor: float, *, output_factor: float | None = N
         meta=meta)
 
 
-def stretch_time(trace: Trace, time_factor: float) -> Trace:
-    """Arrival gaps multiplied by ``time_factor`` (relative to the first request)."""
+def check_time_factor(time_factor: float) -> None:
     if not (time_factor >= 0 and math.isfinite(time_factor)):
         raise InputError("must be >= 0", where="--time-factor")
+
+
+def stretch_time(trace: Trace, time_factor: float, t0: float | None = None) -> Trace:
+    """Arrival gaps multiplied by ``time_factor`` (relative to ``t0``, by default the first
+    request's arrival; a chunk of a stream passes the stream's first arrival)."""
+    check_time_factor(time_factor)
     if not trace.n_requests:
         return trace
-    t0 = float(trace.arrival_s[0])
+    t0 = float(trace.arrival_s[0]) if t0 is None else t0
     return replace(trace, arrival_s=t0 + (trace.arrival_s - t0) * time_factor)
+
+
+def scale_chunks(chunks: Iterable[Trace], *, factor: float | None = None,
+                 output_factor: float | None = None, block_tokens: int | None = None,
+                 time_factor: float = 1.0) -> Iterator[Trace]:
+    """The CLI's scale as a stream: token scaling (``factor``) or re-blocking
+    (``block_tokens``), then the time stretch, chunk by chunk."""
+    from simkv.trace.rechunk import rechunk
+
+    check_time_factor(time_factor)
+    t0 = None
+    for chunk in chunks:
+        if factor is not None:
+            chunk = scale_tokens(chunk, factor, output_factor=output_factor)
+        elif block_tokens is not None:
+            chunk = rechunk(chunk, block_tokens)
+        if t0 is None and chunk.n_requests:
+            t0 = float(chunk.arrival_s[0])
+        yield stretch_time(chunk, time_factor, t0)
 
 
 def too_long(trace: Trace, max_model_len: int) -> list[dict]:
@@ -79,3 +108,27 @@ def too_long(trace: Trace, max_model_len: int) -> list[dict]:
     rows = np.flatnonzero(total > max_model_len)
     return [{"request": int(i), "input_tokens": int(trace.input_tokens[i]),
              "output_tokens": int(trace.output_tokens[i])} for i in rows]
+
+
+@dataclass
+class FitTally:
+    """What `trace scale` / `slice` report about the trace they wrote, counted chunk by chunk:
+    requests, block size, the longest prompt and (with ``max_model_len``) the requests that
+    cannot run, numbered in the written trace's order."""
+
+    max_model_len: int | None = None
+    requests: int = 0
+    block_tokens: int = 0
+    input_tokens_max: int = 0
+    cannot_run: list[int] = field(default_factory=list)
+
+    def count(self, chunks: Iterable[Trace]) -> Iterator[Trace]:
+        for chunk in chunks:
+            self.block_tokens = chunk.block_tokens
+            if chunk.n_requests:
+                self.input_tokens_max = max(self.input_tokens_max, int(chunk.input_tokens.max()))
+                if self.max_model_len is not None:
+                    self.cannot_run += [self.requests + r["request"]
+                                        for r in too_long(chunk, self.max_model_len)]
+            self.requests += chunk.n_requests
+            yield chunk
