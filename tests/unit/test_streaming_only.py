@@ -27,9 +27,9 @@ ALLOWED = {
     ("simkv/cli/cmd_trace.py", "slice_cmd"):
         "trace slice: --sessions samples whole sessions across the trace, not converted yet",
 }
-#: files stream15b (issue 15, part B) converts in parallel: lifecycle, compare/recommend, the
-#: report pipeline's trace sources
-STREAM15B = {"simkv/cli/cmd_lifecycle.py", "simkv/cli/cmd_cost.py",
+#: files stream15b (issue 15, part B) converts in parallel: lifecycle, the report pipeline's
+#: trace sources (compare/recommend, simkv/cli/cmd_cost.py, stream: branch r3stream15d)
+STREAM15B = {"simkv/cli/cmd_lifecycle.py",
              "simkv/pipeline/sources.py", "simkv/pipeline/context.py"}
 
 
