@@ -88,7 +88,7 @@ class GrownSource(TraceSource):
     The order is :func:`grow`'s: its stable sort of the concatenated copies orders requests
     by (arrival, copy, original index), the key sorted here; arrivals, hashes and session ids
     are the same element-wise arithmetic, so the stream equals ``grow``'s trace cut into
-    chunks (``tests/unit/test_growth_stream.py``).  Memory: about ``factor`` chunks."""
+    chunks (``tests/unit/test_bills_stream.py``).  Memory: about ``factor`` chunks."""
 
     base: BillTrace | None = None
     factor: int = 1

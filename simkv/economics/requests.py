@@ -110,7 +110,8 @@ class BillTrace:
         blocks: list[np.ndarray] = []
         first: Trace | None = None
         for _, chunk in self.chunks():
-            first = first or chunk
+            if first is None:
+                first = chunk
             for k in _COLUMNS:
                 cols[k].append(getattr(chunk, k).copy())
             blocks.append(np.diff(chunk.block_offsets).astype(np.int64))
