@@ -145,6 +145,11 @@ class BillContext:
         self._runs[key] = out
         return out
 
+    def forget_runs(self) -> None:
+        """Drop the memoized runs (their per-request outcomes) when none will be asked again."""
+        self._runs.clear()
+        self._lifetimes.clear()
+
     def window(self, run: CacheRun | None = None) -> Window:
         """The billed window for a run (its first eviction can lengthen the warm-up)."""
         if self.fixed_window is not None:

@@ -80,8 +80,12 @@ def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: floa
 
 
 def evaluate_tiers(ctx: BillContext, book: SubscriptionBook, ttft_p90_slo_s: float | None = None,
-                   gpu: str = "H100", window: Window | None = None) -> dict:
-    """Every tier's figures on one window, the pick by net savings, and the runner-up."""
+                   gpu: str = "H100", window: Window | None = None, *,
+                   keep_runs: bool = True) -> dict:
+    """Every tier's figures on one window, the pick by net savings, and the runner-up.
+
+    ``keep_runs=False`` drops each tier's cache run once its row is made (growth copies:
+    no TTFT check asks for it again; ~50 bytes per request per run)."""
     if window is None:
         fills = [ctx.run(ctx.cache_config(capacity_bytes=t.capacity, policy=book.policy)).first_fill_s
                  for t in book.sorted_tiers() if t.capacity > 0]
@@ -91,7 +95,13 @@ def evaluate_tiers(ctx: BillContext, book: SubscriptionBook, ttft_p90_slo_s: flo
     ctx.fixed_window = window
     unlimited = book.tier_bill(ctx, None).summary()
     achievable = _gross(unlimited)
-    tiers = [tier_row(ctx, book, t, achievable) for t in book.sorted_tiers()]
+    if not keep_runs:
+        ctx.forget_runs()
+    tiers = []
+    for t in book.sorted_tiers():
+        tiers.append(tier_row(ctx, book, t, achievable))
+        if not keep_runs:
+            ctx.forget_runs()
     by_net = sorted(range(len(tiers)), key=lambda i: (-tiers[i]["net_monthly_savings_usd"], i))
     choice = None
     for i in by_net:
@@ -128,7 +138,8 @@ def _growth_rows(ctx: BillContext, book: SubscriptionBook, growth: tuple[int, ..
     for g in growth:
         grown = GrownSource(base=ctx.source, factor=g,
                             spacing_s=spacing_within(ctx.requests, boundary))
-        res = evaluate_tiers(BillContext(grown, None, **kw), book, window=window)
+        res = evaluate_tiers(BillContext(grown, None, **kw), book, window=window,
+                             keep_runs=False)
         c = res["choice"]
         rows.append({"factor": g, "recommended_tier": None if c is None else c["tier"],
                      "achievable_savings_usd": res["achievable_savings_usd"],
