@@ -92,10 +92,12 @@ def pricebooks_cmd(
                                 for r in rows])
 
 
-def _common_trace(trace_path: Path, fmt: str | None):
-    from simkv.trace import load_trace
+def _common_trace(trace_path: Path, fmt: str | None, model: str | None):
+    """The trace as a stream: bills hold per-request columns and read blocks chunk by chunk."""
+    from simkv.economics.requests import BillTrace
+    from simkv.trace.stream import TraceSource
 
-    return load_trace(trace_path, fmt)
+    return BillTrace(TraceSource.of(trace_path, fmt), model)
 
 
 def _fmt_usd(v) -> str:
@@ -150,9 +152,9 @@ def compare_cmd(
                              where="--only")
         books = [b for b in books if b.name in names]
     books = _fleet_overrides(books, fleet_sizing, ttft_slo)
-    trace = _common_trace(trace_path, fmt)
-    guard.check(16.0 * n_boot * trace.n_requests,
-                f"--bootstrap {n_boot} over {trace.n_requests:,} requests")
+    trace = _common_trace(trace_path, fmt, model)
+    n_req = trace.requests.n_requests
+    guard.check(16.0 * n_boot * n_req, f"--bootstrap {n_boot} over {n_req:,} requests")
     rows = compare(trace, model, books, reuse_modes=modes[reuse], blend_recompute_share=blend_share,
                    warmup=spec, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
     if json_out:
@@ -292,10 +294,16 @@ def recommend_cmd(
     if not isinstance(book, SubscriptionBook):
         raise InputError(f"needs a subscription price book, got kind {book.kind!r}", source=src,
                          where="--tiers")
-    trace = _common_trace(trace_path, fmt)
-    if factors:
-        guard.check(4 * max(factors) * guard.trace_bytes(trace.n_requests, trace.n_block_accesses),
-                    f"--growth {max(factors)} (copies of {trace.n_requests:,} requests)")
+    trace = _common_trace(trace_path, fmt, model)
+    req = trace.requests
+    if factors:  # growth copies stream: about 4 x factor chunks of copies are held at once
+        n = min(req.n_requests, trace.chunk_requests)
+        guard.check(4 * max(factors) * guard.trace_bytes(
+            n, req.n_block_accesses * n // max(req.n_requests, 1)),
+            f"--growth {max(factors)} (copies of chunks of {n:,} requests)")
+    if ttft_slo is not None:  # the latency model replays the whole trace at once
+        guard.check(guard.trace_bytes(req.n_requests, req.n_block_accesses),
+                    f"--ttft-slo-p90-s over {req.n_requests:,} requests")
     out = recommend(trace, model, book, target_share=target_share, growth=tuple(factors),
                     ttft_p90_slo_s=ttft_slo, gpu=gpu, warmup=parse_warmup(warmup),
                     days_per_month=days_per_month)

@@ -1,5 +1,9 @@
 """What every bill on a trace needs: the trace with its model, cache runs, lifetimes, window.
 
+The trace is held as per-request columns (:mod:`simkv.economics.requests`); every pass over
+its blocks (the engine, lifetimes, breakpoints, prefix units, a fleet's hour) reads them back
+from the source chunk by chunk, so a trace file's blocks are never all in memory.
+
 Price books describe *how* a provider caches (TTL and refresh, minimum prompt, capacity); the
 cache engine (:func:`simkv.cache.simulate`) finds *which* blocks hit.  A :class:`BillContext`
 runs the engine once per distinct cache semantics and shares the result between books.
@@ -23,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from simkv.cache import CacheConfig
-from simkv.cache.engine import resolve_trace_models, simulate_stream
-from simkv.economics.lifetimes import eligible_chunks, token_seconds
+from simkv.cache.engine import simulate_stream
+from simkv.economics.lifetimes import token_seconds
+from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window, make_window
 from simkv.errors import InputError
 from simkv.models.geometry import ModelSpec, get_model
@@ -40,8 +45,8 @@ class CacheRun:
     cache); ``hit_tokens`` are the reused tokens (prefix hit, or chunk hits net of blending),
     ``hit_blocks`` the blocks read from the cache, ``touched_cached_blocks`` the blocks that were
     already cached when touched (so ``blocks - touched_cached_blocks`` were written).
-    Only per-request outcomes are held: the eligible requests' trace (``sub_trace``) is made
-    again when a lifetime needs it, so memoized runs do not each keep a copy of the blocks.
+    Only per-request outcomes are held: the eligible requests' blocks are read again from the
+    source when a pass needs them, so memoized runs do not each keep a copy of the blocks.
     """
 
     cfg: CacheConfig
@@ -54,41 +59,48 @@ class CacheRun:
     blend_tokens: np.ndarray
     first_fill_s: float | None
     rows: np.ndarray = field(repr=False)
-    trace: Trace = field(repr=False)
+    source: BillTrace = field(repr=False)
 
     @property
     def sub_trace(self) -> Trace:
-        """The eligible requests as a trace (a copy of their blocks unless all are eligible)."""
-        if len(self.rows) == self.trace.n_requests:
-            return self.trace
-        return self.trace.select(self.rows)
+        """The eligible requests as one trace, read from the source (for tests and small
+        traces: it holds their blocks)."""
+        return self.source.select(self.rows)
 
 
 class BillContext:
-    """A trace, its model and the billing options; memoizes cache runs and lifetimes."""
+    """A trace, its model and the billing options; memoizes cache runs and lifetimes.
 
-    def __init__(self, trace: Trace, model: str | ModelSpec | None = None, *,
-                 reuse: str = "prefix", blend_recompute_share: float = 0.0,
+    ``trace``: an in-memory trace, a :class:`TraceSource` (a file read chunk by chunk) or a
+    :class:`BillTrace` already read (shared by several contexts); ``chunk_requests``: the
+    chunk size of every block pass (results do not depend on it).
+    """
+
+    def __init__(self, trace: Trace | TraceSource | BillTrace, model: str | ModelSpec | None = None,
+                 *, reuse: str = "prefix", blend_recompute_share: float = 0.0,
                  warmup: WarmupSpec | None = None, days_per_month: float = 30.0,
-                 n_boot: int = 200, seed: int = 0) -> None:
+                 n_boot: int = 200, seed: int = 0, chunk_requests: int | None = None) -> None:
         if reuse not in ("prefix", "chunk"):
             raise InputError(f"unknown reuse mode {reuse!r} (valid: prefix, chunk)", where="--reuse")
         if days_per_month <= 0:
             raise InputError("must be > 0", where="--days-per-month")
         if n_boot < 0:
             raise InputError("must be >= 0", where="--bootstrap")
-        trace = resolve_trace_models(trace, model)
-        if not trace.has_models:
+        bt = trace if isinstance(trace, BillTrace) else BillTrace(trace, model, chunk_requests)
+        req = bt.requests
+        if not req.has_models:
             raise InputError("the trace names no model: give --model NAME", where="--model")
-        if len(set(trace.models)) > 1:
+        if len(set(req.models)) > 1:
             raise InputError("bills need one model per trace; this trace names several "
-                             f"({', '.join(trace.models)})", where="--trace")
-        if reuse == "chunk" and trace.content_hashes is None:
+                             f"({', '.join(req.models)})", where="--trace")
+        if reuse == "chunk" and not req.has_content_hashes:
             raise InputError("chunk reuse needs per-block content hashes, and this trace has none "
                              "(importers of chained hashes cannot know them); use --reuse prefix",
                              where="--reuse")
-        self.trace = trace
-        self.spec = model if isinstance(model, ModelSpec) else get_model(trace.models[0])
+        self.source = bt
+        #: the per-request columns (the blocks stay in ``source``)
+        self.requests = req
+        self.spec = model if isinstance(model, ModelSpec) else get_model(req.models[0])
         self.reuse = reuse
         self.blend_recompute_share = float(blend_recompute_share) if reuse == "chunk" else 0.0
         self.warmup = warmup or WarmupSpec()
@@ -110,7 +122,7 @@ class BillContext:
         key = (cfg, int(min_tokens))
         if key in self._runs:
             return self._runs[key]
-        tr = self.trace
+        tr = self.requests
         n = tr.n_requests
         eligible = tr.input_tokens >= max(int(min_tokens), 1)
         rows = np.flatnonzero(eligible)
@@ -119,7 +131,7 @@ class BillContext:
         blocks = np.diff(tr.block_offsets).astype(np.int64)
         first_fill = None
         if len(rows):
-            rec = _engine_outcomes(tr, rows, cfg, self.spec)
+            rec = _engine_outcomes(self.source, rows, cfg, self.spec)
             hit_tok[rows] = rec["reused_tokens"]
             hit_blk[rows] = rec["hit_blocks"] if cfg.reuse == "chunk" else rec["prefix_hit_blocks"]
             touched[rows] = rec["hit_blocks"]
@@ -129,15 +141,20 @@ class BillContext:
                 first_fill = float(tr.arrival_s[rows[ev[0]]])
         out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), eligible=eligible, hit_tokens=hit_tok,
                        hit_blocks=hit_blk, touched_cached_blocks=touched, blocks=blocks,
-                       blend_tokens=blend, first_fill_s=first_fill, rows=rows, trace=tr)
+                       blend_tokens=blend, first_fill_s=first_fill, rows=rows, source=self.source)
         self._runs[key] = out
         return out
+
+    def forget_runs(self) -> None:
+        """Drop the memoized runs (their per-request outcomes) when none will be asked again."""
+        self._runs.clear()
+        self._lifetimes.clear()
 
     def window(self, run: CacheRun | None = None) -> Window:
         """The billed window for a run (its first eviction can lengthen the warm-up)."""
         if self.fixed_window is not None:
             return self.fixed_window
-        return make_window(self.trace.arrival_s, self.warmup, self.days_per_month,
+        return make_window(self.requests.arrival_s, self.warmup, self.days_per_month,
                            None if run is None else run.first_fill_s)
 
     # ------------------------------------------------------------------ lifetimes
@@ -158,7 +175,7 @@ class BillContext:
             return self._lifetimes[key]
 
         def chunks():  # the eligible requests, a chunk at a time (simkv.economics.lifetimes)
-            return eligible_chunks(self.trace, run.rows)
+            return self.source.eligible_chunks(run.rows)
 
         total = token_seconds(chunks, content=cfg.reuse == "chunk", ttl_s=cfg.ttl_s,
                               ttl_mode=cfg.ttl_mode, lo=window.start_s + window.warmup_s,
@@ -169,13 +186,13 @@ class BillContext:
     # ------------------------------------------------------------------ bootstrap units
     def bootstrap_units(self, rows: np.ndarray, window: Window) -> tuple[np.ndarray, str]:
         """Resampling unit of each billed request: its session, else a time slice."""
-        sess = self.trace.session_ids[rows]
+        sess = self.requests.session_ids[rows]
         if len(sess) and np.any(sess != NO_ID):
             # requests without a session are their own unit
             fake = -(np.arange(len(sess), dtype=np.int64) + 2)
             return np.where(sess != NO_ID, sess, fake), "sessions"
         n_slices = max(1, min(50, len(rows)))
-        t = self.trace.arrival_s[rows] - (window.start_s + window.warmup_s)
+        t = self.requests.arrival_s[rows] - (window.start_s + window.warmup_s)
         width = window.length_s / n_slices
         return np.minimum((t // width).astype(np.int64), n_slices - 1), f"{n_slices} time slices"
 
@@ -192,20 +209,20 @@ OUTCOMES = ("reused_tokens", "hit_blocks", "prefix_hit_blocks", "blend_recompute
 
 @dataclass(frozen=True, eq=False)
 class _Eligible(TraceSource):
-    """The requests ``rows`` of an in-memory ``whole`` trace as a stream: one chunk of them is
-    copied at a time (``eligible_chunks``), never all their blocks at once."""
+    """The requests ``rows`` of a bill's trace as a stream: one chunk of them is read and
+    copied at a time (``BillTrace.eligible_chunks``), never all their blocks at once."""
 
-    whole: Trace | None = None
+    whole: BillTrace | None = None
     rows: np.ndarray | None = None
 
     def _raw_chunks(self, chunk_requests, columns, ids_as_keys):
-        yield from eligible_chunks(self.whole, self.rows)
+        yield from self.whole.eligible_chunks(self.rows)
 
 
-def _engine_outcomes(tr: Trace, rows: np.ndarray, cfg: CacheConfig,
+def _engine_outcomes(bt: BillTrace, rows: np.ndarray, cfg: CacheConfig,
                      spec: ModelSpec) -> dict[str, np.ndarray]:
-    """The engine over the requests ``rows`` of ``tr`` as a stream, keeping only ``OUTCOMES``
-    of each chunk's records (results equal ``simulate``'s on ``tr.select(rows)`` for any chunk
+    """The engine over the requests ``rows`` of ``bt`` as a stream, keeping only ``OUTCOMES``
+    of each chunk's records (results equal ``simulate``'s on those requests for any chunk
     size: ``tests/unit/test_streaming.py``)."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTCOMES}
 
@@ -213,6 +230,6 @@ def _engine_outcomes(tr: Trace, rows: np.ndarray, cfg: CacheConfig,
         for k in OUTCOMES:
             parts[k].append(frame[k].to_numpy())
 
-    simulate_stream(_Eligible(whole=tr, rows=rows), cfg, specs={spec.name: spec}, keep=False,
+    simulate_stream(_Eligible(whole=bt, rows=rows), cfg, specs={spec.name: spec}, keep=False,
                     sink=keep)
     return {k: np.concatenate(v) for k, v in parts.items()}

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simkv.cache.config import CacheConfig
+from simkv.economics.requests import BillTrace, Requests
 from simkv.latency.slo import gpus_saved
 from simkv.models.geometry import ModelSpec
 from simkv.trace.model import Trace
@@ -61,7 +62,7 @@ class Fleet:
         return self.replicas_cached is not None and self.replicas_no_cache is not None
 
 
-def hour_slices(trace: Trace) -> list[tuple[int, np.ndarray, float]]:
+def hour_slices(trace: Trace | Requests) -> list[tuple[int, np.ndarray, float]]:
     """(hour index, request rows, weight) per hour of the trace (an hour without requests has
     no rows: an autoscaled fleet runs no replica then)."""
     t = trace.arrival_s - float(trace.arrival_s[0])
@@ -87,15 +88,18 @@ def size_hour(trace: Trace, cfg: CacheConfig, spec: ModelSpec, *, gpu: str, slo_
             res.baseline.ttft_quantile_s)
 
 
-def size_fleet(trace: Trace, cfg: CacheConfig, spec: ModelSpec, *, gpu: str, slo_p90_s: float,
-               sizing: str = "busiest_hour", max_replicas: int = 256,
+def size_fleet(trace: Trace | BillTrace, cfg: CacheConfig, spec: ModelSpec, *, gpu: str,
+               slo_p90_s: float, sizing: str = "busiest_hour", max_replicas: int = 256,
                tensor_parallel: int = 1) -> Fleet:
-    """The fleet for ``trace`` under ``sizing`` (see the module docstring)."""
+    """The fleet for ``trace`` under ``sizing`` (see the module docstring).  A
+    :class:`BillTrace` is read back one hour at a time: only the simulated hour's blocks are
+    held."""
     if sizing not in SIZINGS:
         raise ValueError(f"unknown sizing {sizing!r} (valid: {', '.join(SIZINGS)})")
-    slices = hour_slices(trace)
+    req = trace.requests if isinstance(trace, BillTrace) else trace
+    slices = hour_slices(req)
     if sizing == "busiest_hour":
-        tokens = [int(trace.input_tokens[rows].sum()) for _, rows, _ in slices]
+        tokens = [int(req.input_tokens[rows].sum()) for _, rows, _ in slices]
         slices = [slices[int(np.argmax(tokens))]]
     hours = []
     for h, rows, weight in slices:

@@ -24,14 +24,18 @@ exactly the copies of the 1x billed requests, so ``g`` x traffic at the same hit
 
 from __future__ import annotations
 
+import numpy as np
+
 from simkv.economics.context import BillContext
-from simkv.economics.growth import grow, spacing_within
+from simkv.economics.growth import GrownSource, check_factor, spacing_within
 from simkv.economics.kinds.subscription import SubscriptionBook, Tier
 from simkv.economics.pricebook import PLACEHOLDER_NOTE
+from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window
 from simkv.errors import InputError
 from simkv.latency.slo import gpus_saved
 from simkv.trace.model import Trace
+from simkv.trace.stream import TraceSource
 from simkv.units import format_bytes
 
 
@@ -65,7 +69,10 @@ def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: floa
     """The latency model's fleet check of one tier (fewest replicas meeting TTFT p90)."""
     cfg = (ctx.cache_config(capacity_bytes=tier.capacity, policy=book.policy)
            if tier.capacity > 0 else ctx.cache_config(capacity_blocks=0))
-    res = gpus_saved(ctx.trace, cfg, slo_s, model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec},
+    # the latency model replays the whole trace at once: its blocks are read in here (only
+    # with --ttft-slo-p90-s; see docs/economics.md)
+    whole = ctx.source.select(np.arange(ctx.requests.n_requests))
+    res = gpus_saved(whole, cfg, slo_s, model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec},
                      tier=BUCKET_TIER, routing=BUCKET_ROUTING)
     return {"meets_slo": bool(res.cached.meets), "ttft_p90_s": res.cached.ttft_quantile_s,
             "gpus_needed": res.cached.gpus, "gpus_needed_no_cache": res.baseline.gpus,
@@ -73,8 +80,12 @@ def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: floa
 
 
 def evaluate_tiers(ctx: BillContext, book: SubscriptionBook, ttft_p90_slo_s: float | None = None,
-                   gpu: str = "H100", window: Window | None = None) -> dict:
-    """Every tier's figures on one window, the pick by net savings, and the runner-up."""
+                   gpu: str = "H100", window: Window | None = None, *,
+                   keep_runs: bool = True) -> dict:
+    """Every tier's figures on one window, the pick by net savings, and the runner-up.
+
+    ``keep_runs=False`` drops each tier's cache run once its row is made (growth copies:
+    no TTFT check asks for it again; ~50 bytes per request per run)."""
     if window is None:
         fills = [ctx.run(ctx.cache_config(capacity_bytes=t.capacity, policy=book.policy)).first_fill_s
                  for t in book.sorted_tiers() if t.capacity > 0]
@@ -84,7 +95,13 @@ def evaluate_tiers(ctx: BillContext, book: SubscriptionBook, ttft_p90_slo_s: flo
     ctx.fixed_window = window
     unlimited = book.tier_bill(ctx, None).summary()
     achievable = _gross(unlimited)
-    tiers = [tier_row(ctx, book, t, achievable) for t in book.sorted_tiers()]
+    if not keep_runs:
+        ctx.forget_runs()
+    tiers = []
+    for t in book.sorted_tiers():
+        tiers.append(tier_row(ctx, book, t, achievable))
+        if not keep_runs:
+            ctx.forget_runs()
     by_net = sorted(range(len(tiers)), key=lambda i: (-tiers[i]["net_monthly_savings_usd"], i))
     choice = None
     for i in by_net:
@@ -119,8 +136,10 @@ def _growth_rows(ctx: BillContext, book: SubscriptionBook, growth: tuple[int, ..
     rows = []
     boundary = window.start_s + window.warmup_s
     for g in growth:
-        grown = grow(ctx.trace, g, spacing_s=spacing_within(ctx.trace, boundary))
-        res = evaluate_tiers(BillContext(grown, None, **kw), book, window=window)
+        grown = GrownSource(base=ctx.source, factor=g,
+                            spacing_s=spacing_within(ctx.requests, boundary))
+        res = evaluate_tiers(BillContext(grown, None, **kw), book, window=window,
+                             keep_runs=False)
         c = res["choice"]
         rows.append({"factor": g, "recommended_tier": None if c is None else c["tier"],
                      "achievable_savings_usd": res["achievable_savings_usd"],
@@ -153,24 +172,28 @@ def _choice_lines(choice: dict | None, runner: dict | None, p: float) -> list[st
     return lines
 
 
-def recommend(trace: Trace, model: str | None, book: SubscriptionBook, *,
+def recommend(trace: Trace | TraceSource | BillTrace, model: str | None, book: SubscriptionBook, *,
               target_share: float = 0.95, growth: tuple[int, ...] = (2, 5),
               ttft_p90_slo_s: float | None = None, gpu: str = "H100",
               warmup: WarmupSpec | None = None, days_per_month: float = 30.0,
-              reuse: str = "prefix", blend_recompute_share: float = 0.0) -> dict:
+              reuse: str = "prefix", blend_recompute_share: float = 0.0,
+              chunk_requests: int | None = None) -> dict:
     """The recommendation as a dict with plain-language ``reasoning`` lines.
 
     ``target_share`` no longer drives the pick: it names the smallest tier capturing that share
     of the achievable savings (``smallest_tier_capturing_target``), for reference.
+    ``trace``: in memory or a source read chunk by chunk (``chunk_requests`` per chunk; growth
+    copies are streamed too, :class:`~simkv.economics.growth.GrownSource`).
     """
     if not 0.0 < target_share <= 1.0:
         raise InputError("must be within (0, 1]", where="--target-share")
     growth = tuple(growth)
-    for g in growth:
-        grow(trace.head(2), g)  # validates the factor before any simulation
     kw = dict(reuse=reuse, blend_recompute_share=blend_recompute_share, warmup=warmup,
               days_per_month=days_per_month, n_boot=0)
-    ctx = BillContext(trace, model, **kw)
+    for g in growth:
+        check_factor(g)  # before any simulation
+    bt = trace if isinstance(trace, BillTrace) else BillTrace(trace, model, chunk_requests)
+    ctx = BillContext(bt, model, **kw)
     base = evaluate_tiers(ctx, book, ttft_p90_slo_s, gpu)
     p = book.recompute_usd_per_mtok
     choice, runner = base["choice"], base["runner_up"]

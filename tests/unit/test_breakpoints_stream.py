@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,8 +63,9 @@ def test_breakpoints_streamed_equal_whole(seed, tags, min_tokens, ttl):
     run = ctx.run(CacheConfig(ttl_s=ttl, ttl_mode="refresh_on_hit"), min_tokens)
     want = _whole_trace(trace, run)
     assert want.sum() > 0 or run.hit_tokens.sum() == 0
-    for n in (1, 7, 4096):
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(anthropic, "CHUNK_REQUESTS", n)
-            got = anthropic.breakpoint_hits(ctx, run)
+    for n in (1, 7, 4096, trace.n_requests):  # every pass of the context reads chunks of n
+        ctx_n = BillContext(trace, MODEL, n_boot=0, chunk_requests=n)
+        run_n = ctx_n.run(CacheConfig(ttl_s=ttl, ttl_mode="refresh_on_hit"), min_tokens)
+        assert np.array_equal(run_n.hit_tokens, run.hit_tokens)
+        got = anthropic.breakpoint_hits(ctx_n, run_n)
         assert got.dtype == want.dtype and np.array_equal(got, want)

@@ -24,9 +24,9 @@ ALLOWED = {
         "them by time (stable), which needs the whole trace; input in time order streams in "
         "two passes (simkv/trace/import_stream.py)",
 }
-#: files stream15b (issue 15, part B) converts in parallel: lifecycle, compare/recommend, the
-#: report pipeline's trace sources
-STREAM15B = {"simkv/cli/cmd_lifecycle.py", "simkv/cli/cmd_cost.py",
+#: files stream15b (issue 15, part B) converts in parallel: lifecycle, the report pipeline's
+#: trace sources (compare/recommend, simkv/cli/cmd_cost.py, stream: branch r3stream15d)
+STREAM15B = {"simkv/cli/cmd_lifecycle.py",
              "simkv/pipeline/sources.py", "simkv/pipeline/context.py"}
 
 

@@ -24,7 +24,6 @@ from simkv.economics.bill import Bill, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext, CacheRun
 from simkv.economics.kinds.common import Duration, Price, TokenCount, hits_and_writes, make_bill
-from simkv.economics.lifetimes import CHUNK_REQUESTS
 from simkv.idmap import IdMap
 from simkv.trace.model import Trace
 from simkv.validate import UserModel
@@ -58,14 +57,12 @@ def breakpoint_hits(ctx: BillContext, run: CacheRun) -> np.ndarray:
     put a breakpoint on it: a request only asks whether some *earlier* request did, and every
     earlier request lies in this chunk or an earlier one, so the answer is the whole trace's.
     """
-    tr = ctx.trace
-    n = tr.n_requests
-    out = np.zeros(n, dtype=np.int64)
+    req = ctx.requests
+    out = np.zeros(req.n_requests, dtype=np.int64)
     idmap = IdMap()
     first_bp_req = np.zeros(0, dtype=np.int64)
-    lead_blocks = -(-run.hit_tokens // tr.block_tokens)  # blocks covered by the engine's hit
-    for a in range(0, n, CHUNK_REQUESTS):
-        c = tr.slice(a, min(a + CHUNK_REQUESTS, n))
+    lead_blocks = -(-run.hit_tokens // req.block_tokens)  # blocks covered by the engine's hit
+    for a, c in ctx.source.chunks():
         if c.n_block_accesses == 0:
             continue
         ids = idmap.map(c.block_hashes)
@@ -121,13 +118,13 @@ class AnthropicBook(PriceBook):
     def bills(self, ctx: BillContext) -> list[Bill]:
         out = []
         p = self.input_usd_per_mtok
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         for opt in self.ttl_options:
             cfg = CacheConfig(ttl_s=opt.ttl, ttl_mode="refresh_on_hit")
             run = ctx.run(cfg, self.min_cacheable_tokens)
             mode = self.breakpoints
             if mode == "auto":
-                mode = "prompt_end" if ctx.trace.block_tags is not None else "blocks"
+                mode = "prompt_end" if ctx.requests.has_block_tags else "blocks"
             hit = breakpoint_hits(ctx, run) if mode == "prompt_end" else run.hit_tokens
             hit = np.where(hit >= self.min_cacheable_tokens, hit, 0)
             read, written, bypass = hits_and_writes(ctx, run, hit)

@@ -53,11 +53,11 @@ def make_bill(ctx: BillContext, window: Window, *, provider: str, kind: str,
               reuse: str = "prefix", baseline_monthly_usd: float = 0.0,
               extra: dict | None = None) -> Bill:
     """A Bill from full-trace per-request arrays, keeping the billed window's requests."""
-    rows = window.measured(ctx.trace.arrival_s)
+    rows = window.measured(ctx.requests.arrival_s)
     units, label = ctx.bootstrap_units(rows, window)
     return Bill(
         provider=provider, kind=kind, reuse=reuse, window=window, units=units, unit_label=label,
-        input_tokens=ctx.trace.input_tokens[rows].astype(np.int64),
+        input_tokens=ctx.requests.input_tokens[rows].astype(np.int64),
         hit_tokens=np.asarray(hit_tokens)[rows].astype(np.int64),
         written_tokens=np.asarray(written_tokens)[rows].astype(np.int64),
         request_usd={k: np.asarray(v, dtype=np.float64)[rows] for k, v in request_usd.items()},
@@ -72,7 +72,7 @@ def make_bill(ctx: BillContext, window: Window, *, provider: str, kind: str,
 def hits_and_writes(ctx: BillContext, run: CacheRun, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(read, written, bypass) tokens per request for a cache that writes every unread token of
     an eligible prompt; requests below the minimum bypass the cache."""
-    inp = ctx.trace.input_tokens
+    inp = ctx.requests.input_tokens
     read = np.where(run.eligible, hit, 0)
     written = np.where(run.eligible, inp - read, 0)
     bypass = np.where(run.eligible, 0, inp)

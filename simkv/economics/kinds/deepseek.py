@@ -52,30 +52,40 @@ class DeepSeekSchema(BookSchema):
     retention: Duration = 6 * 3600.0
 
 
-def unit_hit_tokens(trace: Trace, run: CacheRun) -> np.ndarray:
-    """Hit tokens per request under the prefix-unit rule (see the module docstring)."""
-    offs, h, sess = trace.block_offsets, trace.block_hashes, trace.session_ids
+def unit_hit_tokens(ctx: BillContext, run: CacheRun) -> np.ndarray:
+    """Hit tokens per request under the prefix-unit rule (see the module docstring), walked a
+    chunk of requests at a time (the persisted units and the sessions seen carry over)."""
     hit_blocks, hit_tokens = run.hit_blocks, run.hit_tokens
-    out = np.zeros(trace.n_requests, dtype=np.int64)
+    out = np.zeros(ctx.requests.n_requests, dtype=np.int64)
     units: set[int] = set()
     seen_sessions: set[int] = set()
-    for i in range(trace.n_requests):
-        lo, hi = int(offs[i]), int(offs[i + 1])
+    for a, c in ctx.source.chunks(columns=()):
+        _chunk_units(c, a, run.eligible, hit_blocks, hit_tokens, units, seen_sessions, out)
+    return out
+
+
+def _chunk_units(c: Trace, a: int, eligible: np.ndarray, hit_blocks: np.ndarray,
+                 hit_tokens: np.ndarray, units: set[int], seen_sessions: set[int],
+                 out: np.ndarray) -> None:
+    """The prefix-unit rule over chunk ``c`` (its first request is the trace's ``a``)."""
+    offs, h, sess = c.block_offsets, c.block_hashes, c.session_ids
+    for r in range(c.n_requests):
+        i = a + r
+        lo, hi = int(offs[r]), int(offs[r + 1])
         k = int(hit_blocks[i])
-        s = int(sess[i])
-        if k > 0 and run.eligible[i]:
+        s = int(sess[r])
+        if k > 0 and eligible[i]:
             j = k
             if s == NO_ID or s not in seen_sessions:
                 while j > 0 and int(h[lo + j - 1]) not in units:
                     j -= 1
-            out[i] = int(hit_tokens[i]) if j == k else min(j * trace.block_tokens,
+            out[i] = int(hit_tokens[i]) if j == k else min(j * c.block_tokens,
                                                             int(hit_tokens[i]))
             units.add(int(h[lo + k - 1]))  # the shared prefix, now detected and persisted
         if hi > lo:
             units.add(int(h[hi - 1]))  # the end of this request's input
         if s != NO_ID:
             seen_sessions.add(s)
-    return out
 
 
 @dataclass(frozen=True)
@@ -96,10 +106,10 @@ class DeepSeekBook(PriceBook):
     def bills(self, ctx: BillContext) -> list[Bill]:
         unit = self.unit_tokens or 1
         run = ctx.run(CacheConfig(ttl_s=self.retention_s, ttl_mode="refresh_on_hit"), unit)
-        raw = unit_hit_tokens(ctx.trace, run) if self.prefix_units else run.hit_tokens
+        raw = unit_hit_tokens(ctx, run) if self.prefix_units else run.hit_tokens
         hit = floor_to_unit(raw, unit)
         read, written, bypass = hits_and_writes(ctx, run, hit)
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         rule = ("hits must fully match a persisted cache prefix unit (request ends, detected "
                 "common prefixes; fixed-interval units not modelled)" if self.prefix_units
                 else "hits at the trace's block granularity")

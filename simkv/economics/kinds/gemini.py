@@ -75,7 +75,7 @@ class GeminiBook(PriceBook):
 
     def bills(self, ctx: BillContext) -> list[Bill]:
         p = self.input_usd_per_mtok
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         # explicit: every request may read a cache (no minimum on reads)
         run = ctx.run(CacheConfig(ttl_s=self.ttl_s, ttl_mode=self.ttl_mode), 0)
         window = ctx.window(run)

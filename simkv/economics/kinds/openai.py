@@ -68,7 +68,7 @@ class OpenAIBook(PriceBook):
     def bills(self, ctx: BillContext) -> list[Bill]:
         out = []
         p = self.input_usd_per_mtok
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         for ret in self.retention:
             run = ctx.run(CacheConfig(ttl_s=ret.idle, ttl_mode="refresh_on_hit"),
                           self.min_prefix_tokens)

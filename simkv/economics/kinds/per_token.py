@@ -31,7 +31,7 @@ class PerTokenBook(PriceBook):
 
     def bills(self, ctx: BillContext) -> list[Bill]:
         window = ctx.window()
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         cost = usd(inp, self.input_usd_per_mtok)
         return [make_bill(ctx, window, provider=self.name, kind=self.kind, hit_tokens=inp * 0,
                           written_tokens=inp * 0, request_usd={"input_usd": cost},

@@ -86,7 +86,7 @@ class SelfHostedBook(PriceBook):
         """Replicas with and without the cache within the TTFT objective, over the month."""
         cfg = self.cache_config(ctx)
         run = ctx.run(cfg)
-        fleet = size_fleet(ctx.trace, cfg, ctx.spec, gpu=self.gpu, slo_p90_s=self.ttft_slo_p90_s,
+        fleet = size_fleet(ctx.source, cfg, ctx.spec, gpu=self.gpu, slo_p90_s=self.ttft_slo_p90_s,
                            sizing=self.sizing, max_replicas=self.max_replicas,
                            tensor_parallel=self.gpus_per_replica)
         name = f"{self.name}:fleet"
@@ -105,7 +105,7 @@ class SelfHostedBook(PriceBook):
                                + cached)
         with_cache = monthly_fleet_usd(fleet.replicas_cached, **money)
         without = monthly_fleet_usd(fleet.replicas_no_cache, **money)
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         zero = np.zeros(len(inp))
         return make_bill(
             ctx, ctx.window(run), provider=name, kind=self.kind, hit_tokens=run.hit_tokens,
@@ -137,7 +137,7 @@ class SelfHostedBook(PriceBook):
             return Unavailable(name, self.kind, f"prefill throughput unknown: set "
                                f"prefill_tokens_per_s in the price book ({how})")
         run = ctx.run(self.cache_config(ctx))
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         missed = inp - run.hit_tokens
         return make_bill(
             ctx, ctx.window(run), provider=name, kind=self.kind, hit_tokens=run.hit_tokens,

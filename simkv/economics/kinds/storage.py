@@ -131,7 +131,7 @@ class StorageBook(PriceBook):
                                      f"{self.ttl_s:g} s idle)")
 
     def bills(self, ctx: BillContext) -> list[Bill]:
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         run, window, stored, basis = self._run(ctx)
         hit = run.hit_tokens
         missed = inp - hit

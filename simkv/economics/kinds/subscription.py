@@ -79,7 +79,7 @@ class SubscriptionBook(PriceBook):
 
     def tier_bill(self, ctx: BillContext, tier: Tier | None) -> Bill:
         """The bill of one tier; ``None`` = an unlimited bucket with no price (achievable)."""
-        inp = ctx.trace.input_tokens
+        inp = ctx.requests.input_tokens
         p = self.recompute_usd_per_mtok
         if tier is not None and tier.capacity == 0:
             run, hit = None, np.zeros_like(inp)
