@@ -157,7 +157,7 @@ def sweep_cmd(
 def _exact_grid(trace_path: Path, source, partition: bool, belady: bool, sample_rate, executor: str,
                 address, parts: int, chunk_requests, kw: dict):
     """The one-pass grid (streamed, also from a partition folder), with Belady if asked (which
-    holds the whole trace, after checking its memory estimate)."""
+    streams too, through two spill files, after checking its disk and memory estimates)."""
     from simkv.sizing.grid import lru_grid
 
     if partition:  # read back in request order from its shards, chunk by chunk
@@ -170,7 +170,8 @@ def _exact_grid(trace_path: Path, source, partition: bool, belady: bool, sample_
         from simkv.sizing.belady import belady_curve
 
         bel = belady_curve(source, capacities_blocks=kw["capacities_blocks"],
-                           capacities_bytes=kw["capacities_bytes"], model=kw["model"])
+                           capacities_bytes=kw["capacities_bytes"], model=kw["model"],
+                           chunk_requests=chunk_requests)
         frame["belady_block_hit_ratio"] = np.repeat(bel["belady_block_hit_ratio"].to_numpy(),
                                                     len(kw["ttls_s"]))
     return frame

@@ -37,10 +37,11 @@ def workload_grid(w: WorkloadInput, ws_bytes: int, quick: bool) -> pd.DataFrame:
 
 
 def belady(w: WorkloadInput, caps_bytes: list[int]) -> pd.DataFrame:
-    """Belady (MIN, no TTL) block hit ratio at the grid's capacities (simkv.sizing.belady)."""
+    """Belady (MIN, no TTL) block hit ratio at the grid's capacities (simkv.sizing.belady,
+    which streams the trace through spill files rather than hold it)."""
     from simkv.sizing.belady import belady_curve
 
-    out = belady_curve(w.whole(), capacities_bytes=caps_bytes).copy()
+    out = belady_curve(w.chunks, capacities_bytes=caps_bytes).copy()
     out.insert(0, "workload", w.name)
     out["capacity_bytes"] = out["capacity_bytes"].astype("Float64")
     return out
