@@ -20,7 +20,6 @@ cache keys a kernel on its own file only.
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)

@@ -70,7 +70,7 @@ def test_blocks_any_chunk_and_block_size(seed, caps, n_req, tmp_path_factory):
     trace = random_trace(seed, n_requests=n_req, n_prefixes=6)
     ref = reference_curve(trace, capacities_blocks=caps)
     folder = tmp_path_factory.mktemp("spill")
-    for block, chunk in zip(BLOCKS, CHUNKS[::-1]):
+    for block, chunk in zip(BLOCKS, CHUNKS[::-1], strict=True):
         got = belady_curve(TraceSource(trace=trace), capacities_blocks=caps,
                            block_accesses=block, chunk_requests=chunk, spill_dir=folder)
         _same(got, ref)
