@@ -242,3 +242,23 @@ def test_empty_stream(small_trace):
     for caps in ([0, 5, None],):
         _same(belady_curve(empty, capacities_blocks=caps),
               reference_curve(empty, capacities_blocks=caps))
+
+
+def test_grid_stage_belady_reads_the_stream(mooncake_trace, tmp_path):
+    """The report's grid stage passes the workload's stream (not ``whole()``): same table as
+    the whole-stream path, and the trace is never loaded."""
+    from simkv.pipeline.stages.grid import belady
+    from simkv.pipeline.workload import WorkloadInput
+
+    trace = mooncake_trace.with_model("llama-3.1-8b")
+    path = tmp_path / "w.parquet"
+    save_trace(trace, path)
+    w = WorkloadInput(name="w", model="llama-3.1-8b", source="test",
+                      stream=TraceSource.of(path))
+    caps = [2**24, 2**28, 2**31]
+    got = belady(w, caps)
+    assert "_loaded" not in w.__dict__
+    ref = reference_curve(trace, capacities_bytes=caps)
+    assert list(got["workload"]) == ["w"] * 3
+    assert got["capacity_bytes"].tolist() == caps
+    assert got["belady_block_hit_ratio"].tolist() == ref["belady_block_hit_ratio"].tolist()
