@@ -213,7 +213,8 @@ def belady_curve(trace: Trace | TraceSource, *, capacities_blocks=None, capaciti
                  spill_dir: str | Path | None = None) -> pd.DataFrame:
     """Optimal block hit ratio per capacity (``None`` = unlimited: every reuse hits).
 
-    ``trace``: a stream (read once, ``chunk_requests`` requests at a time) or an in-memory
+    ``trace``: a stream (read once, ``chunk_requests`` requests at a time, after a counting
+    pass when the file does not store its access count, as Parquet does) or an in-memory
     trace; ``block_accesses``: accesses per block of the spill passes; ``spill_dir``: where the
     temporary directory goes (default ``tempfile.gettempdir()``, i.e. ``$TMPDIR``).  Results
     do not depend on either size.
