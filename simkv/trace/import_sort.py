@@ -40,15 +40,15 @@ from typing import BinaryIO
 import numpy as np
 
 from simkv.errors import InputError
-from simkv.trace.importers import AlibabaRows, LogRows
 from simkv.trace.import_stream import ImportScan
+from simkv.trace.importers import AlibabaRows, LogRows
 from simkv.trace.jsonl import json_lines
 from simkv.trace.model import Trace
 
 #: requests parsed, sorted and spilled per run (memory: one run)
 DEFAULT_RUN_REQUESTS = 1 << 16
 #: requests held in the merge's buffers, shared between the runs
-DEFAULT_MERGE_REQUESTS = 1 << 16
+DEFAULT_MERGE_REQUESTS = 1 << 14
 #: at most this many runs are merged at once (one open file each); more are merged in groups
 MERGE_FAN_IN = 64
 #: free disk kept beyond the estimate, for the output and everyone else
@@ -192,8 +192,9 @@ def merge_runs(runs: list[Run], fmt: str, merge_requests: int) -> Iterator[Batch
             rd.close()
 
 
-def _rechunk(batches: Iterator[Batch], n: int, fmt: str) -> Iterator[Batch]:
-    """The batches' requests regrouped into batches of exactly ``n`` (the last: the rest)."""
+def _rechunk(batches: Iterator[Batch], n: int) -> Iterator[list[Batch]]:
+    """The batches' requests regrouped into groups of exactly ``n`` requests (the last: the
+    rest); a group is a list of batches, joined column by column by its reader."""
     parts: list[Batch] = []
     held = 0
     for b in batches:
@@ -203,10 +204,10 @@ def _rechunk(batches: Iterator[Batch], n: int, fmt: str) -> Iterator[Batch]:
             parts.append(head)
             held += k
             if held == n:
-                yield _concat(parts, fmt)
+                yield parts
                 parts, held = [], 0
     if held:
-        yield _concat(parts, fmt)
+        yield parts
 
 
 class SortedImport:
@@ -290,7 +291,9 @@ class SortedImport:
             trace = rows.take(scan.types) if scan.format == "alibaba" else rows.take(scan.t_min)
             if self._meta is None:
                 self._models, self._meta = trace.models, dict(trace.meta)
-            batch = _sorted(_records(trace, np.frombuffer(lines, dtype=np.int64), scan.format))
+            batch = _records(trace, np.frombuffer(lines, dtype=np.int64), scan.format)
+            del trace  # the parsed columns (copied into the records): one copy less at a time
+            batch = _sorted(batch)
             del lines[:]
             self._runs.append(self._write([batch]))
 
@@ -323,8 +326,8 @@ class SortedImport:
         with req_path.open("wb") as fr, blk_path.open("wb") as fb:
             for b in batches:
                 self._check_disk(b.req.nbytes + b.blk.nbytes, "the sort's next run")
-                fr.write(b.req.tobytes())
-                fb.write(b.blk.tobytes())
+                fr.write(np.ascontiguousarray(b.req).data)  # no copy: they are contiguous
+                fb.write(np.ascontiguousarray(b.blk).data)
                 n_req, n_blk = n_req + len(b.req), n_blk + len(b.blk)
         return Run(req_path, blk_path, n_req, n_blk)
 
@@ -333,28 +336,29 @@ class SortedImport:
         """The whole input in the stable time order, ``chunk_requests`` requests a chunk; the
         chunks joined equal the whole-file reader's trace."""
         assert self._meta is not None, "use SortedImport as a context manager"
-        for b in _rechunk(merge_runs(self._runs, self.scan.format, self.merge_requests),
-                          chunk_requests, self.scan.format):
-            yield self._trace(b)
+        for parts in _rechunk(merge_runs(self._runs, self.scan.format, self.merge_requests),
+                              chunk_requests):
+            yield self._trace(parts)
 
-    def _trace(self, b: Batch) -> Trace:
-        req, blk = b.req, b.blk
-        offsets = np.zeros(len(req) + 1, dtype=np.int64)
-        np.cumsum(req["n_blocks"], out=offsets[1:])
+    def _trace(self, parts: list[Batch]) -> Trace:
+        """One chunk's trace from its batches, each column joined straight from them."""
 
-        def col(a: np.ndarray, name: str) -> np.ndarray:
-            return np.ascontiguousarray(a[name])
+        def req(name: str) -> np.ndarray:
+            return np.concatenate([p.req[name] for p in parts])
 
+        def blk(name: str) -> np.ndarray:
+            return np.concatenate([p.blk[name] for p in parts])
+
+        n_blocks = req("n_blocks")
+        offsets = np.zeros(len(n_blocks) + 1, dtype=np.int64)
+        np.cumsum(n_blocks, out=offsets[1:])
         log = self.scan.format == "openai-log"
         trace = Trace.from_arrays(
-            block_tokens=self.scan.block_tokens, arrival_s=col(req, "arrival_s"),
-            input_tokens=col(req, "input_tokens"), output_tokens=col(req, "output_tokens"),
-            block_offsets=offsets, block_hashes=col(blk, "hash"),
-            session_ids=col(req, "session"), tenant_ids=col(req, "tenant"),
-            model_index=col(req, "model"), models=self._models,
-            block_tags=col(blk, "tag") if log else None,
-            content_hashes=col(blk, "content") if log else None,
+            block_tokens=self.scan.block_tokens, arrival_s=req("arrival_s"),
+            input_tokens=req("input_tokens"), output_tokens=req("output_tokens"),
+            block_offsets=offsets, block_hashes=blk("hash"), session_ids=req("session"),
+            tenant_ids=req("tenant"), model_index=req("model"), models=self._models,
+            block_tags=blk("tag") if log else None, content_hashes=blk("content") if log else None,
             meta=dict(self._meta), validate=False)
         trace.validate()
         return trace
-
