@@ -152,7 +152,7 @@ def import_cmd(
 
     check_chunk_requests(chunk_requests)
     if sort_run_requests <= 0:
-        raise InputError(f"must be a positive integer, got {sort_run_requests}",
+        raise InputError(f"must be a whole number of requests >= 1, got {sort_run_requests}",
                          where="--sort-run-requests")
     check_output_path(dst, force=force, what="DST", inputs=(src,))
     out_fmt = guess_format(dst)
