@@ -42,12 +42,6 @@ def _window_s(days: float | None, hours: float | None, duration: str | None) -> 
     return seconds
 
 
-def _write_atomically(trace, out: Path, format: str | None) -> None:
-    from simkv.trace import save_trace
-
-    save_trace(trace, out, format)  # atomic: a temporary file renamed into place
-
-
 @workload_app.command("generate")
 def generate_cmd(
     spec: str = typer.Argument(..., help="Workload YAML file, or the name of an example workload."),
@@ -146,13 +140,20 @@ def import_cmd(
     tokenizer: Path | None = typer.Option(None, "--tokenizer", help="A local tokenizer.json (openai-log; needs the 'tokenizers' package)."),
     force: bool = typer.Option(False, "--force", help="Overwrite DST if it exists."),
     chunk_requests: int | None = typer.Option(None, "--chunk-requests", help="Requests parsed and written per chunk (memory: one chunk; default 65536)."),
+    sort_run_requests: int = typer.Option(1 << 16, "--sort-run-requests", help="Input out of time order: requests sorted in memory per run, spilled to a temporary file (TMPDIR) and merged (memory: one run)."),
 ) -> None:
-    """Import a third-party trace or request log into a simkv trace."""
+    """Import a third-party trace or request log into a simkv trace.
+
+    Input out of time order is sorted on disk (runs of --sort-run-requests, merged), so
+    memory stays bounded either way."""
     from simkv.trace.formats import FORMATS, guess_format, save_trace_chunks
     from simkv.trace.import_stream import import_chunks, scan_import
     from simkv.trace.stream import DEFAULT_CHUNK_REQUESTS, check_chunk_requests
 
     check_chunk_requests(chunk_requests)
+    if sort_run_requests <= 0:
+        raise InputError(f"must be a whole number of requests >= 1, got {sort_run_requests}",
+                         where="--sort-run-requests")
     check_output_path(dst, force=force, what="DST", inputs=(src,))
     out_fmt = guess_format(dst)
     if FORMATS.get(out_fmt).write is None:
@@ -169,23 +170,22 @@ def import_cmd(
         raise InputError(f"use 'simkv trace convert' for {format!r}; import takes alibaba or "
                          "openai-log", where="--format")
     scan = scan_import(src, format, **kwargs)  # first pass: metadata facts, time order
+    chunk = chunk_requests or DEFAULT_CHUNK_REQUESTS
     counts = [0, 0, scan.block_tokens]
+
+    def counted(chunks):
+        for c in chunks:
+            counts[0] += c.n_requests
+            counts[1] += c.n_block_accesses
+            yield c
+
     if scan.in_order:  # second pass, chunk by chunk: memory is one chunk plus the numbering
-        def counted(chunks):
-            for chunk in chunks:
-                counts[0] += chunk.n_requests
-                counts[1] += chunk.n_block_accesses
-                yield chunk
+        save_trace_chunks(counted(import_chunks(scan, chunk)), dst, out_fmt)
+    else:  # out of time order: sorted runs spilled to a temporary folder, merged back
+        from simkv.trace.import_sort import SortedImport
 
-        save_trace_chunks(counted(import_chunks(scan, chunk_requests or DEFAULT_CHUNK_REQUESTS)),
-                          dst, out_fmt)
-    else:  # lines out of time order: the stable sort needs the whole trace
-        from simkv.trace import load_trace
-
-        trace = load_trace(src, format, **({**kwargs, "tokenizer": scan.tokenizer}
-                                           if scan.tokenizer is not None else kwargs))
-        _write_atomically(trace, dst, out_fmt)
-        counts[:2] = trace.n_requests, trace.n_block_accesses
+        with SortedImport(scan, run_requests=sort_run_requests) as runs:
+            save_trace_chunks(counted(runs.chunks(chunk)), dst, out_fmt)
     typer.echo(f"wrote {dst} ({counts[0]} requests, {counts[1]} blocks of "
                f"{counts[2]} tokens)")
 

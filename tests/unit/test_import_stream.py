@@ -6,8 +6,9 @@ lines, then the stable sort) saved with ``save_trace``; the streamed path builds
 with the same line parser but carries the numbering across chunks and takes the metadata from
 its first pass, which is what these tests can catch going wrong.  Inputs: random Alibaba lines
 and request logs (hypothesis: sessions, parents outside the file, several models, tenants) and
-the shipped Mooncake trace rewritten as Alibaba lines.  Input out of time order goes the whole
-way (the sort needs it) and gives the same file too.
+the shipped Mooncake trace rewritten as Alibaba lines.  Input out of time order goes through
+the external merge sort (one run at the default run size here; many runs and merges in
+tests/unit/test_import_sort.py) and gives the same file too.
 """
 
 from __future__ import annotations

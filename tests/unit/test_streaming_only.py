@@ -22,10 +22,6 @@ ALLOWED = {
         "the report's WorkloadInput.whole(): Belady (MIN needs every next use), the bills and "
         "recommend stages (a model mix is split into one trace per model) and the explorer's "
         "tables (growth copies) still take an in-memory trace; loaded once per workload",
-    ("simkv/cli/cmd_workload.py", "import_cmd"):
-        "trace import, only when the input's lines are not in time order: both importers sort "
-        "them by time (stable), which needs the whole trace; input in time order streams in "
-        "two passes (simkv/trace/import_stream.py)",
 }
 
 
