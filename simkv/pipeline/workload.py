@@ -5,7 +5,8 @@ workloads stage wrote (or the user's own), or an in-memory trace the generator m
 walk it with the streaming entry points (the cache engine, the sizing grid, the storage
 levels); ``head`` is its first request (models, block size, lifecycle events, which columns
 it has), read without the rest.  ``whole()`` loads the whole trace, once, for the analyses
-that need every request at once (Belady, the serving simulation, the bills).
+that need every request at once (today only the grid stage's Belady curve; the bills,
+recommend and explorer stages split a model mix as a stream, ``simkv.trace.by_model``).
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ WHOLE_LOADERS = {"load_trace", "read_parquet", "read_mooncake", "read_alibaba",
 #: (file, function) -> why it holds the whole trace
 ALLOWED = {
     ("simkv/pipeline/workload.py", "_loaded"):
-        "the report's WorkloadInput.whole(): Belady (MIN needs every next use), the bills and "
-        "recommend stages (a model mix is split into one trace per model) and the explorer's "
-        "tables (growth copies) still take an in-memory trace; loaded once per workload",
+        "the report's WorkloadInput.whole(), called only by the grid stage's Belady (MIN needs "
+        "every next use); the bills, recommend and explorer stages stream (a model mix split "
+        "by simkv/trace/by_model.py, growth copies by GrownSource); loaded once per workload",
     ("simkv/cli/cmd_workload.py", "import_cmd"):
         "trace import, only when the input's lines are not in time order: both importers sort "
         "them by time (stable), which needs the whole trace; input in time order streams in "
