@@ -197,3 +197,22 @@ def test_grown_volume_equals_grow(seed, g):
     assert v.window_s == float(want.arrival_s[-1] - want.arrival_s[0])
     assert v.working_set_bytes == _dense_working_set(want)
     assert v.block_tokens == want.block_tokens
+
+
+def test_the_stages_split_through_one_function(mooncake_mix):
+    """bills.per_model (recommend and explorer call it): a mix gives each model's stream,
+    equal to the former whole-trace split; a one-model trace is the workload's own stream."""
+    from simkv.pipeline.stages.bills import per_model
+    from simkv.pipeline.workload import WorkloadInput
+
+    whole = TraceSource.of(mooncake_mix).load()
+    w = WorkloadInput(name="mix", model="ignored", source="test",
+                      stream=TraceSource.of(mooncake_mix))
+    got = per_model(w)
+    assert [m for m, _ in got] == list(MODELS)
+    for k, (m, src) in enumerate(got):
+        assert src.n_requests_hint() == int(np.sum(whole.model_index == k))
+        assert src.load().equals(_whole_split(whole, k, m))
+    one = WorkloadInput(name="one", model="llama-3.1-8b", source="test",
+                        stream=TraceSource.of(MOONCAKE))
+    assert per_model(one) == [("llama-3.1-8b", one.chunks)]

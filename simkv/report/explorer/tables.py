@@ -78,7 +78,7 @@ def _volume(source: TraceSource) -> _Volume:
     (the whole-trace ``a[-1] - a[0]``, ``input_tokens.sum()`` and working set)."""
     ws = WorkingSet()
     tokens, n, first_s, last_s, block_tokens = 0, 0, 0.0, 0.0, 0
-    for chunk in source.chunks():
+    for chunk in source.chunks(columns=(), ids_as_keys=True):  # hashes compared only
         block_tokens = int(chunk.block_tokens)
         if not chunk.n_requests:
             continue
