@@ -13,8 +13,7 @@ from simkv.report.model import ReportOptions
 from simkv.report.runview import RunView
 
 #: workloads of a workloads stage output, by that output's digest and run folder: each a stream
-#: of its trace file there (a process loads a whole trace at most once, when a stage asks for
-#: ``whole()``)
+#: of its trace file there (no stage loads a whole trace)
 _LOADED: dict[str, list[WorkloadInput]] = {}
 
 

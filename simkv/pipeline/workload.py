@@ -4,8 +4,9 @@ A workload's trace is a stream (:class:`~simkv.trace.stream.TraceSource`): the t
 workloads stage wrote (or the user's own), or an in-memory trace the generator made.  Stages
 walk it with the streaming entry points (the cache engine, the sizing grid, the storage
 levels); ``head`` is its first request (models, block size, lifecycle events, which columns
-it has), read without the rest.  ``whole()`` loads the whole trace, once, for the analyses
-that need every request at once (Belady, the serving simulation, the bills).
+it has), read without the rest.  No stage loads a whole trace: Belady's bound spills to disk
+(``simkv.sizing.belady``), and the bills, recommend and explorer stages split a model mix as a
+stream (``simkv.trace.by_model``).
 """
 
 from __future__ import annotations
@@ -81,12 +82,3 @@ class WorkloadInput:
             return hint
         return sum(c.n_requests for c in self.chunks.chunks(columns=(), ids_as_keys=True))
 
-    def whole(self) -> Trace:
-        """The whole trace in memory (loaded once), for analyses that need it all at once."""
-        if self.trace is not None:
-            return self.trace
-        return self._loaded
-
-    @cached_property
-    def _loaded(self) -> Trace:
-        return self.chunks.load()

@@ -47,4 +47,4 @@ def test_a_workload_needs_a_trace_or_a_stream(trace_file):
     whole = load_trace(trace_file)
     with pytest.raises(ValueError):
         WorkloadInput(name="x", model="m", source="x", trace=whole, stream=TraceSource.of(trace_file))
-    assert WorkloadInput(name="x", model="m", source="x", trace=whole).whole() is whole
+    assert WorkloadInput(name="x", model="m", source="x", trace=whole).chunks.trace is whole

@@ -16,13 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 WHOLE_LOADERS = {"load_trace", "read_parquet", "read_mooncake", "read_alibaba",
                  "read_openai_log", "reassemble"}
 
-#: (file, function) -> why it holds the whole trace
-ALLOWED = {
-    ("simkv/pipeline/workload.py", "_loaded"):
-        "the report's WorkloadInput.whole(): Belady (MIN needs every next use), the bills and "
-        "recommend stages (a model mix is split into one trace per model) and the explorer's "
-        "tables (growth copies) still take an in-memory trace; loaded once per workload",
-}
+#: (file, function) -> why it holds the whole trace; none is left (Belady spills to disk, the
+#: report's stages split a model mix as a stream, trace import sorts out-of-order input
+#: externally), and a new entry needs a reason here
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _files() -> list[Path]:

@@ -4,15 +4,17 @@ dollars, KV bytes by model and storage quotes (report sections 1 and 2).  Reads 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from simkv.pipeline.context import StageContext
 from simkv.pipeline.stage import Stage, StageOutput, register_stage
 from simkv.pipeline.stages.common import blend_recompute_share
 from simkv.pipeline.workload import WorkloadInput
+
+if TYPE_CHECKING:
+    from simkv.trace.stream import TraceSource
 
 #: The two examples of the product brief (docs/facts.md).
 BRIEF_CASES = (
@@ -26,17 +28,16 @@ BRIEF_CASES = (
 STORAGE_MODELS = ("llama-3.1-8b", "llama-3.1-70b", "qwen3-32b", "deepseek-v3", "gpt-oss-120b")
 
 
-def per_model(w: WorkloadInput) -> list[tuple[str, Any]]:
-    """(model, trace) pairs: bills need one model per trace, so a model mix is split."""
-    tr = w.whole()
-    if len(set(tr.models)) <= 1:
-        return [(w.model, tr)]
-    out = []
-    for k, name in enumerate(tr.models):
-        rows = np.flatnonzero(tr.model_index == k)
-        if len(rows) >= 2:
-            out.append((name, tr.select(rows).with_model(name)))
-    return out
+def per_model(w: WorkloadInput) -> list[tuple[str, TraceSource]]:
+    """(model, trace stream) pairs: bills need one model per trace, so a model mix is split
+    (each model's requests streamed, :mod:`simkv.trace.by_model`; a model needs two or more
+    requests).  The bills, recommend and explorer stages all split here."""
+    from simkv.trace.by_model import split_models
+
+    models = w.head.models
+    if len(set(models)) <= 1:
+        return [(w.model, w.chunks)]
+    return list(split_models(w.chunks, models))
 
 
 def _bill_row(w: WorkloadInput, model: str, reuse: str, s: dict) -> dict:

@@ -35,20 +35,10 @@ def unlimited(w: WorkloadInput, reuse: str = "prefix"):
 def working_set_bytes(w: WorkloadInput, chunk_requests: int | None = None) -> int:
     """Bytes of KV of every distinct block of the trace (each at its own model's size: that of
     its last access, as the whole-trace assignment ``weight[ids] = bytes`` leaves it), walked
-    chunk by chunk with the id map carried (memory: per unique block, an id and a weight)."""
-    from simkv.cache.engine import block_bytes_per_access
-    from simkv.idmap import IdMap
+    chunk by chunk with the id map carried (:mod:`simkv.cache.working_set`)."""
+    from simkv.cache.working_set import working_set_bytes as stream_working_set_bytes
 
-    idmap = IdMap()
-    weight = np.zeros(0, dtype=np.int64)
-    for chunk in w.chunks.chunks(chunk_requests, columns=(), ids_as_keys=True):
-        ids = idmap.map(chunk.block_hashes)
-        if len(ids) and int(ids.max()) >= len(weight):
-            grown = np.zeros(max(int(ids.max()) + 1, 2 * len(weight)), dtype=np.int64)
-            grown[:len(weight)] = weight
-            weight = grown
-        weight[ids] = block_bytes_per_access(chunk)
-    return int(weight.sum())
+    return stream_working_set_bytes(w.chunks, chunk_requests)
 
 
 @dataclass

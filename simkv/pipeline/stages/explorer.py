@@ -4,8 +4,6 @@ sized to the TTFT objective).  Reads the price books or ``--tiers``; docs/report
 
 from __future__ import annotations
 
-import numpy as np
-
 from simkv.pipeline.context import StageContext
 from simkv.pipeline.stage import Stage, StageOutput, register_stage
 
@@ -25,18 +23,11 @@ def _books(ctx: StageContext) -> list:
 
 
 def _pairs(ctx: StageContext) -> list:
-    """(workload, model, single-model trace): a model mix is split, as the bills split it."""
-    out = []
-    for w in ctx.workloads():
-        tr = w.whole()
-        if len(set(tr.models)) <= 1:
-            out.append((w.name, w.model, tr))
-            continue
-        for k, name in enumerate(tr.models):
-            rows = np.flatnonzero(tr.model_index == k)
-            if len(rows) >= 2:
-                out.append((w.name, name, tr.select(rows).with_model(name)))
-    return out
+    """(workload, model, single-model trace stream): a model mix is split as the bills split
+    it (:func:`simkv.pipeline.stages.bills.per_model`)."""
+    from simkv.pipeline.stages.bills import per_model
+
+    return [(w.name, model, source) for w in ctx.workloads() for model, source in per_model(w)]
 
 
 def run(ctx: StageContext) -> StageOutput:

@@ -19,14 +19,16 @@ Columns (one row per workload x model x traffic multiplier x ...):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from simkv.cache.config import CacheConfig
-from simkv.cache.engine import block_bytes_per_access
-from simkv.cache.stream import dense_block_ids
-from simkv.economics.growth import grow
+from simkv.cache.working_set import WorkingSet
+from simkv.cache.working_set import working_set_bytes as stream_working_set_bytes
+from simkv.economics.growth import GrownSource
+from simkv.economics.requests import BillTrace
 from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 from simkv.models.geometry import catalogue_names, get_model
 from simkv.report.explorer.frames import TRAFFIC, ExplorerTables
@@ -34,6 +36,7 @@ from simkv.report.explorer.money import TierPrice, tokens_per_month
 from simkv.report.explorer.replicas import sized_ttft
 from simkv.sizing import lru_grid
 from simkv.trace.model import Trace
+from simkv.trace.stream import TraceSource
 
 #: the explorer's TTLs; 15 minutes is always there ("what if the TTL were 15 minutes")
 TTLS_S = (60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, None)
@@ -55,12 +58,49 @@ def catalogue_block_bytes(block_tokens: int) -> dict[str, int]:
     return {name: int(get_model(name).block_bytes(block_tokens)) for name in catalogue_names()}
 
 
-def working_set_bytes(trace: Trace) -> int:
-    """KV bytes of every distinct block of ``trace`` (each at its model's size)."""
-    ids, n_obj = dense_block_ids(trace)
-    weight = np.zeros(n_obj, dtype=np.int64)
-    weight[ids] = block_bytes_per_access(trace)
-    return int(weight.sum())
+def working_set_bytes(trace: Trace | TraceSource) -> int:
+    """KV bytes of every distinct block of ``trace`` (each at its model's size), streamed."""
+    return stream_working_set_bytes(trace)
+
+
+@dataclass(frozen=True)
+class _Volume:
+    """One pass's totals over a (grown) stream: what the ``volume`` table needs."""
+
+    input_tokens: int
+    window_s: float
+    working_set_bytes: int
+    block_tokens: int
+
+
+def _volume(source: TraceSource) -> _Volume:
+    """Input tokens, first-to-last arrival and working set of ``source`` in one streamed pass
+    (the whole-trace ``a[-1] - a[0]``, ``input_tokens.sum()`` and working set)."""
+    ws = WorkingSet()
+    tokens, n, first_s, last_s, block_tokens = 0, 0, 0.0, 0.0, 0
+    for chunk in source.chunks(columns=(), ids_as_keys=True):  # hashes compared only
+        block_tokens = int(chunk.block_tokens)
+        if not chunk.n_requests:
+            continue
+        if n == 0:
+            first_s = float(chunk.arrival_s[0])
+        last_s = float(chunk.arrival_s[-1])
+        n += chunk.n_requests
+        tokens += int(chunk.input_tokens.sum())
+        ws.add(chunk)
+    return _Volume(tokens, last_s - first_s if n > 1 else 0.0, ws.bytes, block_tokens)
+
+
+def grown_sources(source: TraceSource, factors: Sequence[int]) -> list[tuple[int, TraceSource]]:
+    """(factor, ``grow(trace, factor)`` as a stream) for each factor: the copies spaced by the
+    mean inter-arrival gap, as ``grow`` spaces them by default (factor 1: the trace itself)."""
+    if all(g == 1 for g in factors):
+        return [(g, source) for g in factors]
+    base = BillTrace(source)
+    req = base.requests
+    gap = req.duration_s / max(req.n_requests - 1, 1)
+    return [(g, source if g == 1 else GrownSource(base=base, factor=g, spacing_s=gap))
+            for g in factors]
 
 
 def capacities(ws_bytes: int, tiers: Sequence[TierPrice], n: int) -> list[int]:
@@ -71,7 +111,7 @@ def capacities(ws_bytes: int, tiers: Sequence[TierPrice], n: int) -> list[int]:
     return sorted({int(c) for c in geo} | set(tier_caps))
 
 
-def _ttft_rows(name: str, model: str, g: int, trace: Trace, ws: int, tiers: Sequence[TierPrice],
+def _ttft_rows(name: str, model: str, g: int, trace: TraceSource, ws: int, tiers: Sequence[TierPrice],
                slo_s: float) -> list[dict]:
     hbm = CacheConfig(capacity_bytes=max(1, int(ws * HBM_SHARE)))
     setups = [("no cache", 0.0, CacheConfig(capacity_blocks=0), "hbm", None, ROUTING_NO_CACHE)]
@@ -91,32 +131,33 @@ def _ttft_rows(name: str, model: str, g: int, trace: Trace, ws: int, tiers: Sequ
     return rows
 
 
-def explorer_tables(pairs: Sequence[tuple[str, str, Trace]], tiers: Sequence[TierPrice], *,
+def explorer_tables(pairs: Sequence[tuple[str, str, Trace | TraceSource]], tiers: Sequence[TierPrice], *,
                     quick: bool, days_per_month: float,
                     slo_p90_s: float = DEFAULT_TTFT_SLO_P90_S) -> ExplorerTables:
-    """Every table for (workload, model, single-model trace) ``pairs``."""
+    """Every table for (workload, model, single-model trace) ``pairs``; each trace (in memory
+    or a stream) and its growth copies (:class:`~simkv.economics.growth.GrownSource`, equal to
+    ``grow``) are read chunk by chunk."""
     ttls = list(TTLS_QUICK_S if quick else TTLS_S)
     grids, vols, ttfts = [], [], []
     for name, model, trace in pairs:
-        ws = working_set_bytes(trace)
+        source = TraceSource.of(trace)
+        ws = working_set_bytes(source)
         caps = capacities(ws, tiers, N_CAPS_QUICK if quick else N_CAPS)
-        for g in TRAFFIC:
-            tr = grow(trace, g)
+        for g, tr in grown_sources(source, TRAFFIC):
             frame = lru_grid(tr, capacities_bytes=caps + [None], ttls_s=ttls)
             grids.append(pd.DataFrame({
                 "workload": name, "model": model, "traffic": g,
                 "capacity_bytes": frame["capacity_bytes"].astype("float64"),
                 "ttl_s": frame["ttl_s"].astype("float64"),
                 "prefix_token_hit_ratio": frame["prefix_token_hit_ratio"].astype("float64")}))
-            a = tr.arrival_s
-            window = float(a[-1] - a[0]) if len(a) > 1 else 0.0
-            tokens = int(tr.input_tokens.sum())
-            vols.append({"workload": name, "model": model, "traffic": g, "input_tokens": tokens,
-                         "window_s": window,
-                         "input_tokens_per_month": tokens_per_month(tokens, window, days_per_month),
-                         "working_set_bytes": working_set_bytes(tr),
-                         "block_tokens": int(tr.block_tokens),
-                         "block_bytes": int(get_model(model).block_bytes(tr.block_tokens))})
+            v = _volume(tr)
+            vols.append({"workload": name, "model": model, "traffic": g,
+                         "input_tokens": v.input_tokens, "window_s": v.window_s,
+                         "input_tokens_per_month": tokens_per_month(v.input_tokens, v.window_s,
+                                                                    days_per_month),
+                         "working_set_bytes": v.working_set_bytes,
+                         "block_tokens": v.block_tokens,
+                         "block_bytes": int(get_model(model).block_bytes(v.block_tokens))})
             ttfts += _ttft_rows(name, model, g, tr, ws, tiers, slo_p90_s)
     return ExplorerTables(pd.concat(grids, ignore_index=True), pd.DataFrame(vols),
                           pd.DataFrame(ttfts))
