@@ -71,7 +71,7 @@ def test_lmcache_external_hits_within_two_percent_while_evicting(tmp_path, engin
     stack, cfg = engine_lmcache
     res = _validate(tmp_path, stack.endpoint, 40 + concurrency, "--concurrency", str(concurrency),
                     "--lmcache-metrics", stack.lmcache_metrics_url, "--engine-config", str(cfg),
-                    roots=24)
+                    "--lmcache-log", str(stack.lmcache_log_path), roots=24)
     lm = res["lmcache"]
     assert lm["measured_external_hit_tokens"] > 0
     assert lm["predicted_l1"]["evicted_chunks"] > 0 or lm["predicted_l1"]["failed_stores"] > 0

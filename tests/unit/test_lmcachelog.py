@@ -1,0 +1,74 @@
+"""The LMCache server's log read into per-request times and loop wakes (harness.lmcachelog).
+
+The lines are copies of LMCache 0.5.6's own (``LMCACHE_LOG_LEVEL=DEBUG``, colour codes kept),
+cut to the ones the reader uses plus some it must skip; expected times worked by hand.
+"""
+
+import datetime as dt
+
+import pytest
+
+from harness.lmcachelog import server_times
+from simkv.errors import InputError
+
+G, R = "\x1b[1m\x1b[32m", "\x1b[0m"
+
+
+def _line(hms: str, level: str, msg: str) -> str:
+    return f"{G}[2026-12-02 {hms}] LMCache {level}:{R} {msg} (x.py:1:lmcache.x)\n"
+
+
+def _t(hms: str) -> float:
+    return dt.datetime.strptime(f"2026-12-02 {hms}", "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+LOG = [
+    _line("06:18:44,900", "DEBUG", "L1 memory usage 0.00 below watermark 0.80; skipping eviction."),
+    _line("06:18:45,611", "DEBUG", "MP lookup/prefetch start: session=cmpl-aaa-0-11111111"),
+    _line("06:18:45,632", "DEBUG", "MP lookup/prefetch end: session=cmpl-aaa-0-11111111 found_count=0"),
+    _line("06:18:45,809", "DEBUG", "SM write reserved: 1 succeeded, 0 failed"),
+    _line("06:18:45,811", "DEBUG", "SM write finished: 1 succeeded, 0 failed"),
+    _line("06:18:45,900", "DEBUG", "L1 memory usage 0.01 below watermark 0.80; skipping eviction."),
+    _line("06:18:46,013", "DEBUG", "Removed session for request_id=cmpl-aaa-0-11111111"),
+    'INFO:     127.0.0.1:47766 - "GET /metrics HTTP/1.1" 200 OK\n',
+    # two requests open at once: b's store cannot be told from c's, so b keeps the client's
+    _line("06:18:46,100", "DEBUG", "MP lookup/prefetch start: session=cmpl-bbb-0-22222222"),
+    _line("06:18:46,150", "DEBUG", "MP lookup/prefetch start: session=cmpl-ccc-0-33333333"),
+    _line("06:18:46,300", "DEBUG", "SM write reserved: 2 succeeded, 0 failed"),
+    _line("06:18:46,400", "DEBUG", "Removed session for request_id=cmpl-ccc-0-33333333"),
+    _line("06:18:46,500", "DEBUG", "SM write reserved: 3 succeeded, 0 failed"),  # b alone: b's
+    _line("06:18:46,600", "DEBUG", "Removed session for request_id=cmpl-bbb-0-22222222"),
+    _line("06:18:46,901", "INFO", "L1 memory usage 0.85 above watermark 0.80; triggering eviction."),
+]
+
+
+def _records():
+    return [
+        {"request": 0, "status": "ok", "sent_s": 0.5, "ttft_s": 0.2, "e2e_s": 0.4, "response_id": "cmpl-aaa"},
+        {"request": 1, "status": "ok", "sent_s": 1.0, "ttft_s": 0.25, "e2e_s": 0.5, "response_id": "cmpl-bbb"},
+        {"request": 2, "status": "ok", "sent_s": 1.0, "ttft_s": 0.1, "e2e_s": 0.3, "response_id": "cmpl-ccc"},
+        {"request": 3, "status": "ok", "sent_s": 2.0, "ttft_s": 0.1, "e2e_s": 0.2, "response_id": None},
+    ]
+
+
+def test_times_and_wakes_from_the_servers_log(tmp_path):
+    path = tmp_path / "lmcache.log"
+    path.write_text("".join(LOG))
+    t0 = _t("06:18:45,100")  # the replay's zero: the wake at 44.900 is before it
+    st = server_times(path, _records(), t0, _t("06:18:46,700"))
+    a = st.times[0]
+    assert a == pytest.approx((0.511, 0.709, 0.913), abs=1e-6)
+    # b: lookup 46.100; the store at 46.300 came while b and c were open -> not credited;
+    # at 46.500 b was alone -> credited to b; end 46.600
+    assert st.times[1] == pytest.approx((1.0, 1.4, 1.5), abs=1e-6)
+    # c: no store while alone -> the client's send + TTFT (1.0 + 0.1), end 46.400 -> 1.3
+    assert st.times[2] == pytest.approx((1.05, 1.1, 1.3), abs=1e-6)
+    assert 3 not in st.times  # no response id: not matched (validate keeps its client times)
+    assert st.matched == 3 and st.stores_from_log == 2
+    # wakes after the zero, to the end plus one second: 45.900 and 46.901
+    assert st.wakes_s == pytest.approx((0.8, 1.801), abs=1e-6)
+
+
+def test_a_missing_log_is_a_clear_input_error(tmp_path):
+    with pytest.raises(InputError, match="lmcache-log"):
+        server_times(tmp_path / "nope.log", _records(), 0.0, 1.0)
