@@ -14,9 +14,13 @@ stored and what a wake evicted stay the model's prediction.
 Lines used (timestamps in milliseconds, the server's local wall clock):
 
 - ``MP lookup/prefetch start: session=S`` (the first one of each session): the lookup;
-- ``SM write reserved: ...``: a store's reservation, credited to the one session then open
-  (between its lookup and its end); with several open it cannot be told apart, and the
-  request's store keeps the client's time (send + TTFT on this clock);
+- ``MP lookup/prefetch end: session=S found_count=F``: the chunks its lookup found (used only
+  to tell whose a store is, never as a predicted hit);
+- ``vLLM block allocation: req_id=S``: vLLM scheduled its prefill;
+- ``SM write reserved: K succeeded, F failed``: a store's reservation of K + F chunks, no
+  session named: credited to a request that was given blocks and has not ended or stored yet
+  and expects that many chunks (:func:`_store_owner`); with no candidate the request keeps
+  the client's time (send + TTFT on this clock);
 - ``Removed session for request_id=S``: the request ended (``end_session``'s touch);
 - ``L1 memory usage U below|above watermark W``: one eviction-loop wake.
 
@@ -74,39 +78,43 @@ def _word_after(msg: str, tag: str) -> str:
     return msg.split(tag, 1)[1].split()[0]
 
 
-def server_times(path: Path, records: list[dict], t0_wall_s: float,
-                 end_wall_s: float) -> ServerTimes:
+def server_times(path: Path, records: list[dict], t0_wall_s: float, end_wall_s: float,
+                 chunk_tokens: int = 256) -> ServerTimes:
     """The replay's requests (``records`` with ``response_id``) on the server's clock.
 
     ``t0_wall_s``: the replay clock's zero in wall time; only lines from then to ``end_wall_s``
     (plus a second, for the last request's end) are read.
     """
     ev = _events(path, t0_wall_s, end_wall_s + 1.0)
+    prompt_of = {r["response_id"]: int(r.get("prompt_tokens") or 0) for r in records
+                 if r.get("status") == "ok" and r.get("response_id")}
     lookup: dict[str, float] = {}
+    found: dict[str, int] = {}
+    alloc: dict[str, float] = {}
     store: dict[str, float] = {}
     end: dict[str, float] = {}
     wakes: list[float] = []
-    open_: set[str] = set()
     for t, msg in ev:
         if msg.startswith("MP lookup/prefetch start: session="):
-            s = _word_after(msg, "session=")
-            if s not in lookup:
-                lookup[s] = t
-                open_.add(s)
-        elif msg.startswith("SM write reserved"):
-            if len(open_) == 1:
-                s = next(iter(open_))
-                store.setdefault(s, t)
+            lookup.setdefault(_word_after(msg, "session="), t)
+        elif msg.startswith("MP lookup/prefetch end: session=") and "found_count=" in msg:
+            found.setdefault(_word_after(msg, "session="), int(_word_after(msg, "found_count=")))
+        elif msg.startswith("vLLM block allocation: req_id="):
+            alloc.setdefault(_word_after(msg, "req_id="), t)
+        elif msg.startswith("SM write reserved:"):
+            words = msg.split()
+            try:
+                n = int(words[3]) + int(words[5])  # "k succeeded, f failed": chunks attempted
+            except (IndexError, ValueError):
+                continue
+            s = _store_owner(t, n, lookup, found, alloc, store, end, prompt_of, chunk_tokens)
+            if s is not None:
+                store[s] = t
         elif msg.startswith("Removed session for request_id="):
-            s = _word_after(msg, "request_id=")
-            end.setdefault(s, t)
-            open_.discard(s)
+            end.setdefault(_word_after(msg, "request_id="), t)
         elif msg.startswith("L1 memory usage") and "watermark" in msg:
             wakes.append(t - t0_wall_s)
-    by_id: dict[str, str] = {}
-    for s in lookup:
-        head = s.rsplit("-", 2)[0] if s.count("-") >= 2 else s
-        by_id.setdefault(head, s)
+    by_id = {_head(s): s for s in reversed(list(lookup))}  # the first session of an id
     times: dict[int, tuple[float, float, float]] = {}
     from_log = 0
     for r in records:
@@ -124,3 +132,31 @@ def server_times(path: Path, records: list[dict], t0_wall_s: float,
         st = max(st, look)
         times[int(r["request"])] = (look, st, max(en, st))
     return ServerTimes(times, tuple(wakes), len(times), from_log)
+
+
+def _head(session: str) -> str:
+    """vLLM's ``<completion id>-<index>-<suffix>`` -> the completion id the client saw."""
+    return session.rsplit("-", 2)[0] if session.count("-") >= 2 else session
+
+
+def _store_owner(t: float, n: int, lookup, found, alloc, store, end, prompt_of,
+                 chunk_tokens: int) -> str | None:
+    """Whose store a reservation of ``n`` chunks at ``t`` was: the sessions looked up, given
+    blocks by vLLM (its prefill was scheduled), not ended and not yet credited with a store,
+    that expect to store chunks; of those, the first given blocks whose expected count
+    (full chunks of the prompt minus the chunks its lookup found) is ``n``, else the first.
+    One in flight there is one candidate; with several the order of vLLM's steps decides."""
+    cands = []
+    for s, t_alloc in alloc.items():
+        if s in store or s in end or s not in lookup or t_alloc > t:
+            continue
+        expect = prompt_of.get(_head(s), 0) // chunk_tokens - found.get(s, 0)
+        if expect > 0:
+            cands.append((t_alloc, expect, s))
+    if not cands:
+        return None
+    cands.sort()
+    for _, expect, s in cands:
+        if expect == n:
+            return s
+    return cands[0][2]

@@ -107,7 +107,8 @@ def _server_clock(m: Measurement, opts: ValidateOptions) -> ServerTimes | None:
     """The LMCache server's own times for this replay, when its log was given."""
     if opts.lmcache_log is None or m.t0_wall_s is None or m.end_wall_s is None:
         return None
-    return server_times(opts.lmcache_log, m.records, m.t0_wall_s, m.end_wall_s)
+    chunk = opts.engine.lmcache_chunk_tokens if opts.engine is not None else 256
+    return server_times(opts.lmcache_log, m.records, m.t0_wall_s, m.end_wall_s, chunk)
 
 
 def _lmcache_side(m: Measurement, pred: dict, pc: CachePrediction,
