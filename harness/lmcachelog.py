@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from simkv.errors import InputError
@@ -50,8 +50,6 @@ class ServerTimes:
     wakes_s: tuple[float, ...]
     matched: int  # requests whose session was found
     stores_from_log: int  # of those, stores credited from the log (the rest: the client's)
-    #: per request, seconds from its lookup's start to its result (``MP lookup/prefetch end``)
-    lookup_wait_s: dict[int, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"matched_requests": self.matched, "stores_from_log": self.stores_from_log,
@@ -92,7 +90,6 @@ def server_times(path: Path, records: list[dict], t0_wall_s: float, end_wall_s: 
                  if r.get("status") == "ok" and r.get("response_id")}
     lookup: dict[str, float] = {}
     found: dict[str, int] = {}
-    answered: dict[str, float] = {}
     alloc: dict[str, float] = {}
     store: dict[str, float] = {}
     end: dict[str, float] = {}
@@ -102,7 +99,6 @@ def server_times(path: Path, records: list[dict], t0_wall_s: float, end_wall_s: 
             lookup.setdefault(_word_after(msg, "session="), t)
         elif msg.startswith("MP lookup/prefetch end: session=") and "found_count=" in msg:
             found.setdefault(_word_after(msg, "session="), int(_word_after(msg, "found_count=")))
-            answered.setdefault(_word_after(msg, "session="), t)
         elif msg.startswith("vLLM block allocation: req_id="):
             alloc.setdefault(_word_after(msg, "req_id="), t)
         elif msg.startswith("SM write reserved:"):
@@ -120,7 +116,6 @@ def server_times(path: Path, records: list[dict], t0_wall_s: float, end_wall_s: 
             wakes.append(t - t0_wall_s)
     by_id = {_head(s): s for s in reversed(list(lookup))}  # the first session of an id
     times: dict[int, tuple[float, float, float]] = {}
-    wait: dict[int, float] = {}
     from_log = 0
     for r in records:
         rid = r.get("response_id")
@@ -136,9 +131,7 @@ def server_times(path: Path, records: list[dict], t0_wall_s: float, end_wall_s: 
         en = end[s] - t0_wall_s if s in end else float(r["sent_s"]) + float(r.get("e2e_s") or 0.0)
         st = max(st, look)
         times[int(r["request"])] = (look, st, max(en, st))
-        if s in answered:
-            wait[int(r["request"])] = answered[s] - lookup[s]
-    return ServerTimes(times, tuple(wakes), len(times), from_log, wait)
+    return ServerTimes(times, tuple(wakes), len(times), from_log)
 
 
 def _head(session: str) -> str:

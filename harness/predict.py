@@ -44,9 +44,6 @@ class EngineCacheSpec:
     #: the emulator's arrivals: closed loop (``--time-scale 0``), else send times / step_s
     closed_loop: bool = True
     step_s: float | None = None
-    #: per request, steps LMCache's lookup took to answer (from the server's log; the
-    #: emulator skips a request until then); None: at once
-    lookup_steps: dict[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,12 +127,9 @@ def _predict_endpoint(reqs: list[PlannedRequest], spec: EngineCacheSpec,
             sent = np.asarray([times[r.request][0] if r.request in times else r.scheduled_s
                                for r in reqs])
             arrival = np.ceil((sent - sent.min(initial=0.0)) / (spec.step_s or 1.0)).astype(np.int64)
-        lk = None
-        if spec.lookup_steps is not None:
-            lk = np.asarray([spec.lookup_steps.get(r.request, 0) for r in reqs], np.int64)
         res = VllmScheduler(pool, spec.sched).run(keys, prompt, out_tokens, external_tokens=ext_in,
                                                   arrival_step=arrival,
-                                                  concurrency=spec.concurrency, lookup_steps=lk)
+                                                  concurrency=spec.concurrency)
         local, ext, evictions = res.local_hit_tokens, res.external_hit_tokens, res.evictions
     else:
         res = None

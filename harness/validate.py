@@ -158,7 +158,7 @@ def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool,
                            sched=SchedConfig(token_budget=opts.token_budget,
                                              arrival_delay_steps=arrival_delay_steps(m)),
                            closed_loop=opts.replay.time_scale == 0 and len(m.deltas) == 1,
-                           step_s=_decode_step_s(m), lookup_steps=lookup_steps(m, clock))
+                           step_s=_decode_step_s(m))
 
 
 def _vllm_model(spec: EngineCacheSpec) -> dict:
@@ -167,8 +167,6 @@ def _vllm_model(spec: EngineCacheSpec) -> dict:
     return {"model": "scheduler emulator (simkv.cache.vllm_sched)",
             "token_budget": spec.sched.token_budget, "closed_loop": spec.closed_loop,
             "arrival_delay_steps": spec.sched.arrival_delay_steps if spec.closed_loop else None,
-            "lmcache_lookup_steps_mean": (float(np.mean(list(spec.lookup_steps.values())))
-                                          if spec.lookup_steps else None),
             "step_s": None if spec.closed_loop else spec.step_s}
 
 
@@ -191,24 +189,6 @@ def arrival_delay_steps(m: Measurement) -> int:
         return SchedConfig().arrival_delay_steps
     trips = float(np.mean([r["ttft_s"] for r in ok])) - server
     return max(0, int(np.ceil(trips / step)))
-
-
-def lookup_steps(m: Measurement, clock: ServerTimes | None) -> dict[int, int] | None:
-    """Per request, the engine steps its LMCache lookup kept it waiting.
-
-    vLLM's connector submits the lookup when the scheduler first considers the request and
-    answers "not yet" until the LMCache server has the result; the scheduler skips it each
-    step meanwhile.  The server's log dates both ends (``harness.lmcachelog``: 0.16-0.28 s
-    median at 8 in flight here, 1.5-3 decode steps), and a step is the mean inter-token gap
-    (as in :func:`arrival_delay_steps`), so ``ceil(wait / mean gap)``.  None without the log.
-    """
-    if clock is None or not clock.lookup_wait_s:
-        return None
-    gaps = [g for r in m.records if r.get("status") == "ok" for g in (r.get("itl_list_s") or [])]
-    step = float(np.mean(gaps)) if gaps else 0.0
-    if step <= 0:
-        return None
-    return {k: max(0, int(np.ceil(w / step))) for k, w in clock.lookup_wait_s.items()}
 
 
 def _decode_step_s(m: Measurement) -> float | None:

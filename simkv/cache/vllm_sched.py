@@ -86,8 +86,6 @@ class _Req:
     counted: bool = False
     loading: bool = False
     load_done: int = 0              # the step its external load has finished by
-    lookup_steps: int = 0           # steps the external lookup takes before it answers
-    lookup_ready: int = -1          # the step its lookup answers (-1: not asked yet)
 
     def key(self, k: int, bt: int) -> object:
         return self.keys[k] if k < self.prompt // bt else ("gen", self.idx, k)
@@ -223,15 +221,8 @@ class VllmScheduler:
         out, budget, preempted = self._schedule_running()
         if preempted:
             return out
-        skipped: list[_Req] = []
         while budget > 0 and self.waiting and len(self.running) < self.cfg.max_num_seqs:
             r = self.waiting[0]
-            if r.computed == 0 and not r.counted and r.lookup_steps:
-                if r.lookup_ready < 0:  # the connector's lookup is submitted now
-                    r.lookup_ready = self.step + r.lookup_steps
-                if self.step < r.lookup_ready:  # no answer yet: skipped, the next one tried
-                    skipped.append(self.waiting.popleft())
-                    continue
             n = self._admit(r, budget)
             if n is None:
                 break
@@ -239,7 +230,6 @@ class VllmScheduler:
             if n:
                 out.append((r, n))
                 budget -= n
-        self.waiting.extendleft(reversed(skipped))  # skipped requests keep their places
         return out
 
     def _execute(self, scheduled: list[tuple[_Req, int]]) -> list[_Req]:
@@ -270,23 +260,16 @@ class VllmScheduler:
             arrive[int(np.argmax(arrive < 0))] = self.step + 1 + self.cfg.arrival_delay_steps
 
     def run(self, keys: list, prompt_tokens, output_tokens, *, external_tokens=None,
-            arrival_step=None, concurrency: int | None = None,
-            lookup_steps=None) -> SchedResult:
+            arrival_step=None, concurrency: int | None = None) -> SchedResult:
         """Serve requests ``i`` (chained prompt block ids ``keys[i]``) in the given order.
 
         ``external_tokens[i]``: the external store's hit in tokens when looked up (0: none).
         Arrivals: ``arrival_step[i]``, or a closed loop of ``concurrency`` in flight.
-        ``lookup_steps[i]``: steps the external lookup takes to answer (vLLM's connector
-        returns "not yet" until then and the scheduler skips the request, trying the ones
-        behind it); 0 or None: it answers at once.
         """
         n = len(keys)
         ext_in = np.zeros(n, np.int64) if external_tokens is None else np.asarray(external_tokens)
         reqs = [_Req(i, list(keys[i]), int(prompt_tokens[i]), max(int(output_tokens[i]), 1),
                      int(ext_in[i]), num_tokens=int(prompt_tokens[i])) for i in range(n)]
-        if lookup_steps is not None:
-            for r, k in zip(reqs, np.asarray(lookup_steps, np.int64), strict=True):
-                r.lookup_steps = max(int(k), 0)
         self.local_hits, self.ext_hits, self.evictions = (np.zeros(n, np.int64) for _ in range(3))
         self.first_token, self.finish = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
         self.step_tokens: list[int] = []
@@ -314,8 +297,7 @@ class VllmScheduler:
                     self.step = max(self.step, int(arrive[nxt]))  # idle: wait for it
                 continue
             scheduled = self._schedule()
-            waiting_on_lookup = any(r.lookup_ready > self.step for r in self.waiting)
-            if not scheduled and not self.loading and not waiting_on_lookup:
+            if not scheduled and not self.loading:
                 raise RuntimeError("the scheduler made no progress (a request larger than "
                                    "the cache)")
             for _ in self._execute(scheduled):

@@ -32,23 +32,6 @@ def test_two_requests_sharing_a_prefix_admitted_in_one_step():
     assert res.evictions.tolist() == [0, 0]
 
 
-def test_a_pending_external_lookup_lets_the_request_behind_go_first():
-    """As above, but A's external lookup takes 2 steps to answer (vLLM's connector returns
-    "not yet"; the scheduler skips A and tries the next one).  Step 0: A skipped, B admitted
-    (blocks 1, 2 cached at allocation), B prefills and finishes.  Step 1: A still skipped,
-    nothing runs.  Step 2: A admitted and its lookup finds B's blocks 1 and 2 (8 tokens): the
-    hit moved from B to A.  A prefills 1 token and finishes in step 2."""
-    res = _run(16, [[1, 2, 3], [1, 2, 4]], [9, 9], [1, 1], arrival_step=[0, 0],
-               lookup_steps=[2, 0])
-    assert res.local_hit_tokens.tolist() == [8, 0]
-    assert res.first_token_step.tolist() == [2, 0]
-    assert res.step_tokens.tolist() == [9, 0, 1]
-    # answered at once (0 steps) it is the case above
-    res = _run(16, [[1, 2, 3], [1, 2, 4]], [9, 9], [1, 1], arrival_step=[0, 0],
-               lookup_steps=[0, 0])
-    assert res.local_hit_tokens.tolist() == [0, 8]
-
-
 def test_a_pool_too_small_defers_admission_until_blocks_free():
     """Pool of 4 blocks.  A: 13 tokens (4 blocks), 3 output tokens (15 slots, 4 blocks); B: 5
     tokens (2 blocks), other keys.  Step 0 admits A (free 0); B needs 2 > 0 and waits.  A
