@@ -108,7 +108,13 @@ def _server_clock(m: Measurement, opts: ValidateOptions) -> ServerTimes | None:
     if opts.lmcache_log is None or m.t0_wall_s is None or m.end_wall_s is None:
         return None
     chunk = opts.engine.lmcache_chunk_tokens if opts.engine is not None else 256
-    return server_times(opts.lmcache_log, m.records, m.t0_wall_s, m.end_wall_s, chunk)
+    st = server_times(opts.lmcache_log, m.records, m.t0_wall_s, m.end_wall_s, chunk)
+    if not st.matched and not st.wakes_s:
+        raise InputError("no lookups or eviction-loop wakes of this replay in the log: give "
+                         "the log of the LMCache server the replay ran against, started with "
+                         "LMCACHE_LOG_LEVEL=DEBUG (serve does)", source=opts.lmcache_log,
+                         where="--lmcache-log")
+    return st
 
 
 def _lmcache_side(m: Measurement, pred: dict, pc: CachePrediction,

@@ -94,3 +94,23 @@ def test_times_and_wakes_from_the_servers_log(tmp_path):
 def test_a_missing_log_is_a_clear_input_error(tmp_path):
     with pytest.raises(InputError, match="lmcache-log"):
         server_times(tmp_path / "nope.log", _records(), 0.0, 1.0)
+
+
+def test_validate_refuses_a_log_without_this_replay(tmp_path):
+    """A log from another server (or one not at DEBUG) has none of the replay's lines: validate
+    says so instead of reporting the server's clock it did not have."""
+    from harness.measure import Measurement, ReplayOptions
+    from harness.validate import ValidateOptions, _server_clock
+
+    path = tmp_path / "lmcache.log"
+    path.write_text("".join(LOG))
+    m = Measurement(trace=None, plan=[], records=_records(), summary={}, deltas={}, histograms={},
+                    lmcache={}, after={}, load=None, t0_wall_s=_t("06:20:00,000"),
+                    end_wall_s=_t("06:21:00,000"))  # after the log ends: nothing in the window
+    opts = ValidateOptions(ReplayOptions(endpoints=("http://x",), out=tmp_path), lmcache_log=path)
+    with pytest.raises(InputError, match="no lookups"):
+        _server_clock(m, opts)
+    m2 = Measurement(trace=None, plan=[], records=_records(), summary={}, deltas={}, histograms={},
+                     lmcache={}, after={}, load=None, t0_wall_s=_t("06:18:45,100"),
+                     end_wall_s=_t("06:18:46,700"))
+    assert _server_clock(m2, opts).matched == 4
