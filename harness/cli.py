@@ -64,6 +64,8 @@ def serve(model_config: str = typer.Option("tiny-llama-2l", help="catalogue name
     try:
         stack.start()
         _say(f"vLLM ready at {stack.endpoint}" + (f"; LMCache metrics at {stack.lmcache_metrics_url}"
+                                                  f", its log at {stack.lmcache_log_path} "
+                                                  "(validate --lmcache-log)"
                                                   if cfg.lmcache else "") + " (Ctrl-C stops)")
         while stack.alive():
             time.sleep(1.0)
@@ -140,6 +142,7 @@ def replay(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
 def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
              lmcache_metrics: list[str] = typer.Option([], help="LMCache server /metrics URL (one per endpoint) when vLLM runs with LMCache"),
              engine_config: Path = typer.Option(None, help="the engine config serve wrote (LMCache chunk size and L1)"),
+             lmcache_log: Path = typer.Option(None, help="the LMCache server's log (serve prints where): its own lookup, store and loop-wake times for the L1 model"),
              time_scale: float = typer.Option(0.0, help="multiply trace gaps (0: back to back)"),
              concurrency: int = typer.Option(1, help="requests in flight at most"),
              max_requests: int = typer.Option(None), max_tokens: int = typer.Option(None),
@@ -162,7 +165,13 @@ def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
                             api_key=api_key(api_key_env, api_key_file), timeout_s=timeout_s,
                             lmcache_metrics=tuple(lmcache_metrics), require_metrics=True)
     vopts = ValidateOptions(ropts, engine=engine, calibration=calibration,
-                            token_budget=token_budget, model_config=model_config)
+                            token_budget=token_budget, model_config=model_config,
+                            lmcache_log=lmcache_log)
+    if lmcache_log is not None and not lmcache_metrics:
+        raise InputError("--lmcache-log goes with --lmcache-metrics (an LMCache server)",
+                         where="--lmcache-log")
+    if lmcache_log is not None and not lmcache_log.is_file():
+        raise InputError("not found", source=lmcache_log, where="--lmcache-log")
     m = replay_and_measure(trace, ropts, say=_say, on_record=_progress())
     _write_json(out / "summary.json", dict(m.summary, server_histograms=m.histograms))
     result = compare(m, vopts).as_dict()

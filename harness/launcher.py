@@ -148,10 +148,17 @@ class EngineStack:
         return cmd + list(o.extra_args)
 
     # ------------------------------------------------------------------ life cycle
-    def _spawn(self, name: str, cmd: list[str]) -> ManagedProcess:
+    @property
+    def lmcache_log_path(self) -> Path | None:
+        """The LMCache server's log (DEBUG: its lookups, stores, session ends and eviction-loop
+        wakes with millisecond times; ``validate --lmcache-log`` reads them)."""
+        return self.run_dir / "lmcache.log" if self.options.lmcache else None
+
+    def _spawn(self, name: str, cmd: list[str], **env: str) -> ManagedProcess:
         log_path = self.run_dir / f"{name}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed when the process is reaped
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**self._env(), **env},
                                 start_new_session=True, cwd=str(self.run_dir))
         log.close()
         mp = ManagedProcess(name, proc, log_path)
@@ -180,7 +187,10 @@ class EngineStack:
         self.model_dir = user_dir or write_model_dir(cfg, self.run_dir / "model")
         try:
             if self.options.lmcache:
-                lm = self._spawn("lmcache", self.lmcache_command(python))
+                # DEBUG: the server logs every loop wake and each request's lookup, store
+                # and end (harness.lmcachelog); ~4 KB per request, 0.1 KB per wake
+                lm = self._spawn("lmcache", self.lmcache_command(python),
+                                 LMCACHE_LOG_LEVEL="DEBUG")
                 self._wait_http(lm, self.lmcache_metrics_url, self.options.startup_timeout_s)
             vl = self._spawn("vllm", self.vllm_command(python, self.model_dir))
             self._wait_http(vl, f"{self.endpoint}/health", self.options.startup_timeout_s)

@@ -85,6 +85,10 @@ class Measurement:
     after: dict[str, Snapshot]
     load: MachineLoad | None
     l1_wakes: dict[str, tuple[float, ...]] = field(default_factory=dict)  # url: loop wakes (s)
+    #: the replay clock's zero and the replay's end in wall time (``time.time()``): ties the
+    #: replay to a server's own log (:mod:`harness.lmcachelog`)
+    t0_wall_s: float | None = None
+    end_wall_s: float | None = None
 
     @property
     def df(self) -> pd.DataFrame:
@@ -210,6 +214,8 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
         except ServerDied as exc:
             raise InputError(f"replay stopped: {exc}") from None
     wall = time.perf_counter() - t
+    end_wall = time.time()
+    t0_wall = end_wall - (time.perf_counter() - (result.t0_perf_s or t))
     wakes = {w.url: w.wakes_on(result.t0_perf_s or t) for w in watchers}
     after = {e: client.scrape(f"{e}/metrics", key) for e in endpoints}
     lm_after = {u: client.scrape(u) for u in opts.lmcache_metrics}
@@ -234,4 +240,5 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
         histograms={e: histogram_deltas(before[e], after[e]) for e in endpoints},
         lmcache={u: lmcache_deltas(lm_before[u], lm_after[u]) for u in opts.lmcache_metrics},
         after=after, load=meter.result,
-        l1_wakes={u: v for u, v in wakes.items() if v is not None})
+        l1_wakes={u: v for u, v in wakes.items() if v is not None},
+        t0_wall_s=t0_wall, end_wall_s=end_wall)

@@ -29,7 +29,7 @@ from harness.plan import PlannedRequest
 
 RECORD_COLUMNS = ("request", "scheduled_s", "ready_s", "sent_s", "ttft_s", "e2e_s", "itl_s", "itl_list_s",
                   "prompt_tokens", "cached_tokens", "output_tokens", "max_tokens", "status",
-                  "error", "endpoint")
+                  "error", "endpoint", "response_id")
 
 
 class ServerDied(RuntimeError):
@@ -86,7 +86,7 @@ async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: floa
            "ttft_s": None, "e2e_s": None, "itl_s": None, "itl_list_s": [],
            "prompt_tokens": len(req.prompt), "cached_tokens": None, "output_tokens": 0,
            "max_tokens": req.max_tokens, "status": "ok", "error": None,
-           "endpoint": req.endpoint}
+           "endpoint": req.endpoint, "response_id": None}
     if req.skip_reason:
         rec.update(status="skipped", error=req.skip_reason, prompt_tokens=req.input_tokens)
         return rec
@@ -121,6 +121,8 @@ async def send_one(session: aiohttp.ClientSession, req: PlannedRequest, t0: floa
                     rec.update(status="bad_stream", error="a streamed chunk is not a JSON object",
                                e2e_s=time.perf_counter() - sent)
                     return rec
+                if rec["response_id"] is None and isinstance(chunk.get("id"), str):
+                    rec["response_id"] = chunk["id"][:200]  # ties the server's log to it
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 if chunk.get("choices"):
@@ -197,7 +199,8 @@ async def replay_async(plan: list[PlannedRequest], out_path: Path, opts: ClientO
                            "itl_list_s": [], "prompt_tokens": len(req.prompt),
                            "cached_tokens": None, "output_tokens": 0,
                            "max_tokens": req.max_tokens, "status": "error",
-                           "error": type(exc).__name__, "endpoint": req.endpoint}
+                           "error": type(exc).__name__, "endpoint": req.endpoint,
+                           "response_id": None}
                 finally:
                     if sem is not None:
                         sem.release()

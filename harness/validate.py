@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.engineconfig import EngineConfig
+from harness.lmcachelog import ServerTimes, server_times
 from harness.measure import Measurement, ReplayOptions, replay_and_measure
 from harness.metrics import cache_info
 from harness.predict import CachePrediction, EngineCacheSpec, predict
@@ -44,6 +45,9 @@ class ValidateOptions:
     calibration: Path | Calibration | None = None
     token_budget: int = DEFAULT_TOKEN_BUDGET
     model_config: str = "tiny-llama-2l"
+    #: the LMCache server's own log (DEBUG): its lookup / store / end times and loop wakes
+    #: replace the client's clock for the L1 model (:mod:`harness.lmcachelog`)
+    lmcache_log: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,22 @@ def _times(m: Measurement) -> dict[int, tuple[float, float]]:
     return out
 
 
-def _lmcache_side(m: Measurement, pred: dict, pc: CachePrediction) -> dict:
+def _server_clock(m: Measurement, opts: ValidateOptions) -> ServerTimes | None:
+    """The LMCache server's own times for this replay, when its log was given."""
+    if opts.lmcache_log is None or m.t0_wall_s is None or m.end_wall_s is None:
+        return None
+    chunk = opts.engine.lmcache_chunk_tokens if opts.engine is not None else 256
+    st = server_times(opts.lmcache_log, m.records, m.t0_wall_s, m.end_wall_s, chunk)
+    if not st.matched and not st.wakes_s:
+        raise InputError("no lookups or eviction-loop wakes of this replay in the log: give "
+                         "the log of the LMCache server the replay ran against, started with "
+                         "LMCACHE_LOG_LEVEL=DEBUG (serve does)", source=opts.lmcache_log,
+                         where="--lmcache-log")
+    return st
+
+
+def _lmcache_side(m: Measurement, pred: dict, pc: CachePrediction,
+                  clock: ServerTimes | None = None) -> dict:
     eq = sum(x["external_prefix_cache_queries_tokens"] for x in m.deltas.values())
     eh = sum(x["external_prefix_cache_hits_tokens"] for x in m.deltas.values())
     q = sum(x["prefix_cache_queries_tokens"] for x in m.deltas.values())
@@ -116,10 +135,14 @@ def _lmcache_side(m: Measurement, pred: dict, pc: CachePrediction) -> dict:
         "measured_external_share_of_prompt": eh / q if q else None,
         "predicted_external_share_of_prompt": ph / pred["prompt_tokens"] if pred["prompt_tokens"] else None,
         "predicted_l1": counters, "lmcache_counters": m.lmcache, "l1_wakes_seen": {u: len(w) for u, w in m.l1_wakes.items()},
+        "event_clock": "the LMCache server's log" if clock is not None else
+                       "the client's (send, send + TTFT, send + E2E; wakes watched on /metrics)",
+        "server_log": clock.as_dict() if clock is not None else None,
     }
 
 
-def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool) -> EngineCacheSpec:
+def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool,
+                 clock: ServerTimes | None = None) -> EngineCacheSpec:
     infos = {e: cache_info(m.after[e]) for e in m.deltas}
     if len({i.block_size for i in infos.values()}) != 1 or \
             len({i.usable_blocks for i in infos.values()}) != 1:
@@ -132,7 +155,9 @@ def _engine_spec(m: Measurement, opts: ValidateOptions, lmcache: bool) -> Engine
                              "its L1: give --engine-config (written by serve --engine-config-out)",
                              where="--engine-config")
         l1 = opts.engine.l1_config()
-        if len(m.l1_wakes) == 1:  # when the loop woke, as watched during the replay
+        if clock is not None and clock.wakes_s:  # when the loop woke, from its log
+            l1 = replace(l1, wakes_s=clock.wakes_s)
+        elif len(m.l1_wakes) == 1:  # when the loop woke, as watched during the replay
             l1 = replace(l1, wakes_s=next(iter(m.l1_wakes.values())))
     c = opts.replay.concurrency
     return EngineCacheSpec(info.block_size, info.usable_blocks, l1, concurrency=c,
@@ -182,10 +207,14 @@ def _decode_step_s(m: Measurement) -> float | None:
 def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
     """Measured (metric deltas, client and server timing) beside the whole-model prediction."""
     lmcache = bool(m.lmcache)
-    spec = _engine_spec(m, opts, lmcache)
+    clock = _server_clock(m, opts) if lmcache and len(m.deltas) == 1 else None
+    spec = _engine_spec(m, opts, lmcache, clock)
     info = cache_info(next(iter(m.after.values())))
     ok = {int(r["request"]) for r in m.records if r["status"] == "ok"}
-    pc = predict(m.plan, ok, spec, _times(m))
+    times = _times(m)
+    if clock is not None:
+        times.update(clock.times)
+    pc = predict(m.plan, ok, spec, times)
     pred = pc.summary()
     q = sum(x["prefix_cache_queries_tokens"] for x in m.deltas.values())
     h = sum(x["prefix_cache_hits_tokens"] for x in m.deltas.values())
@@ -202,7 +231,7 @@ def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
         concurrency=opts.replay.concurrency, measured_ttft_p50_s=s["ttft_p50_s"],
         measured_ttft_p90_s=s["ttft_p90_s"], measured_ttft_p99_s=s["ttft_p99_s"],
         server_ttft_p50_s=ttft_hist.get("p50_s"), server_ttft_p90_s=ttft_hist.get("p90_s"),
-        lmcache=_lmcache_side(m, pred, pc) if lmcache else None, machine=s.get("machine"),
+        lmcache=_lmcache_side(m, pred, pc, clock) if lmcache else None, machine=s.get("machine"),
         server_histograms=m.histograms, skipped_requests=s["skipped_requests"],
         per_endpoint=m.deltas, replay={k: v for k, v in s.items() if k != "skipped_requests"},
         vllm_model=_vllm_model(spec))

@@ -16,7 +16,14 @@ Read from ``lmcache/v1/distributed/`` (``storage_controllers/eviction_controller
 - the LRU order: keys a store creates, and at the end of each request (``end_session``, from
   ``multiprocess/modules/lookup.py``) every stored chunk of its prompt, are moved to the most
   recent end in *reverse* order, so a request's first chunk is the most recent and its tail is
-  evicted first (a prefix stays usable).  A lookup alone does not reorder.
+  evicted first (a prefix stays usable);
+- a lookup is a prefetch (``storage_controllers/prefetch_controller.py``, ``_finish_request``):
+  it read-locks the chunks it finds, keeps the leading run (the hit) and touches those, so a
+  lookup's hit chunks also become the most recent, in the same reverse order, when the lookup
+  is made, not only at the request's end.  Between a lookup and its request's end the loop
+  can wake (a request on this CPU engine takes 0.1-0.5 s), and then the hit is not among the
+  first keys it deletes: without this touch the model deleted a prefix the server kept (one
+  of four one-in-flight replays, 2026-12-02, docs/harness.md).
 
 Time enters only through the loop's one-second wake: the caller gives each event's time (in a
 user simulation, the request's arrival; in the harness, when the replay looked up, stored and
@@ -146,7 +153,8 @@ class LMCacheL1:
         self.counters.evicted_chunks += target
 
     def lookup(self, keys, prompt_tokens: int, now_s: float) -> int:
-        """Leading stored full chunks of the prompt (no reordering)."""
+        """Leading stored full chunks of the prompt; they become the most recent (the
+        prefetch touches its hit, reverse order: the first chunk last evicted)."""
         self.advance(now_s)
         n_full = prompt_tokens // self.config.chunk_tokens
         n = 0
@@ -154,6 +162,7 @@ class LMCacheL1:
             if key not in self.order:
                 break
             n += 1
+        self._touch(keys[:n])
         return n
 
     def finish(self, keys, prompt_tokens: int, now_s: float) -> None:

@@ -2,21 +2,21 @@
 LMCache external hits with an L1 small enough to evict, one and eight requests in flight.
 
 Goals from issue 16: vLLM prefix hit ratio within 0.005, LMCache external hit tokens within 2%.
-At one request in flight the prediction is the serial pool: prefix hits exact on every run,
-external hits exact on three runs and 4.0-4.5% off on two (more requests per loop wake), 5.3%
-on a sixth (the CI run of the merged tree, load 1.1): 8% held there, the 2% goal open.  At eight in flight vLLM's side is the scheduler emulator
-(``simkv.cache.vllm_sched``, a closed loop with the arrival delay measured from the replay).
-Plain vLLM met the 0.005 goal on all 9 replays measured (5 traces; worst 0.0044; this test's
-trace 0.0035 and 0.0009 in the two engine-suite runs); the CI run of the merged tree (load 1.1)
-measured 0.0061 on this trace, so the test holds 0.01 and the 0.005 goal is not yet held on
-every run.  With
-LMCache at eight in flight, this test's trace: prefix 0.0079 / 0.0009 / 0.0088 off and external
-tokens 1.1% / 3.3% / 1.5% off over three runs (the 2% goal held on two of three); another trace
-was 0.031 and 21% off once (LMCache's L1 itself diverged there: allocation failures the model
-did not have).  A fourth run on the merged tree (load 5.2 before the replay) was 0.0246 off on
-prefix and 3.1% on external tokens.  The test holds (0.04, 10%): about 1.6x / 3x the worst on
-its trace, so a regression to the old serial model (0.014-0.026 and ~10%) still shows on
-external hits; the goals are open (docs/harness.md).
+At one request in flight the prediction is the serial pool: prefix hits exact on every run.
+Plain vLLM at eight in flight is the scheduler emulator (``simkv.cache.vllm_sched``, a closed
+loop with the arrival delay measured from the replay): the 0.005 goal held on 9 of 10 replays
+(worst 0.0061, the CI run of the merged tree at load 1.1), so the test holds 0.01.
+
+LMCache: the L1 model touches a lookup's hit as the server's prefetch does, and the test gives
+validate the LMCache server's log (``--lmcache-log``), whose lookup / store / end times and
+loop wakes replace the client's clock (``harness.lmcachelog``).  With both, on 2026-12-02
+(load 8.7-13.5 before each replay): one in flight, external hit tokens identical on all 6 fresh
+replays (before: 4.0-5.3% off on 3 of 6 runs), so the test holds the 2% goal; eight in flight,
+10 fresh replays: external tokens 1.0-9.0% off (this test's trace: 4.0%, 7.8%, 2.2% in three
+engine-suite runs, 1.5-9.0% in four more), prefix 0.003-0.028, while the L1 itself matched the
+server's loop triggers on 9 of 10: the residual is vLLM's split of each request's cached
+tokens between its own blocks and LMCache's (the scheduler emulator), not the L1.  The test holds (0.04, 10%)
+there, as before (the worst, 9.0%, is close to it); those goals are open (docs/harness.md).
 """
 
 
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 #: prefix hit ratio abs error, plain vLLM, per concurrency
 PREFIX_BOUNDS = {1: 0.005, 8: 0.01}
 #: (prefix hit ratio abs error, external hit tokens rel error) with LMCache, per concurrency
-LMCACHE_BOUNDS = {1: (0.005, 0.08), 8: (0.04, 0.10)}
+LMCACHE_BOUNDS = {1: (0.005, 0.02), 8: (0.04, 0.10)}
 
 
 def _validate(tmp_path, endpoint: str, seed: int, *extra: str, roots: int = 6) -> dict:
@@ -71,7 +71,7 @@ def test_lmcache_external_hits_within_two_percent_while_evicting(tmp_path, engin
     stack, cfg = engine_lmcache
     res = _validate(tmp_path, stack.endpoint, 40 + concurrency, "--concurrency", str(concurrency),
                     "--lmcache-metrics", stack.lmcache_metrics_url, "--engine-config", str(cfg),
-                    roots=24)
+                    "--lmcache-log", str(stack.lmcache_log_path), roots=24)
     lm = res["lmcache"]
     assert lm["measured_external_hit_tokens"] > 0
     assert lm["predicted_l1"]["evicted_chunks"] > 0 or lm["predicted_l1"]["failed_stores"] > 0

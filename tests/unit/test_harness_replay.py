@@ -43,7 +43,7 @@ class FakeServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for _ in range(body["max_tokens"]):
-            chunk = {"choices": [{"text": "x"}]}
+            chunk = {"id": f"cmpl-fake{idx}", "choices": [{"text": "x"}]}
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
         usage = {"prompt_tokens": len(body["prompt"]), "completion_tokens": body["max_tokens"],
                  "prompt_tokens_details": {"cached_tokens": 0}}
@@ -100,6 +100,9 @@ def test_records_5xx_and_timeouts_are_per_request(tmp_path):
     ok = [r for r in recs if r["status"] == "ok"]
     assert all(r["ttft_s"] > 0 and r["output_tokens"] == r["max_tokens"] for r in ok)
     assert all(r["error"] is None and r["cached_tokens"] == 0 for r in ok)
+    # the streamed response's id is kept: it ties a request to the server's own log
+    assert all(r["response_id"] == f"cmpl-fake{r['request']}" for r in ok)
+    assert by[2]["response_id"] is None
     assert "sekret" not in path.read_text()
     s = summarize(recs)
     assert s["status"] == {"ok": 9, "http_503": 2, "timeout": 1}

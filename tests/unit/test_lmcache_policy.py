@@ -56,15 +56,34 @@ def test_watermark_counts_the_slab_not_the_whole_chunks():
     assert l1.counters.triggered == 1 and l1.counters.evicted_chunks == int(33 * 0.2)
 
 
-def test_finish_makes_a_requests_chunks_most_recent_lookup_does_not():
+def test_finish_and_lookup_make_chunks_most_recent():
     l1 = _l1(None)
     l1.store(["a1", "a2"], 0, 2, 0.0)
     l1.store(["b1"], 0, 1, 0.0)
     assert list(l1.order) == ["a2", "a1", "b1"]
-    l1.lookup(["a1", "a2"], 512, 0.1)
+    # the prefetch touches its hit (both chunks), reverse order: a1 ends most recent
+    assert l1.lookup(["a1", "a2"], 512, 0.1) == 2
+    assert list(l1.order) == ["b1", "a2", "a1"]
+    # only the leading run is a hit and only it is touched (x is not stored, a1 after it not)
+    assert l1.lookup(["b1", "x", "a1"], 768, 0.15) == 1
     assert list(l1.order) == ["a2", "a1", "b1"]
     l1.finish(["a1", "a2"], 512, 0.2)
     assert list(l1.order) == ["b1", "a2", "a1"]
+
+
+def test_a_lookups_hit_outlives_a_wake_before_its_request_ends():
+    """Request A stores a1-a4 (order a4 a3 a2 a1, LRU first), B stores b1-b4 after it; C looks
+    up a1 a2 at 0.5 s and hits both, which moves them to the most recent end: a4 a3 b4 b3 b2 b1
+    a2 a1.  The wake at 1.0 s sees 8 of 10 (>= 0.8) and deletes int(0.5 x 8) = 4 keys from the
+    LRU end: a4 a3 b4 b3.  Without the lookup's touch it would delete a4 a3 a2 a1, C's hit."""
+    l1 = _l1(10, eviction_ratio=0.5, tick_phase_s=0.0)
+    l1.store(["a1", "a2", "a3", "a4"], 0, 4, 0.0)
+    l1.store(["b1", "b2", "b3", "b4"], 0, 4, 0.1)
+    assert l1.lookup(["a1", "a2", "c3"], 768, 0.5) == 2
+    l1.advance(1.0)
+    assert l1.counters.evicted_chunks == 4
+    assert list(l1.order) == ["b2", "b1", "a2", "a1"]
+    assert l1.lookup(["a1", "a2"], 512, 1.1) == 2
 
 
 def test_watched_wakes_replace_the_nominal_loop():
