@@ -1,0 +1,440 @@
+"""Compiled storage-level walk (numba, cached on disk): the fast twin of ``levelstep``.
+
+``simkv.sizing.levelstep`` (one request at a time, per-level Python dicts) is the slow,
+obviously-correct reference; this module does the same per-request work over flat arrays so a
+whole chunk of the trace is one call.  Layout:
+
+- every chunk key ``(family, model, chained hash ^ template salt)`` gets a dense id the first
+  time it is seen (one numba dict; a *family* is a chunk size, so levels of equal chunk size
+  share ids and an entry keeps its id as it is demoted or promoted); a key's slot is id + 1
+  (slot 0 is the sentinel of the state machine's lists);
+- each level ``j`` is row ``j`` of 2-D arrays indexed by slot: the recency list
+  (``prev``/``nxt``, the functions of ``simkv.cache.statemachine``: this module defines no list
+  operation), stamp, model, prompt-component mask and flags (member, stale); an entry's bytes
+  are ``chunk_bytes[j, model]`` (a chunk occupies a whole chunk's bytes), so they need no array;
+- per level: used, entries and stale bytes (``SC``), bytes by model and which models were ever
+  stored (``BYG``/``SEEN``), admission counts (capped at 2: only ``>= 2`` is ever asked).
+
+``walk`` runs requests ``r0..`` of a chunk and returns early where Python has work to do
+(a lifecycle event is due, a storage-view sample is due, or the id arrays must grow), so
+events, samples and growth stay in Python (``simkv.sizing.levelfast``) and the result does not
+depend on where a call stops.  The order of every state change is the reference's: an
+eviction's victims are processed first-in first-out, which gives each level the same sequence
+of inserts as the reference's depth-first recursion (a level's victims only ever go to the
+level below, and levels do not read each other's state).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from simkv.cache.statemachine import first_in_group, link_mru, move_mru, unlink
+
+MEMBER = np.uint8(1)
+STALE = np.uint8(2)
+#: ``SC`` columns per level
+USED, ENTRIES, STALE_B = 0, 1, 2
+#: ``CNT``: run-wide counters
+EVICTIONS, EXPIRATIONS = 0, 1
+#: record rows: the hierarchy's columns, then ``LEVEL_BASE + 4 * j + (served, read, written,
+#: loads)`` (the order of ``simkv.sizing.levelrun.REQUEST_COLUMNS`` / ``LEVEL_COLUMNS``)
+HIT, MISS, PROMO, DEMO, EVICT = 0, 1, 2, 3, 4
+LEVEL_BASE = 5
+#: placement kinds
+WRITE, PROMOTE, DEMOTE = 0, 1, 2
+#: why ``walk`` returned
+DONE, EVENT, SAMPLE, GROW = 0, 1, 2, 3
+
+
+@numba.njit(cache=True)
+def drop_slot(S, CSZ, j, o):  # pragma: no cover - compiled
+    """Take slot ``o`` out of level ``j`` (its arrays keep the values until it is re-inserted)."""
+    PREV, NXT, STAMP, GROUP, MASK, FLAGS, COUNTS, SC, BYG, SEEN, CNT = S
+    unlink(PREV[j], NXT[j], o)
+    f = FLAGS[j, o]
+    FLAGS[j, o] = 0
+    g = GROUP[j, o]
+    size = CSZ[j, g]
+    SC[j, USED] -= size
+    SC[j, ENTRIES] -= 1
+    BYG[j, g] -= size
+    if f & STALE:
+        SC[j, STALE_B] -= size
+
+
+@numba.njit(cache=True)
+def drop_slots(S, CSZ, j, slots):  # pragma: no cover - compiled
+    for o in slots:
+        drop_slot(S, CSZ, j, o)
+
+
+@numba.njit(cache=True)
+def _insert(S, CSZ, j, o, g, mask, t, stale):  # pragma: no cover - compiled
+    PREV, NXT, STAMP, GROUP, MASK, FLAGS, COUNTS, SC, BYG, SEEN, CNT = S
+    link_mru(PREV[j], NXT[j], o)
+    # a stale entry moved here stays stale but, as in the reference, adds no stale bytes
+    FLAGS[j, o] = MEMBER | STALE if stale else MEMBER
+    GROUP[j, o] = g
+    MASK[j, o] = mask
+    STAMP[j, o] = t
+    size = CSZ[j, g]
+    SC[j, USED] += size
+    SC[j, ENTRIES] += 1
+    BYG[j, g] += size
+    SEEN[j, g] = 1
+
+
+@numba.njit(cache=True)
+def evict_to(S, CSZ, j, g, limit, extra, victims):  # pragma: no cover - compiled
+    """Evict from level ``j`` until ``extra`` more bytes fit under ``limit`` (model ``g``'s
+    bytes when ``g >= 0``, else the level's); victims appended as (level, slot, model, mask,
+    stamp, stale)."""
+    PREV, NXT, STAMP, GROUP, MASK, FLAGS, COUNTS, SC, BYG, SEEN, CNT = S
+    while True:
+        if g >= 0:
+            if BYG[j, g] + extra <= limit:
+                return
+            o = first_in_group(NXT[j], GROUP[j], g)
+        else:
+            if SC[j, USED] + extra <= limit:
+                return
+            o = NXT[j, 0]
+        victims.append((j, o, np.int64(GROUP[j, o]), np.int64(MASK[j, o]), STAMP[j, o],
+                        np.int64(FLAGS[j, o] & STALE)))
+        drop_slot(S, CSZ, j, o)
+
+
+@numba.njit(cache=True)
+def _place(S, P, R, j, o, g, mask, t, stale, r, kind, victims):  # pragma: no cover - compiled
+    """``LevelsRun.place`` without the demotions (the caller drains ``victims``)."""
+    CAP, QUOTA, CSZ, CT, SP, TTL, LAT, RBPS, BPT, OPT = P
+    size = CSZ[j, g]
+    cap = CAP[j]
+    q = QUOTA[j, g]
+    if (cap >= 0 and size > cap) or (q >= 0 and size > q):
+        return False
+    if q >= 0:
+        evict_to(S, CSZ, j, g, q, size, victims)
+    if cap >= 0:
+        evict_to(S, CSZ, j, -1, cap, size, victims)
+    _insert(S, CSZ, j, o, g, mask, t, stale)
+    R[LEVEL_BASE + 4 * j + 2, r] += size
+    if kind == PROMOTE:
+        R[PROMO, r] += size
+    elif kind == DEMOTE:
+        R[DEMO, r] += size
+    return True
+
+
+@numba.njit(cache=True)
+def _admitted(S, P, j, o):  # pragma: no cover - compiled
+    return j == 0 or P[9][3] != 0 or S[6][j, o] >= 2
+
+
+@numba.njit(cache=True)
+def _place_and_demote(S, P, R, j, o, g, mask, t, stale, r, kind):  # pragma: no cover - compiled
+    """``LevelsRun.place`` with ``evicted``: victims move one level down or are dropped."""
+    CAP, QUOTA, CSZ, CT, SP, TTL, LAT, RBPS, BPT, OPT = P
+    FLAGS, CNT = S[5], S[10]
+    n_levels = CAP.shape[0]
+    victims = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0), 0.0, np.int64(0))]
+    victims.pop()
+    _place(S, P, R, j, o, g, mask, t, stale, r, kind, victims)
+    qi = 0
+    while qi < len(victims):
+        vj, vo, vg, vmask, vt, vstale = victims[qi]
+        qi += 1
+        CNT[EVICTIONS] += 1
+        down = vj + 1
+        if (OPT[2] != 0 and vstale == 0 and down < n_levels and CT[down] == CT[vj]
+                and not (FLAGS[down, vo] & MEMBER) and _admitted(S, P, down, vo)):
+            if _place(S, P, R, down, vo, vg, vmask, vt, 0, r, DEMOTE, victims):
+                continue
+        R[EVICT, r] += CSZ[vj, vg]
+
+
+@numba.njit(cache=True)
+def _touch(S, j, o, t):  # pragma: no cover - compiled
+    move_mru(S[0][j], S[1][j], o)
+    S[2][j, o] = t
+
+
+@numba.njit(cache=True)
+def expire_level(S, CSZ, j, t, ttl):  # pragma: no cover - compiled
+    """Drop level ``j``'s entries whose stamp is ``ttl`` or more before ``t``; how many."""
+    NXT, STAMP = S[1], S[2]
+    n = 0
+    o = NXT[j, 0]
+    while o != 0:
+        nx = NXT[j, o]
+        if t - STAMP[j, o] >= ttl:
+            drop_slot(S, CSZ, j, o)
+            n += 1
+        o = nx
+    return n
+
+
+@numba.njit(cache=True)
+def _from_slower(seg_s, seg_l, nseg, j, s0, s1):  # pragma: no cover - compiled
+    """Were all of [s0, s1) (inside the served prefix) served from levels slower than ``j``?"""
+    starts = seg_s[:nseg]
+    lo = np.searchsorted(starts, s0, side="right") - 1
+    hi = np.searchsorted(starts, s1, side="left")
+    best = seg_l[lo]
+    for i in range(lo + 1, hi):
+        best = min(best, seg_l[i])
+    return best > j
+
+
+@numba.njit(cache=True)
+def _scratch(n_levels, max_ch, max_f):  # pragma: no cover - compiled
+    """Per-request work arrays: each level's chunks (slot, end, mask, storable, present),
+    the served segments, loads per level, per-block masks and salts."""
+    return (np.zeros((n_levels, max_ch), dtype=np.int64), np.zeros((n_levels, max_ch), np.int64),
+            np.zeros((n_levels, max_ch), np.int64), np.zeros((n_levels, max_ch), np.bool_),
+            np.zeros((n_levels, max_ch), np.bool_), np.zeros(n_levels, np.int64),
+            np.zeros(n_levels, np.int64), np.zeros(max_f, np.int64), np.zeros(max_f, np.int64),
+            np.zeros(n_levels * max_ch + 1, np.int64), np.zeros(n_levels * max_ch + 1, np.int64),
+            np.zeros(n_levels * max_ch + 1, np.int64))
+
+
+@numba.njit(cache=True)
+def _masks_salts(W, fa, nf, tags, has_tags, all_mask, salt_codes, salt_vals):  # pragma: no cover
+    """Per block of the request: the prompt components seen up to it and the template salt."""
+    MF, SF = W[7], W[8]
+    acc = 0
+    for i in range(nf):
+        if has_tags:
+            acc |= np.int64(1) << np.int64(tags[fa + i])
+            MF[i] = acc
+        else:
+            MF[i] = all_mask
+        SF[i] = 0
+    for v in range(salt_codes.shape[0]):
+        pos = 0
+        if salt_codes[v] >= 0 and has_tags:
+            pos = -1
+            for i in range(nf):
+                if tags[fa + i] == salt_codes[v]:
+                    pos = i
+                    break
+            if pos < 0:
+                continue
+        for i in range(pos, nf):
+            SF[i] ^= salt_vals[v]
+
+
+@numba.njit(cache=True)
+def _request_chunks(S, P, W, D, IDS, fam, first_of, r, n, m, bt, hoff, hashes,
+                    hbase):  # pragma: no cover - compiled
+    """The request's chunks at every level (``levelstep._chunks``), admission counts, and
+    which are present (stored, held and not stale)."""
+    CT, SP, adm_all = P[3], P[4], P[9][3] != 0
+    FLAGS, COUNTS = S[5], S[6]
+    KID, KEND, KMASK, KSTOR, PRES, NCH, MF, SF = W[0], W[1], W[2], W[3], W[4], W[5], W[7], W[8]
+    for j in range(CT.shape[0]):
+        a = hoff[j, r]
+        nc = hoff[j, r + 1] - a
+        NCH[j] = nc
+        B = CT[j]
+        f0 = first_of[j]
+        for k in range(nc):
+            e = min((k + 1) * B, n)
+            f = (e - 1) // bt
+            KEND[j, k] = e
+            KMASK[j, k] = MF[f]
+            KSTOR[j, k] = SP[j] != 0 or e - k * B == B
+            if f0 == j:
+                key = (fam[j], m, hashes[hbase[j] + a + k] ^ SF[f])
+                i = D.get(key, -1)
+                if i < 0:
+                    i = IDS[0]
+                    D[key] = i
+                    IDS[0] += 1
+                KID[j, k] = i + 1
+            else:
+                KID[j, k] = KID[f0, k]
+            o = KID[j, k]
+            if not adm_all and j > 0 and COUNTS[j, o] < 2:
+                COUNTS[j, o] += 1
+            PRES[j, k] = KSTOR[j, k] and FLAGS[j, o] == MEMBER
+
+
+@numba.njit(cache=True)
+def _serve(P, W, R, load_s, r, n, m):  # pragma: no cover - compiled
+    """The served prefix (``levelstep._serve``); returns (served tokens, segments)."""
+    CT, LAT, RBPS, BPT = P[3], P[6], P[7], P[8]
+    KEND, PRES, NCH, LOADS, seg_s, seg_e, seg_l = W[1], W[4], W[5], W[6], W[9], W[10], W[11]
+    n_levels = CT.shape[0]
+    x = 0
+    nseg = 0
+    while x < n:
+        found = False
+        for j in range(n_levels):
+            k = x // CT[j]
+            if k < NCH[j] and PRES[j, k]:
+                seg_s[nseg] = x
+                seg_e[nseg] = KEND[j, k]
+                seg_l[nseg] = j
+                nseg += 1
+                x = KEND[j, k]
+                found = True
+                break
+        if not found:
+            break
+    LOADS[:] = 0
+    for i in range(nseg):
+        j = seg_l[i]
+        ln = seg_e[i] - seg_s[i]
+        R[LEVEL_BASE + 4 * j, r] += ln
+        R[LEVEL_BASE + 4 * j + 1, r] += np.int64(np.rint(BPT[m] * ln))
+        LOADS[j] += 1
+    for j in range(n_levels):
+        R[LEVEL_BASE + 4 * j + 3, r] = LOADS[j]
+        if j > 0 and LOADS[j]:
+            load_s[r] += LAT[j] * LOADS[j] + R[LEVEL_BASE + 4 * j + 1, r] / RBPS[j]
+    R[HIT, r] = x
+    R[MISS, r] = n - x
+    return x, nseg
+
+
+@numba.njit(cache=True)
+def _write_inclusive(S, P, W, R, r, t, m, served, nseg):  # pragma: no cover - compiled
+    """Write-through: every level touches what it holds and writes what it admits."""
+    CT, promote = P[3], P[9][1] != 0
+    FLAGS = S[5]
+    KID, KEND, KMASK, KSTOR, NCH, seg_s, seg_l = W[0], W[1], W[2], W[3], W[5], W[9], W[11]
+    for j in range(CT.shape[0]):
+        for k in range(NCH[j]):
+            o = KID[j, k]
+            if FLAGS[j, o] & MEMBER:
+                _touch(S, j, o, t)
+                continue
+            if not KSTOR[j, k]:
+                continue
+            s1 = KEND[j, k]
+            promo = s1 <= served and _from_slower(seg_s, seg_l, nseg, j, k * CT[j], s1)
+            if j > 0 and (not _admitted(S, P, j, o) or (promo and not promote)):
+                continue
+            _place_and_demote(S, P, R, j, o, m, KMASK[j, k], t, 0, r,
+                              PROMOTE if promo else WRITE)
+
+
+@numba.njit(cache=True)
+def _write_exclusive(S, P, W, R, r, t, m):  # pragma: no cover - compiled
+    """One level per chunk: new chunks go to HBM, hits may move up (``promote_on_hit``)."""
+    CSZ, promote = P[2], P[9][1] != 0
+    GROUP, MASK, FLAGS = S[3], S[4], S[5]
+    KID, KMASK, KSTOR, NCH = W[0], W[2], W[3], W[5]
+    n_levels = CSZ.shape[0]
+    for k in range(NCH[0]):
+        o = KID[0, k]
+        where = -1
+        for j in range(n_levels):
+            if FLAGS[j, o] & MEMBER:
+                where = j
+                break
+        if where == 0:
+            _touch(S, 0, o, t)
+        elif where > 0 and promote:
+            g = np.int64(GROUP[where, o])
+            mk = np.int64(MASK[where, o])
+            st = np.int64(FLAGS[where, o] & STALE)
+            drop_slot(S, CSZ, where, o)
+            _place_and_demote(S, P, R, 0, o, g, mk, t, st, r, PROMOTE)
+        elif where > 0:
+            _touch(S, where, o, t)
+        elif KSTOR[0, k]:
+            _place_and_demote(S, P, R, 0, o, m, KMASK[0, k], t, 0, r, WRITE)
+
+
+@numba.njit(cache=True)
+def _components(fa, nf, served, tags, has_tags, tokcnt, comp_in,
+                comp_hit):  # pragma: no cover - compiled
+    """Input and hit tokens by prompt component (block tags)."""
+    end = 0
+    for i in range(nf):
+        tok = tokcnt[fa + i]
+        start = end
+        end += tok
+        hit = min(end, served) - start
+        if hit < 0:
+            hit = 0
+        c = np.int64(tags[fa + i]) if has_tags else np.int64(0)
+        comp_in[c] += tok
+        comp_hit[c] += hit
+
+
+@numba.njit(cache=True)
+def _due(S, P, r, r0, phase, t, next_event_t, next_sample_t, ids_needed,
+         cap_ids):  # pragma: no cover - compiled
+    """Why the walk must stop before request ``r``'s step (DONE: it need not); expires
+    entries past their TTL on the way, as the reference does after the events due."""
+    CSZ, TTL, CNT = P[2], P[5], S[10]
+    if not (r == r0 and phase == 1):
+        if next_event_t <= t:
+            return EVENT
+        for j in range(TTL.shape[0]):
+            if TTL[j] >= 0:
+                CNT[EXPIRATIONS] += expire_level(S, CSZ, j, t, TTL[j])
+        if t >= next_sample_t:
+            return SAMPLE
+    if ids_needed > cap_ids:
+        return GROW
+    return DONE
+
+
+@numba.njit(cache=True)
+def walk(S, P, D, IDS, fam, first_of, salt_codes, salt_vals, all_mask,
+         arrival, inp, midx, boff, tags, has_tags, tokcnt, bt, hoff, hashes, hbase,
+         R, load_s, comp_in, comp_hit, r0, phase, next_event_t, next_sample_t,
+         cap_ids):  # pragma: no cover - compiled
+    """Requests ``r0..`` of one chunk (see the module docstring); returns (request, why).
+
+    ``phase`` 1: request ``r0``'s events, expiry and sample are done already (resume after a
+    SAMPLE or GROW stop).  ``hoff[j]`` / ``hashes[hbase[j]:]``: level ``j``'s chunk chain."""
+    n_levels = P[0].shape[0]
+    n_req = arrival.shape[0]
+    max_ch = 1
+    max_f = 1
+    for r in range(r0, n_req):
+        max_f = max(max_f, boff[r + 1] - boff[r])
+        for j in range(n_levels):
+            max_ch = max(max_ch, hoff[j, r + 1] - hoff[j, r])
+    W = _scratch(n_levels, max_ch, max_f)
+    for r in range(r0, n_req):
+        t = arrival[r]
+        new_ids = 0
+        for j in range(n_levels):
+            new_ids += hoff[j, r + 1] - hoff[j, r]
+        why = _due(S, P, r, r0, phase, t, next_event_t, next_sample_t, IDS[0] + new_ids,
+                   cap_ids)
+        if why != DONE:
+            return r, why
+        n = inp[r]
+        m = np.int64(midx[r])
+        fa = boff[r]
+        nf = boff[r + 1] - fa
+        _masks_salts(W, fa, nf, tags, has_tags, all_mask, salt_codes, salt_vals)
+        _request_chunks(S, P, W, D, IDS, fam, first_of, r, n, m, bt, hoff, hashes, hbase)
+        served, nseg = _serve(P, W, R, load_s, r, n, m)
+        if P[9][0] != 0:
+            _write_exclusive(S, P, W, R, r, t, m)
+        else:
+            _write_inclusive(S, P, W, R, r, t, m, served, nseg)
+        _components(fa, nf, served, tags, has_tags, tokcnt, comp_in, comp_hit)
+    return n_req, DONE
+
+
+@numba.njit(cache=True)
+def shrink_level(S, CSZ, j, g, limit):  # pragma: no cover - compiled
+    """Evict level ``j``'s least recently used entries (of model ``g`` when ``>= 0``) until it
+    fits ``limit``; the victims' bytes, in eviction order."""
+    victims = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0), 0.0, np.int64(0))]
+    victims.pop()
+    evict_to(S, CSZ, j, g, limit, 0, victims)
+    out = np.zeros(len(victims), dtype=np.int64)
+    for i in range(len(victims)):
+        out[i] = CSZ[j, victims[i][2]]
+    return out
