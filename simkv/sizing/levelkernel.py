@@ -47,7 +47,7 @@ WRITE, PROMOTE, DEMOTE = 0, 1, 2
 DONE, EVENT, SAMPLE, GROW = 0, 1, 2, 3
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def drop_slot(S, CSZ, j, o):  # pragma: no cover - compiled
     """Take slot ``o`` out of level ``j`` (its arrays keep the values until it is re-inserted)."""
     PREV, NXT, STAMP, GROUP, MASK, FLAGS, COUNTS, SC, BYG, SEEN, CNT = S
@@ -69,7 +69,7 @@ def drop_slots(S, CSZ, j, slots):  # pragma: no cover - compiled
         drop_slot(S, CSZ, j, o)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _insert(S, CSZ, j, o, g, mask, t, stale):  # pragma: no cover - compiled
     PREV, NXT, STAMP, GROUP, MASK, FLAGS, COUNTS, SC, BYG, SEEN, CNT = S
     link_mru(PREV[j], NXT[j], o)
@@ -85,7 +85,7 @@ def _insert(S, CSZ, j, o, g, mask, t, stale):  # pragma: no cover - compiled
     SEEN[j, g] = 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def evict_to(S, CSZ, j, g, limit, extra, victims):  # pragma: no cover - compiled
     """Evict from level ``j`` until ``extra`` more bytes fit under ``limit`` (model ``g``'s
     bytes when ``g >= 0``, else the level's); victims appended as (level, slot, model, mask,
@@ -105,7 +105,7 @@ def evict_to(S, CSZ, j, g, limit, extra, victims):  # pragma: no cover - compile
         drop_slot(S, CSZ, j, o)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _place(S, P, R, j, o, g, mask, t, stale, r, kind, victims):  # pragma: no cover - compiled
     """``LevelsRun.place`` without the demotions (the caller drains ``victims``)."""
     CAP, QUOTA, CSZ, CT, SP, TTL, LAT, RBPS, BPT, OPT = P
@@ -127,19 +127,19 @@ def _place(S, P, R, j, o, g, mask, t, stale, r, kind, victims):  # pragma: no co
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _admitted(S, P, j, o):  # pragma: no cover - compiled
     return j == 0 or P[9][3] != 0 or S[6][j, o] >= 2
 
 
-@numba.njit(cache=True)
-def _place_and_demote(S, P, R, j, o, g, mask, t, stale, r, kind):  # pragma: no cover - compiled
-    """``LevelsRun.place`` with ``evicted``: victims move one level down or are dropped."""
+@numba.njit(cache=True, inline="always")
+def _place_and_demote(S, P, R, j, o, g, mask, t, stale, r, kind,
+                      victims):  # pragma: no cover - compiled
+    """``LevelsRun.place`` with ``evicted``: victims move one level down or are dropped
+    (``victims``: an empty work list, reused from call to call)."""
     CAP, QUOTA, CSZ, CT, SP, TTL, LAT, RBPS, BPT, OPT = P
     FLAGS, CNT = S[5], S[10]
     n_levels = CAP.shape[0]
-    victims = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0), 0.0, np.int64(0))]
-    victims.pop()
     _place(S, P, R, j, o, g, mask, t, stale, r, kind, victims)
     qi = 0
     while qi < len(victims):
@@ -152,9 +152,18 @@ def _place_and_demote(S, P, R, j, o, g, mask, t, stale, r, kind):  # pragma: no 
             if _place(S, P, R, down, vo, vg, vmask, vt, 0, r, DEMOTE, victims):
                 continue
         R[EVICT, r] += CSZ[vj, vg]
+    victims.clear()
 
 
 @numba.njit(cache=True)
+def _victim_list():  # pragma: no cover - compiled
+    """An empty list of victims: (level, slot, model, mask, stamp, stale)."""
+    victims = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0), 0.0, np.int64(0))]
+    victims.pop()
+    return victims
+
+
+@numba.njit(cache=True, inline="always")
 def _touch(S, j, o, t):  # pragma: no cover - compiled
     move_mru(S[0][j], S[1][j], o)
     S[2][j, o] = t
@@ -175,7 +184,7 @@ def expire_level(S, CSZ, j, t, ttl):  # pragma: no cover - compiled
     return n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _from_slower(seg_s, seg_l, nseg, j, s0, s1):  # pragma: no cover - compiled
     """Were all of [s0, s1) (inside the served prefix) served from levels slower than ``j``?"""
     starts = seg_s[:nseg]
@@ -300,7 +309,7 @@ def _serve(P, W, R, load_s, r, n, m):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _write_inclusive(S, P, W, R, r, t, m, served, nseg):  # pragma: no cover - compiled
+def _write_inclusive(S, P, W, R, r, t, m, served, nseg, victims):  # pragma: no cover - compiled
     """Write-through: every level touches what it holds and writes what it admits."""
     CT, promote = P[3], P[9][1] != 0
     FLAGS = S[5]
@@ -318,11 +327,11 @@ def _write_inclusive(S, P, W, R, r, t, m, served, nseg):  # pragma: no cover - c
             if j > 0 and (not _admitted(S, P, j, o) or (promo and not promote)):
                 continue
             _place_and_demote(S, P, R, j, o, m, KMASK[j, k], t, 0, r,
-                              PROMOTE if promo else WRITE)
+                              PROMOTE if promo else WRITE, victims)
 
 
 @numba.njit(cache=True)
-def _write_exclusive(S, P, W, R, r, t, m):  # pragma: no cover - compiled
+def _write_exclusive(S, P, W, R, r, t, m, victims):  # pragma: no cover - compiled
     """One level per chunk: new chunks go to HBM, hits may move up (``promote_on_hit``)."""
     CSZ, promote = P[2], P[9][1] != 0
     GROUP, MASK, FLAGS = S[3], S[4], S[5]
@@ -342,11 +351,11 @@ def _write_exclusive(S, P, W, R, r, t, m):  # pragma: no cover - compiled
             mk = np.int64(MASK[where, o])
             st = np.int64(FLAGS[where, o] & STALE)
             drop_slot(S, CSZ, where, o)
-            _place_and_demote(S, P, R, 0, o, g, mk, t, st, r, PROMOTE)
+            _place_and_demote(S, P, R, 0, o, g, mk, t, st, r, PROMOTE, victims)
         elif where > 0:
             _touch(S, where, o, t)
         elif KSTOR[0, k]:
-            _place_and_demote(S, P, R, 0, o, m, KMASK[0, k], t, 0, r, WRITE)
+            _place_and_demote(S, P, R, 0, o, m, KMASK[0, k], t, 0, r, WRITE, victims)
 
 
 @numba.njit(cache=True)
@@ -403,6 +412,7 @@ def walk(S, P, D, IDS, fam, first_of, salt_codes, salt_vals, all_mask,
         for j in range(n_levels):
             max_ch = max(max_ch, hoff[j, r + 1] - hoff[j, r])
     W = _scratch(n_levels, max_ch, max_f)
+    victims = _victim_list()
     for r in range(r0, n_req):
         t = arrival[r]
         new_ids = 0
@@ -420,9 +430,9 @@ def walk(S, P, D, IDS, fam, first_of, salt_codes, salt_vals, all_mask,
         _request_chunks(S, P, W, D, IDS, fam, first_of, r, n, m, bt, hoff, hashes, hbase)
         served, nseg = _serve(P, W, R, load_s, r, n, m)
         if P[9][0] != 0:
-            _write_exclusive(S, P, W, R, r, t, m)
+            _write_exclusive(S, P, W, R, r, t, m, victims)
         else:
-            _write_inclusive(S, P, W, R, r, t, m, served, nseg)
+            _write_inclusive(S, P, W, R, r, t, m, served, nseg, victims)
         _components(fa, nf, served, tags, has_tags, tokcnt, comp_in, comp_hit)
     return n_req, DONE
 
@@ -431,8 +441,7 @@ def walk(S, P, D, IDS, fam, first_of, salt_codes, salt_vals, all_mask,
 def shrink_level(S, CSZ, j, g, limit):  # pragma: no cover - compiled
     """Evict level ``j``'s least recently used entries (of model ``g`` when ``>= 0``) until it
     fits ``limit``; the victims' bytes, in eviction order."""
-    victims = [(np.int64(0), np.int64(0), np.int64(0), np.int64(0), 0.0, np.int64(0))]
-    victims.pop()
+    victims = _victim_list()
     evict_to(S, CSZ, j, g, limit, 0, victims)
     out = np.zeros(len(victims), dtype=np.int64)
     for i in range(len(victims)):
