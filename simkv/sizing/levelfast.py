@@ -25,6 +25,7 @@ from simkv.sizing.levelrun import LEVEL_COLUMNS, REQUEST_COLUMNS, LevelsRun
 from simkv.sizing.levels import Hierarchy
 from simkv.sizing.levelstate import Entry, Victims
 from simkv.sizing.levelstep import _level_chains
+from simkv.sizing.levelwalk import walk
 from simkv.trace.model import TAG_CODES, Trace
 
 _KEY = types.UniTuple(types.int64, 3)
@@ -235,7 +236,7 @@ def walk_chunk(run: LevelsRun, store: FastLevels, chunk: Trace, R: np.ndarray, e
     while r < n:
         next_ev = events[ei].time_s if ei < len(events) else float("inf")
         codes, vals = _salts(run)
-        r, why = K.walk(store.state(), store.params(), store.keys, store.ids, store.fam,
+        r, why = walk(store.state(), store.params(), store.keys, store.ids, store.fam,
                         store.first_of, codes, vals, ALL_COMPONENTS, c.arrival, c.inp, c.midx,
                         c.boff, c.tags, c.has_tags, c.tokcnt, chunk.block_tokens, c.hoff,
                         c.hashes, c.hbase, R, run.load_s, run.comp_in, run.comp_hit, r, phase,
