@@ -1,6 +1,9 @@
-"""Simulation of a storage hierarchy with lifecycle events: a slow, obviously-correct reference.
+"""Simulation of a storage hierarchy with lifecycle events.
 
-Each level is the cache state machine (``simkv.cache.statemachine`` via
+Two engines with the same result: ``compiled`` (default) walks each chunk of the trace in numba
+(``simkv.sizing.levelwalk`` over ``simkv.sizing.levelkernel``'s arrays, driven by
+``simkv.sizing.levelfast``), ``reference`` is the slow, obviously-correct Python twin it is
+tested against: each level is the cache state machine (``simkv.cache.statemachine`` via
 ``simkv.sizing.levelstate``: least recently used first) and the movement between levels is
 ``simkv.sizing.levelrun``.  The trace is walked as a stream of chunks
 (``simkv.trace.stream.TraceSource``), one request at a time:
