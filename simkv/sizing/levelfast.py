@@ -11,7 +11,7 @@ kernel and handles the stops it reports (an event or a sample due, arrays to gro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 import numpy as np
 from numba import types
@@ -161,9 +161,6 @@ class FastLevel:
         new = slots[hit[np.searchsorted(uniq, masks)] & ((s.flags[j, slots] & K.STALE) == 0)]
         s.flags[j, new] |= K.STALE
         s.sc[j, K.STALE_B] += int(s.csz[j, s.group[j, new].astype(np.int64)].sum())
-
-    def __contains__(self, key: Hashable) -> bool:  # the reference's interface; not used here
-        raise NotImplementedError("the compiled levels are keyed by dense ids")
 
 
 class _Chunk:
