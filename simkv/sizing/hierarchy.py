@@ -160,16 +160,8 @@ def simulate_levels(trace: Trace | TraceSource, hierarchy: Hierarchy, *, model: 
                 end_t = float(chunk.arrival_s[-1])
         else:
             geo = geometry(chunk, hierarchy, chunk_bytes, per_token)
-        for r in range(chunk.n_requests if store is None else 0):
-            t = float(chunk.arrival_s[r])
-            ei = _apply_due(run, all_events, ei, t, r)
-            for s in run.state:
-                run.expirations += s.expire(t)
-            if t >= next_sample:
-                run.snapshot(t)
-                next_sample = t + interval
-            request_step(run, geo, r, t)
-            end_t = t
+            ei, next_sample, end_t = _walk_reference(run, geo, all_events, ei, next_sample,
+                                                     interval, end_t)
         pending = (chunk, totals.requests, geo)
         totals.requests += chunk.n_requests
         chunk = next(chunks, None)
@@ -179,6 +171,24 @@ def simulate_levels(trace: Trace | TraceSource, hierarchy: Hierarchy, *, model: 
     _emit(run, pending, totals, keep, sink)
     run.snapshot(max(end_t, all_events[-1].time_s if all_events else end_t))
     return _result(run, pending[2], totals, keep)
+
+
+def _walk_reference(run: LevelsRun, geo: Geometry, events: list[Event], ei: int,
+                    next_sample: float, interval: float, end_t: float) -> tuple[int, float, float]:
+    """The reference engine over the run's chunk, one request at a time: events due, expiry,
+    the storage-view sample, the step.  Returns (next event, next sample, last arrival)."""
+    chunk = run.trace
+    for r in range(chunk.n_requests):
+        t = float(chunk.arrival_s[r])
+        ei = _apply_due(run, events, ei, t, r)
+        for s in run.state:
+            run.expirations += s.expire(t)
+        if t >= next_sample:
+            run.snapshot(t)
+            next_sample = t + interval
+        request_step(run, geo, r, t)
+        end_t = t
+    return ei, next_sample, end_t
 
 
 def _approx(trace: Trace, hierarchy: Hierarchy) -> list[bool]:
