@@ -1,6 +1,9 @@
-"""Simulation of a storage hierarchy with lifecycle events: a slow, obviously-correct reference.
+"""Simulation of a storage hierarchy with lifecycle events.
 
-Each level is the cache state machine (``simkv.cache.statemachine`` via
+Two engines with the same result: ``compiled`` (default) walks each chunk of the trace in numba
+(``simkv.sizing.levelwalk`` over ``simkv.sizing.levelkernel``'s arrays, driven by
+``simkv.sizing.levelfast``), ``reference`` is the slow, obviously-correct Python twin it is
+tested against: each level is the cache state machine (``simkv.cache.statemachine`` via
 ``simkv.sizing.levelstate``: least recently used first) and the movement between levels is
 ``simkv.sizing.levelrun``.  The trace is walked as a stream of chunks
 (``simkv.trace.stream.TraceSource``), one request at a time:
@@ -33,6 +36,7 @@ from simkv.cache.engine import resolve_trace_models
 from simkv.errors import InputError
 from simkv.models.geometry import get_model
 from simkv.sizing.events import EVENTS
+from simkv.sizing.levelfast import FastLevels, start_chunk, walk_chunk
 from simkv.sizing.levelrun import LevelsRun, level_states
 from simkv.sizing.levels import Hierarchy
 from simkv.sizing.levelstep import Geometry, geometry, request_step
@@ -42,6 +46,8 @@ from simkv.trace.stream import TraceSource
 
 #: the per-block column a walk reads besides the chains (content hashes are not needed)
 COLUMNS = ("block_tags",)
+#: ``simulate_levels`` engines: the compiled walk and the Python reference it is tested against
+ENGINES = ("compiled", "reference")
 #: receives each chunk's per-request records as they are final
 RecordSink = Callable[[pd.DataFrame], None]
 
@@ -99,10 +105,17 @@ def _chunk_geometry(chunk: Trace, model: str | None) -> Trace:
 def simulate_levels(trace: Trace | TraceSource, hierarchy: Hierarchy, *, model: str | None = None,
                     events: list[Event] | tuple = (), use_trace_events: bool = True,
                     sample_interval_s: float | None = None, chunk_requests: int | None = None,
-                    keep: bool = True, sink: RecordSink | None = None) -> LevelsResult:
+                    keep: bool = True, sink: RecordSink | None = None,
+                    engine: str = "compiled") -> LevelsResult:
     """Replay ``trace`` (an in-memory Trace or a stream) through ``hierarchy`` with lifecycle
     ``events`` (see the module docstring).  ``keep``: hold every request's record in the
-    result (False: ``records`` is None, memory bounded); ``sink``: each chunk's records."""
+    result (False: ``records`` is None, memory bounded); ``sink``: each chunk's records.
+    ``engine``: ``compiled`` (``simkv.sizing.levelkernel``, the default) or ``reference``
+    (this module's per-request Python loop, the twin the compiled walk is tested against);
+    both give the same records and summary."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r} (valid: {', '.join(ENGINES)})",
+                         where="engine")
     source = TraceSource.of(trace)
     chunks = source.chunks(chunk_requests, columns=COLUMNS)
     first = next(chunks, None)
@@ -115,7 +128,12 @@ def simulate_levels(trace: Trace | TraceSource, hierarchy: Hierarchy, *, model: 
     # unit, as vLLM blocks and simkv.cache do); reads count the tokens actually loaded
     chunk_bytes = [[sp.block_bytes(lv.chunk_tokens) for sp in specs] for lv in hierarchy.levels]
     per_token = [sp.kv_bytes_per_token for sp in specs]
-    run = LevelsRun(first, hierarchy, model_idx, level_states(first, hierarchy, model_idx))
+    states = level_states(first, hierarchy, model_idx)
+    store = None
+    if engine == "compiled":
+        store = FastLevels(hierarchy, chunk_bytes, per_token, [s.quotas for s in states])
+        states = store.levels
+    run = LevelsRun(first, hierarchy, model_idx, states)
     all_events = sort_events(list(events) + (trace_events(first.meta) if use_trace_events else []))
     for e in all_events:
         EVENTS.get(e.kind, where="event.kind").check(run, e)
@@ -133,24 +151,49 @@ def simulate_levels(trace: Trace | TraceSource, hierarchy: Hierarchy, *, model: 
         if chunk is not first:
             chunk = _chunk_geometry(chunk, model)
             run.start_chunk(chunk)
-        geo = geometry(chunk, hierarchy, chunk_bytes, per_token)
-        for r in range(chunk.n_requests):
-            t = float(chunk.arrival_s[r])
-            ei = _apply_due(run, all_events, ei, t, r)
-            for s in run.state:
-                run.expirations += s.expire(t)
-            if t >= next_sample:
-                run.snapshot(t)
-                next_sample = t + interval
-            request_step(run, geo, r, t)
-            end_t = t
+        if store is not None:
+            geo = Geometry(chunk_bytes, per_token, [], _approx(chunk, hierarchy), np.empty(0))
+            R = start_chunk(run, chunk)
+            ei, next_sample = walk_chunk(run, store, chunk, R, all_events, ei, next_sample,
+                                         interval, _apply_due)
+            if chunk.n_requests:
+                end_t = float(chunk.arrival_s[-1])
+        else:
+            geo = geometry(chunk, hierarchy, chunk_bytes, per_token)
+            ei, next_sample, end_t = _walk_reference(run, geo, all_events, ei, next_sample,
+                                                     interval, end_t)
         pending = (chunk, totals.requests, geo)
         totals.requests += chunk.n_requests
         chunk = next(chunks, None)
     _apply_due(run, all_events, ei, float("inf"), run.trace.n_requests)
+    if store is not None:
+        run.evictions, run.expirations = (int(v) for v in store.cnt)
     _emit(run, pending, totals, keep, sink)
     run.snapshot(max(end_t, all_events[-1].time_s if all_events else end_t))
     return _result(run, pending[2], totals, keep)
+
+
+def _walk_reference(run: LevelsRun, geo: Geometry, events: list[Event], ei: int,
+                    next_sample: float, interval: float, end_t: float) -> tuple[int, float, float]:
+    """The reference engine over the run's chunk, one request at a time: events due, expiry,
+    the storage-view sample, the step.  Returns (next event, next sample, last arrival)."""
+    chunk = run.trace
+    for r in range(chunk.n_requests):
+        t = float(chunk.arrival_s[r])
+        ei = _apply_due(run, events, ei, t, r)
+        for s in run.state:
+            run.expirations += s.expire(t)
+        if t >= next_sample:
+            run.snapshot(t)
+            next_sample = t + interval
+        request_step(run, geo, r, t)
+        end_t = t
+    return ei, next_sample, end_t
+
+
+def _approx(trace: Trace, hierarchy: Hierarchy) -> list[bool]:
+    """Per level: chunks finer than the trace's blocks (approximate re-chunking)."""
+    return [lv.chunk_tokens < trace.block_tokens for lv in hierarchy.levels]
 
 
 def _apply_due(run: LevelsRun, events: list[Event], ei: int, t: float, r: int) -> int:
