@@ -47,6 +47,8 @@ class CacheRun:
     already cached when touched (so ``blocks - touched_cached_blocks`` were written).
     Only per-request outcomes are held: the eligible requests' blocks are read again from the
     source when a pass needs them, so memoized runs do not each keep a copy of the blocks.
+    ``blocks`` (blocks per request) and, in prefix mode, the all-zero ``blend_tokens`` are one
+    array per context shared by its runs (~25 bytes a request per run remain).
     """
 
     cfg: CacheConfig
@@ -58,8 +60,12 @@ class CacheRun:
     blocks: np.ndarray
     blend_tokens: np.ndarray
     first_fill_s: float | None
-    rows: np.ndarray = field(repr=False)
     source: BillTrace = field(repr=False)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Indices of the eligible requests (sorted)."""
+        return np.flatnonzero(self.eligible)
 
     @property
     def sub_trace(self) -> Trace:
@@ -79,7 +85,8 @@ class BillContext:
     def __init__(self, trace: Trace | TraceSource | BillTrace, model: str | ModelSpec | None = None,
                  *, reuse: str = "prefix", blend_recompute_share: float = 0.0,
                  warmup: WarmupSpec | None = None, days_per_month: float = 30.0,
-                 n_boot: int = 200, seed: int = 0, chunk_requests: int | None = None) -> None:
+                 n_boot: int = 200, seed: int = 0, chunk_requests: int | None = None,
+                 keep_requests: bool = True) -> None:
         if reuse not in ("prefix", "chunk"):
             raise InputError(f"unknown reuse mode {reuse!r} (valid: prefix, chunk)", where="--reuse")
         if days_per_month <= 0:
@@ -107,7 +114,12 @@ class BillContext:
         self.days_per_month = float(days_per_month)
         self.n_boot = int(n_boot)
         self.seed = int(seed)
+        #: whether bills keep their per-request arrays (``Bill.detail``); the commands do not
+        self.keep_requests = bool(keep_requests)
         self._runs: dict[tuple, CacheRun] = {}
+        #: run keys asked for since the last :meth:`book_done`
+        self._asked: set[tuple] = set()
+        self._shared: dict[str, np.ndarray] = {}
         self._lifetimes: dict[tuple, float] = {}
         #: when set, every bill uses this window (e.g. to compare tiers on the same requests)
         self.fixed_window: Window | None = None
@@ -120,35 +132,56 @@ class BillContext:
     def run(self, cfg: CacheConfig, min_tokens: int = 0) -> CacheRun:
         """The engine over the requests with at least ``min_tokens`` input tokens (memoized)."""
         key = (cfg, int(min_tokens))
+        self._asked.add(key)
         if key in self._runs:
             return self._runs[key]
         tr = self.requests
         n = tr.n_requests
         eligible = tr.input_tokens >= max(int(min_tokens), 1)
         rows = np.flatnonzero(eligible)
-        zeros = np.zeros(n, dtype=np.int64)
-        hit_tok, hit_blk, touched, blend = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
-        blocks = np.diff(tr.block_offsets).astype(np.int64)
+        hit_tok, hit_blk, touched = (np.zeros(n, dtype=np.int64) for _ in range(3))
+        blend = self._shared_array("zeros")
         first_fill = None
         if len(rows):
             rec = _engine_outcomes(self.source, rows, cfg, self.spec)
             hit_tok[rows] = rec["reused_tokens"]
             hit_blk[rows] = rec["hit_blocks"] if cfg.reuse == "chunk" else rec["prefix_hit_blocks"]
             touched[rows] = rec["hit_blocks"]
-            blend[rows] = rec["blend_recompute_tokens"]
+            if np.any(rec["blend_recompute_tokens"]):
+                blend = np.zeros(n, dtype=np.int64)
+                blend[rows] = rec["blend_recompute_tokens"]
             ev = np.flatnonzero(rec["evictions"] > 0)
             if len(ev):
                 first_fill = float(tr.arrival_s[rows[ev[0]]])
+            del rec
         out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), eligible=eligible, hit_tokens=hit_tok,
-                       hit_blocks=hit_blk, touched_cached_blocks=touched, blocks=blocks,
-                       blend_tokens=blend, first_fill_s=first_fill, rows=rows, source=self.source)
+                       hit_blocks=hit_blk, touched_cached_blocks=touched,
+                       blocks=self._shared_array("blocks"), blend_tokens=blend,
+                       first_fill_s=first_fill, source=self.source)
         self._runs[key] = out
         return out
+
+    def _shared_array(self, name: str) -> np.ndarray:
+        """A per-request array every run of this context shares (read-only by convention)."""
+        if name not in self._shared:
+            tr = self.requests
+            self._shared[name] = (np.diff(tr.block_offsets).astype(np.int64) if name == "blocks"
+                                  else np.zeros(tr.n_requests, dtype=np.int64))
+        return self._shared[name]
 
     def forget_runs(self) -> None:
         """Drop the memoized runs (their per-request outcomes) when none will be asked again."""
         self._runs.clear()
         self._lifetimes.clear()
+        self._asked.clear()
+
+    def book_done(self) -> None:
+        """Between books: keep only the runs the book just billed asked for (the next book may
+        share one: Gemini's implicit cache and OpenAI's in-memory retention do), so at most two
+        books' runs are held.  A run dropped here and asked again is simply re-run: the engine
+        is deterministic, so no figure changes."""
+        self._runs = {k: v for k, v in self._runs.items() if k in self._asked}
+        self._asked = set()
 
     def window(self, run: CacheRun | None = None) -> Window:
         """The billed window for a run (its first eviction can lengthen the warm-up)."""

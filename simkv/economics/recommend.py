@@ -189,12 +189,13 @@ def recommend(trace: Trace | TraceSource | BillTrace, model: str | None, book: S
         raise InputError("must be within (0, 1]", where="--target-share")
     growth = tuple(growth)
     kw = dict(reuse=reuse, blend_recompute_share=blend_recompute_share, warmup=warmup,
-              days_per_month=days_per_month, n_boot=0)
+              days_per_month=days_per_month, n_boot=0, keep_requests=False)
     for g in growth:
         check_factor(g)  # before any simulation
     bt = trace if isinstance(trace, BillTrace) else BillTrace(trace, model, chunk_requests)
     ctx = BillContext(bt, model, **kw)
     base = evaluate_tiers(ctx, book, ttft_p90_slo_s, gpu)
+    ctx.forget_runs()  # the 1x runs are not asked again (growth copies run their own)
     p = book.recompute_usd_per_mtok
     choice, runner = base["choice"], base["runner_up"]
     ach = base["achievable_savings_usd"]
