@@ -94,10 +94,12 @@ class Bill:
     @classmethod
     def priced(cls, *, units: np.ndarray, input_tokens: np.ndarray, hit_tokens: np.ndarray,
                written_tokens: np.ndarray, request_usd: dict[str, np.ndarray],
-               baseline_usd: np.ndarray, keep_requests: bool = False, **kw) -> Bill:
+               baseline_usd: np.ndarray, keep_requests: bool = False,
+               unit_index: tuple[np.ndarray, int] | None = None, **kw) -> Bill:
         """A bill from the billed requests' arrays: their sums, their per-unit sums, and the
-        arrays themselves only with ``keep_requests``."""
-        inverse, n_units = _unit_index(units)
+        arrays themselves only with ``keep_requests``.  ``unit_index``: :func:`unit_index` of
+        ``units`` when the caller already has it (bills on one window share it)."""
+        inverse, n_units = unit_index if unit_index is not None else unit_index(units)
         per_req_total = np.zeros(len(units))
         for arr in request_usd.values():
             per_req_total = per_req_total + arr
@@ -240,7 +242,7 @@ class Bill:
         return out
 
 
-def _unit_index(units: np.ndarray) -> tuple[np.ndarray, int]:
+def unit_index(units: np.ndarray) -> tuple[np.ndarray, int]:
     """Each request's unit as 0..n_units-1 (sorted unit order) and the number of units."""
     if len(units) == 0:
         return np.zeros(0, dtype=np.int64), 0

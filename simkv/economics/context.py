@@ -28,6 +28,7 @@ import pandas as pd
 
 from simkv.cache import CacheConfig
 from simkv.cache.engine import simulate_stream
+from simkv.economics.bill import unit_index
 from simkv.economics.lifetimes import token_seconds
 from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window, make_window
@@ -72,6 +73,20 @@ class CacheRun:
         """The eligible requests as one trace, read from the source (for tests and small
         traces: it holds their blocks)."""
         return self.source.select(self.rows)
+
+
+@dataclass(frozen=True, eq=False)
+class Billed:
+    """The requests a window bills: ``rows`` (indices, or a slice when they are a suffix of
+    the trace, as with time-sorted arrivals), each one's bootstrap unit and its index among
+    the sorted units (:func:`simkv.economics.bill.unit_index`)."""
+
+    window: Window
+    rows: np.ndarray | slice
+    units: np.ndarray
+    label: str
+    inverse: np.ndarray
+    n_units: int
 
 
 class BillContext:
@@ -120,6 +135,7 @@ class BillContext:
         #: run keys asked for since the last :meth:`book_done`
         self._asked: set[tuple] = set()
         self._shared: dict[str, np.ndarray] = {}
+        self._billed: Billed | None = None
         self._lifetimes: dict[tuple, float] = {}
         #: when set, every bill uses this window (e.g. to compare tiers on the same requests)
         self.fixed_window: Window | None = None
@@ -217,6 +233,21 @@ class BillContext:
         return total
 
     # ------------------------------------------------------------------ bootstrap units
+    def billed(self, window: Window) -> Billed:
+        """The window's billed requests and their bootstrap units (memoized for the last
+        window: the bills of one run, or every tier of ``recommend``, share it)."""
+        if self._billed is not None and self._billed.window == window:
+            return self._billed
+        self._billed = None
+        rows = window.measured(self.requests.arrival_s)
+        units, label = self.bootstrap_units(rows, window)
+        inverse, n_units = unit_index(units)
+        if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+            rows = slice(int(rows[0]), int(rows[-1]) + 1)  # a suffix of the trace: views
+        self._billed = Billed(window=window, rows=rows, units=units, label=label,
+                              inverse=inverse, n_units=n_units)
+        return self._billed
+
     def bootstrap_units(self, rows: np.ndarray, window: Window) -> tuple[np.ndarray, str]:
         """Resampling unit of each billed request: its session, else a time slice."""
         sess = self.requests.session_ids[rows]
