@@ -24,8 +24,9 @@ exactly the copies of the 1x billed requests, so ``g`` x traffic at the same hit
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
+from simkv.cache import CacheConfig
 from simkv.economics.context import BillContext
 from simkv.economics.growth import GrownSource, check_factor, spacing_within
 from simkv.economics.kinds.subscription import SubscriptionBook, Tier
@@ -33,7 +34,8 @@ from simkv.economics.pricebook import PLACEHOLDER_NOTE
 from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window
 from simkv.errors import InputError
-from simkv.latency.slo import gpus_saved
+from simkv.latency.api import simulate_with_latency
+from simkv.latency.slo import NO_CACHE, SloPoint, bisect_replicas
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
 from simkv.units import format_bytes
@@ -69,14 +71,49 @@ def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: floa
     """The latency model's fleet check of one tier (fewest replicas meeting TTFT p90)."""
     cfg = (ctx.cache_config(capacity_bytes=tier.capacity, policy=book.policy)
            if tier.capacity > 0 else ctx.cache_config(capacity_blocks=0))
-    # the latency model replays the whole trace at once: its blocks are read in here (only
-    # with --ttft-slo-p90-s; see docs/economics.md)
-    whole = ctx.source.select(np.arange(ctx.requests.n_requests))
-    res = gpus_saved(whole, cfg, slo_s, model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec},
-                     tier=BUCKET_TIER, routing=BUCKET_ROUTING)
-    return {"meets_slo": bool(res.cached.meets), "ttft_p90_s": res.cached.ttft_quantile_s,
-            "gpus_needed": res.cached.gpus, "gpus_needed_no_cache": res.baseline.gpus,
-            "gpus_saved": res.gpus_saved}
+    kw = dict(model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec}, tier=BUCKET_TIER,
+              routing=BUCKET_ROUTING)
+    source = _Whole(whole=ctx.source)
+    base = _replicas_needed(source, NO_CACHE, slo_s, kw)
+    cached = _replicas_needed(source, cfg, slo_s, kw)
+    saved = base.gpus - cached.gpus if base.meets and cached.meets else None
+    return {"meets_slo": bool(cached.meets), "ttft_p90_s": cached.ttft_quantile_s,
+            "gpus_needed": cached.gpus, "gpus_needed_no_cache": base.gpus,
+            "gpus_saved": saved}
+
+
+def _replicas_needed(source: TraceSource, cfg: CacheConfig, slo_s: float, kw: dict,
+                     max_replicas: int = 64) -> SloPoint:
+    """:func:`simkv.latency.slo.replicas_needed` (the same doubling, then bisection) with each
+    simulation streamed and holding no records: its TTFT p90 is the streamed exact percentile,
+    equal to ``numpy.quantile`` of the records bit for bit (``simkv.analysis.quantiles``), so
+    memory is per-block cache state and the requests in flight, not per request."""
+    seen: dict[int, float] = {}
+
+    def value(r: int) -> float:
+        if r not in seen:
+            res = simulate_with_latency(source, cfg, replicas=r, keep=False, **kw)
+            seen[r] = float(res.summary_dict["ttft_p90_s"])
+        return seen[r]
+
+    hi = 1
+    while value(hi) > slo_s:
+        if hi >= max_replicas:
+            return SloPoint(cfg, None, None, value(hi), False)
+        hi = min(2 * hi, max_replicas)
+    hi = bisect_replicas(value, hi, slo_s)
+    return SloPoint(cfg, hi, hi, value(hi), True)
+
+
+@dataclass(frozen=True, eq=False)
+class _Whole(TraceSource):
+    """A bill's whole trace as a stream of its own chunks (models attached)."""
+
+    whole: BillTrace | None = None
+
+    def _raw_chunks(self, chunk_requests, columns, ids_as_keys):
+        for _, chunk in self.whole.chunks():
+            yield chunk
 
 
 def evaluate_tiers(ctx: BillContext, book: SubscriptionBook, ttft_p90_slo_s: float | None = None,

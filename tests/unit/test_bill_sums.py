@@ -53,7 +53,7 @@ def _same(got, want, where: str = "", ci: bool = False) -> None:
             _same(got[k], want[k], f"{where}.{k}", ci or k == "ci95")
     elif isinstance(want, list):
         assert isinstance(got, list) and len(got) == len(want), where
-        for i, (g, w) in enumerate(zip(got, want)):
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
             _same(g, w, f"{where}[{i}]", ci)
     elif ci and isinstance(want, float):
         assert math.isclose(got, want, rel_tol=REL, abs_tol=0.0), (where, got, want)
@@ -161,7 +161,7 @@ def test_sums_only_bills_summarize_as_bills_with_requests(seed, n, sessions, siz
     tr = _random_trace(seed, n, sessions)
     kept, summed = _bills(tr, size, keep=True), _bills(tr, size, keep=False)
     assert len(kept) == len(summed)
-    for a, b in zip(kept, summed):
+    for a, b in zip(kept, summed, strict=True):
         assert b.detail is None and a.detail is not None
         assert (a.summary(np.random.default_rng(seed), 25)
                 == b.summary(np.random.default_rng(seed), 25))
@@ -187,3 +187,16 @@ def test_a_sums_only_bill_names_what_it_dropped():
     bill = _bills(_random_trace(1, 10, True), None, keep=False)[0]
     with pytest.raises(ValueError, match="keep_requests=True"):
         _ = bill.hit_tokens
+
+
+@pytest.mark.parametrize("size", [pytest.param(7, marks=pytest.mark.slow), 4096, None])
+def test_mooncake_recommend_ttft_slo_streamed_as_main_did(size):
+    """``--ttft-slo-p90-s`` now streams the trace through the latency model (no records
+    kept); main replayed the whole trace in memory and took ``numpy.quantile`` of the
+    records.  Same replicas, same p90 to the bit."""
+    from tests.data.econ_main.make import SLO_CASES, _subscription
+
+    cases = SLO_CASES(book(**SHIPPED_LIKE[5]), _subscription(load_pricebooks(None)))
+    got = [recommend(TraceSource.of(MOONCAKE), MODEL, b, growth=(), ttft_p90_slo_s=slo,
+                     chunk_requests=size) for b, slo in cases]
+    _same(_json(got), _golden("mooncake_recommend_slo"))

@@ -28,33 +28,49 @@ N_BOOT, SEED = 40, 3
 
 def random_case(seed: int, n: int, sessions: bool):
     """A random trace with tags and repeating content hashes (prefix and chunk reuse)."""
-    import numpy as np
     from dataclasses import replace
+
+    import numpy as np
 
     tr = _tagged(_random_trace(seed, n, sessions), seed)
     rng = np.random.default_rng(seed)
     return replace(tr, content_hashes=rng.integers(1, 30, tr.n_block_accesses).astype(np.uint64))
 
 
-def outputs() -> dict:
+def _subscription(books):
+    return next(b for b in books if b.kind == "subscription")
+
+
+def outputs(only=()) -> dict:
+    """Every case's output (``only``: those names), computed when asked."""
     books = [book(**s) for s in (*SHIPPED_LIKE, *PASSES)]
     shipped = load_pricebooks(None)
     sub = book(**SHIPPED_LIKE[5])
-    out = {
-        "mooncake_shipped": compare(TraceSource.of(MOONCAKE), MODEL, shipped,
-                                    n_boot=N_BOOT, seed=SEED),
-        "mooncake_like": compare(TraceSource.of(MOONCAKE), MODEL, books, n_boot=N_BOOT,
-                                 seed=SEED),
-        "mooncake_recommend": recommend(TraceSource.of(MOONCAKE), MODEL, sub, growth=(2, 3)),
+    cases = {
+        "mooncake_shipped": lambda: compare(TraceSource.of(MOONCAKE), MODEL, shipped,
+                                            n_boot=N_BOOT, seed=SEED),
+        "mooncake_like": lambda: compare(TraceSource.of(MOONCAKE), MODEL, books, n_boot=N_BOOT,
+                                         seed=SEED),
+        "mooncake_recommend": lambda: recommend(TraceSource.of(MOONCAKE), MODEL, sub,
+                                                growth=(2, 3)),
+        "mooncake_recommend_slo": lambda: [
+            recommend(TraceSource.of(MOONCAKE), MODEL, b, growth=(), ttft_p90_slo_s=slo)
+            for b, slo in SLO_CASES(sub, _subscription(shipped))],
     }
     for name, seed, n, sessions in RANDOM:
-        out[name] = compare(random_case(seed, n, sessions), None,
-                            [book(**s) for s in (*SHIPPED_LIKE, *PASSES)],
-                            reuse_modes=("prefix", "chunk"), n_boot=N_BOOT, seed=seed)
-    return out
+        cases[name] = (lambda seed=seed, n=n, sessions=sessions: compare(
+            random_case(seed, n, sessions), None, [book(**s) for s in (*SHIPPED_LIKE, *PASSES)],
+            reuse_modes=("prefix", "chunk"), n_boot=N_BOOT, seed=seed))
+    return {k: f() for k, f in cases.items() if not only or k in only}
+
+
+def SLO_CASES(sub, shipped_sub):  # noqa: N802 - a table
+    """(subscription book, TTFT p90 objective) pairs of ``recommend --ttft-slo-p90-s``."""
+    return ((sub, 0.3), (sub, 2.0), (shipped_sub, 2.0))
 
 
 if __name__ == "__main__":
     d = Path(sys.argv[1])
-    for k, v in outputs().items():
+    only = sys.argv[2:]  # names to (re)write; default all
+    for k, v in outputs(only).items():
         (d / f"{k}.json").write_text(json.dumps(_clean(v), indent=1) + "\n")
