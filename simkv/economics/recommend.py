@@ -35,7 +35,7 @@ from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window
 from simkv.errors import InputError
 from simkv.latency.api import simulate_with_latency
-from simkv.latency.slo import NO_CACHE, SloPoint, bisect_replicas
+from simkv.latency.slo import NO_CACHE, GpuSavings, SloPoint, bisect_replicas
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
 from simkv.units import format_bytes
@@ -71,15 +71,22 @@ def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: floa
     """The latency model's fleet check of one tier (fewest replicas meeting TTFT p90)."""
     cfg = (ctx.cache_config(capacity_bytes=tier.capacity, policy=book.policy)
            if tier.capacity > 0 else ctx.cache_config(capacity_blocks=0))
-    kw = dict(model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec}, tier=BUCKET_TIER,
-              routing=BUCKET_ROUTING)
-    source = _Whole(whole=ctx.source)
-    base = _replicas_needed(source, NO_CACHE, slo_s, kw)
-    cached = _replicas_needed(source, cfg, slo_s, kw)
+    res = gpus_saved(_Whole(whole=ctx.source), cfg, slo_s, model=None, gpu=gpu,
+                     specs={ctx.spec.name: ctx.spec}, tier=BUCKET_TIER, routing=BUCKET_ROUTING)
+    return {"meets_slo": bool(res.cached.meets), "ttft_p90_s": res.cached.ttft_quantile_s,
+            "gpus_needed": res.cached.gpus, "gpus_needed_no_cache": res.baseline.gpus,
+            "gpus_saved": res.gpus_saved}
+
+
+def gpus_saved(source: TraceSource, cfg: CacheConfig, slo_p90_s: float, **kw) -> GpuSavings:
+    """:func:`simkv.latency.slo.gpus_saved` on a stream: GPUs needed without a cache minus
+    GPUs needed with ``cfg`` (``kw``: the latency simulation's options; the bucket routes by
+    load; as there, prefix-aware routing becomes least-loaded without a cache)."""
+    base_kw = {**kw, "routing": "least_loaded"} if kw.get("routing") == "prefix_aware" else kw
+    base = _replicas_needed(source, NO_CACHE, slo_p90_s, base_kw)
+    cached = _replicas_needed(source, cfg, slo_p90_s, kw)
     saved = base.gpus - cached.gpus if base.meets and cached.meets else None
-    return {"meets_slo": bool(cached.meets), "ttft_p90_s": cached.ttft_quantile_s,
-            "gpus_needed": cached.gpus, "gpus_needed_no_cache": base.gpus,
-            "gpus_saved": saved}
+    return GpuSavings(base, cached, saved)
 
 
 def _replicas_needed(source: TraceSource, cfg: CacheConfig, slo_s: float, kw: dict,
