@@ -200,3 +200,27 @@ def test_mooncake_recommend_ttft_slo_streamed_as_main_did(size):
     got = [recommend(TraceSource.of(MOONCAKE), MODEL, b, growth=(), ttft_p90_slo_s=slo,
                      chunk_requests=size) for b, slo in cases]
     _same(_json(got), _golden("mooncake_recommend_slo"))
+
+
+def test_compare_holds_two_books_runs_and_reruns_a_dropped_one():
+    """``book_done`` keeps the runs the last book asked for; a run asked again after it was
+    dropped is re-run with the same result (rows equal to billing each book alone)."""
+    from simkv.cache import CacheConfig
+
+    tr = _random_trace(4, 60, True)
+    ctx = BillContext(tr, None, n_boot=0)
+    a, b = CacheConfig(ttl_s=300.0), CacheConfig(ttl_s=600.0)
+    first = ctx.run(a)
+    ctx.book_done()
+    ctx.run(b)
+    ctx.book_done()  # a was not asked by the last book: dropped
+    assert set(ctx._runs) == {(b, 0)}
+    again = ctx.run(a)
+    assert again is not first and np.array_equal(again.hit_tokens, first.hit_tokens)
+    # gemini's implicit cache and openai's retention share a run; a book between them
+    specs = [dict(kind="gemini", name="g", input_usd_per_mtok=1.25, storage_usd_per_mtok_hour=4.5,
+                  min_cacheable_tokens=256, implicit_idle=600),
+             SHIPPED_LIKE[0], SHIPPED_LIKE[2]]
+    books = [book(**s) for s in specs]
+    alone = [r for bk in books for r in compare(tr, None, [bk], n_boot=10, seed=2)]
+    assert compare(tr, None, books, n_boot=10, seed=2) == alone
