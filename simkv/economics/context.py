@@ -155,21 +155,15 @@ class BillContext:
         n = tr.n_requests
         eligible = tr.input_tokens >= max(int(min_tokens), 1)
         rows = np.flatnonzero(eligible)
-        hit_tok, hit_blk, touched = (np.zeros(n, dtype=np.int64) for _ in range(3))
-        blend = self._shared_array("zeros")
-        first_fill = None
+        outcomes = _Outcomes(rows, n, cfg.reuse == "chunk", self._shared_array("zeros"))
         if len(rows):
-            rec = _engine_outcomes(self.source, rows, cfg, self.spec)
-            hit_tok[rows] = rec["reused_tokens"]
-            hit_blk[rows] = rec["hit_blocks"] if cfg.reuse == "chunk" else rec["prefix_hit_blocks"]
-            touched[rows] = rec["hit_blocks"]
-            if np.any(rec["blend_recompute_tokens"]):
-                blend = np.zeros(n, dtype=np.int64)
-                blend[rows] = rec["blend_recompute_tokens"]
-            ev = np.flatnonzero(rec["evictions"] > 0)
-            if len(ev):
-                first_fill = float(tr.arrival_s[rows[ev[0]]])
-            del rec
+            simulate_stream(_Eligible(whole=self.source, rows=rows), cfg,
+                            specs={self.spec.name: self.spec}, keep=False, sink=outcomes.add)
+            assert outcomes.done == len(rows), "the engine's records do not cover its requests"
+        hit_tok, hit_blk, touched = outcomes.hit_tokens, outcomes.hit_blocks, outcomes.touched
+        blend = outcomes.blend
+        first_fill = (None if outcomes.first_eviction is None
+                      else float(tr.arrival_s[outcomes.first_eviction]))
         out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), eligible=eligible, hit_tokens=hit_tok,
                        hit_blocks=hit_blk, touched_cached_blocks=touched,
                        blocks=self._shared_array("blocks"), blend_tokens=blend,
@@ -266,11 +260,6 @@ class BillContext:
         return np.random.default_rng(ss)
 
 
-#: the engine's per-request outcomes a bill reads (the rest of each record is dropped per chunk)
-OUTCOMES = ("reused_tokens", "hit_blocks", "prefix_hit_blocks", "blend_recompute_tokens",
-            "evictions")
-
-
 @dataclass(frozen=True, eq=False)
 class _Eligible(TraceSource):
     """The requests ``rows`` of a bill's trace as a stream: one chunk of them is read and
@@ -283,17 +272,33 @@ class _Eligible(TraceSource):
         yield from self.whole.eligible_chunks(self.rows)
 
 
-def _engine_outcomes(bt: BillTrace, rows: np.ndarray, cfg: CacheConfig,
-                     spec: ModelSpec) -> dict[str, np.ndarray]:
-    """The engine over the requests ``rows`` of ``bt`` as a stream, keeping only ``OUTCOMES``
-    of each chunk's records (results equal ``simulate``'s on those requests for any chunk
-    size: ``tests/unit/test_streaming.py``)."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTCOMES}
+class _Outcomes:
+    """The engine's per-request outcomes a bill reads, written in place chunk by chunk (the
+    sink gets the eligible requests' records in order; the rest of each record is dropped), so
+    no list of chunk arrays and no concatenated copy is held beside the run's arrays.  Results
+    equal ``simulate``'s on those requests for any chunk size (``tests/unit/test_streaming.py``,
+    ``tests/unit/test_bill_sums.py``)."""
 
-    def keep(frame: pd.DataFrame) -> None:
-        for k in OUTCOMES:
-            parts[k].append(frame[k].to_numpy())
+    def __init__(self, rows: np.ndarray, n: int, chunk_reuse: bool, zeros: np.ndarray) -> None:
+        self.rows, self.chunk_reuse, self.done = rows, chunk_reuse, 0
+        self.hit_tokens, self.hit_blocks, self.touched = (np.zeros(n, dtype=np.int64)
+                                                          for _ in range(3))
+        #: all zero (prefix reuse, or no blending) stays the context's shared zeros
+        self.blend, self._own_blend = zeros, False
+        self.first_eviction: int | None = None
 
-    simulate_stream(_Eligible(whole=bt, rows=rows), cfg, specs={spec.name: spec}, keep=False,
-                    sink=keep)
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    def add(self, frame: pd.DataFrame) -> None:
+        r = self.rows[self.done:self.done + len(frame)]
+        self.done += len(frame)
+        self.hit_tokens[r] = frame["reused_tokens"].to_numpy()
+        self.hit_blocks[r] = frame["hit_blocks" if self.chunk_reuse else "prefix_hit_blocks"].to_numpy()
+        self.touched[r] = frame["hit_blocks"].to_numpy()
+        blend = frame["blend_recompute_tokens"].to_numpy()
+        if np.any(blend):
+            if not self._own_blend:  # never write into the shared zeros
+                self.blend, self._own_blend = np.zeros(len(self.hit_tokens), dtype=np.int64), True
+            self.blend[r] = blend
+        if self.first_eviction is None:
+            ev = np.flatnonzero(frame["evictions"].to_numpy() > 0)
+            if len(ev):
+                self.first_eviction = int(r[ev[0]])
