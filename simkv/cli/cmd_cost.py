@@ -154,7 +154,9 @@ def compare_cmd(
     books = _fleet_overrides(books, fleet_sizing, ttft_slo)
     trace = _common_trace(trace_path, fmt, model)
     n_req = trace.requests.n_requests
-    guard.check(16.0 * n_boot * n_req, f"--bootstrap {n_boot} over {n_req:,} requests")
+    # the bootstrap holds 4 sums per resample and, per unit (at most one per request), its
+    # sums and one row of counts (Bill.bootstrap): no resamples x units matrix
+    guard.check(32.0 * n_boot + 48.0 * n_req, f"--bootstrap {n_boot} over {n_req:,} requests")
     rows = compare(trace, model, books, reuse_modes=modes[reuse], blend_recompute_share=blend_share,
                    warmup=spec, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
     if json_out:
@@ -301,9 +303,7 @@ def recommend_cmd(
         guard.check(4 * max(factors) * guard.trace_bytes(
             n, req.n_block_accesses * n // max(req.n_requests, 1)),
             f"--growth {max(factors)} (copies of chunks of {n:,} requests)")
-    if ttft_slo is not None:  # the latency model replays the whole trace at once
-        guard.check(guard.trace_bytes(req.n_requests, req.n_block_accesses),
-                    f"--ttft-slo-p90-s over {req.n_requests:,} requests")
+    # --ttft-slo-p90-s streams the trace through the latency model (no whole-trace load)
     out = recommend(trace, model, book, target_share=target_share, growth=tuple(factors),
                     ttft_p90_slo_s=ttft_slo, gpu=gpu, warmup=parse_warmup(warmup),
                     days_per_month=days_per_month)

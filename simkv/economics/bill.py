@@ -24,21 +24,60 @@ MTOK = 1_000_000.0
 CI_LEVEL = 0.95
 
 
+@dataclass(frozen=True, eq=False)
+class RequestDetail:
+    """The per-request arrays a bill was priced from (billed requests only, in trace order).
+
+    Kept only when the context asks (``BillContext(keep_requests=True)``, the default for the
+    library and the tests, which check bills request by request); ``compare`` and ``recommend``
+    drop them once a bill is priced, so a bill costs O(units), not O(requests)."""
+
+    units: np.ndarray
+    input_tokens: np.ndarray
+    hit_tokens: np.ndarray
+    written_tokens: np.ndarray
+    request_usd: dict[str, np.ndarray]
+    baseline_usd: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class UnitSums:
+    """Per bootstrap unit (session or time slice, in sorted unit order): the sums the
+    resampling needs.  ``total_usd`` adds a request's components in the book's order first."""
+
+    total_usd: np.ndarray
+    baseline_usd: np.ndarray
+    hit_tokens: np.ndarray
+    input_tokens: np.ndarray
+
+    @property
+    def n_units(self) -> int:
+        return len(self.total_usd)
+
+
 @dataclass(frozen=True)
 class Bill:
-    """Charges of one book (one variant: a TTL option, a tier, a medium) on the billed window."""
+    """Charges of one book (one variant: a TTL option, a tier, a medium) on the billed window.
+
+    Holds sums, not requests: per component the window's dollars (``request_sum_usd``), the
+    token totals, and per bootstrap unit the sums the intervals resample (``unit_sums``).
+    Build it with :meth:`priced` from per-request arrays; ``detail`` keeps those arrays only
+    when asked.  Every figure of :meth:`summary` is the same float sum of the same array as
+    when bills kept their arrays, so outputs are unchanged (``tests/unit/test_bill_sums.py``).
+    """
 
     provider: str
     kind: str
     reuse: str
     window: Window
-    units: np.ndarray = field(repr=False)
     unit_label: str
-    input_tokens: np.ndarray = field(repr=False)
-    hit_tokens: np.ndarray = field(repr=False)
-    written_tokens: np.ndarray = field(repr=False)
-    request_usd: dict[str, np.ndarray] = field(repr=False)
-    baseline_usd: np.ndarray = field(repr=False)
+    unit_sums: UnitSums = field(repr=False)
+    request_sum_usd: dict[str, float]
+    baseline_sum_usd: float
+    input_sum_tokens: int
+    hit_sum_tokens: int
+    written_sum_tokens: int
+    billed_requests: int
     window_usd: dict[str, float] = field(default_factory=dict)
     monthly_usd: dict[str, float] = field(default_factory=dict)
     storage_token_hours: float | None = None
@@ -49,14 +88,76 @@ class Bill:
     baseline_monthly_usd: float = 0.0
     #: named figures of the bill's model that are not dollars (replicas, load seconds...)
     extra: dict = field(default_factory=dict)
+    #: the per-request arrays, when the context keeps them (tests, library use)
+    detail: RequestDetail | None = field(default=None, repr=False)
+
+    @classmethod
+    def priced(cls, *, units: np.ndarray, input_tokens: np.ndarray, hit_tokens: np.ndarray,
+               written_tokens: np.ndarray, request_usd: dict[str, np.ndarray],
+               baseline_usd: np.ndarray, keep_requests: bool = False,
+               unit_index: tuple[np.ndarray, int] | None = None, **kw) -> Bill:
+        """A bill from the billed requests' arrays: their sums, their per-unit sums, and the
+        arrays themselves only with ``keep_requests``.  ``unit_index``: :func:`unit_index` of
+        ``units`` when the caller already has it (bills on one window share it)."""
+        inverse, n_units = unit_index if unit_index is not None else unit_index(units)
+        per_req_total = np.zeros(len(units))
+        for arr in request_usd.values():
+            per_req_total = per_req_total + arr
+
+        def by_unit(a):
+            return np.bincount(inverse, weights=np.asarray(a, dtype=np.float64),
+                               minlength=n_units)
+
+        sums = UnitSums(total_usd=by_unit(per_req_total), baseline_usd=by_unit(baseline_usd),
+                        hit_tokens=by_unit(hit_tokens), input_tokens=by_unit(input_tokens))
+        detail = (RequestDetail(units=units, input_tokens=input_tokens, hit_tokens=hit_tokens,
+                                written_tokens=written_tokens, request_usd=request_usd,
+                                baseline_usd=baseline_usd) if keep_requests else None)
+        return cls(unit_sums=sums, billed_requests=int(len(input_tokens)),
+                   request_sum_usd={k: float(np.sum(v)) for k, v in request_usd.items()},
+                   baseline_sum_usd=float(np.sum(baseline_usd)),
+                   input_sum_tokens=int(np.sum(input_tokens)),
+                   hit_sum_tokens=int(np.sum(hit_tokens)),
+                   written_sum_tokens=int(np.sum(written_tokens)), detail=detail, **kw)
+
+    # ------------------------------------------------------------------ per-request views
+    def _detail(self) -> RequestDetail:
+        if self.detail is None:
+            raise ValueError(f"bill {self.provider!r} kept sums only: build its context with "
+                             "keep_requests=True for per-request arrays")
+        return self.detail
+
+    @property
+    def units(self) -> np.ndarray:
+        return self._detail().units
+
+    @property
+    def input_tokens(self) -> np.ndarray:
+        return self._detail().input_tokens
+
+    @property
+    def hit_tokens(self) -> np.ndarray:
+        return self._detail().hit_tokens
+
+    @property
+    def written_tokens(self) -> np.ndarray:
+        return self._detail().written_tokens
+
+    @property
+    def request_usd(self) -> dict[str, np.ndarray]:
+        return self._detail().request_usd
+
+    @property
+    def baseline_usd(self) -> np.ndarray:
+        return self._detail().baseline_usd
 
     # ------------------------------------------------------------------ monthly figures
     def components(self) -> dict[str, float]:
         """Monthly dollars by component (request + window charges scaled, flat ones as is)."""
         f = self.window.month_factor
         out: dict[str, float] = {}
-        for name, arr in self.request_usd.items():
-            out[name] = out.get(name, 0.0) + float(np.sum(arr)) * f
+        for name, total in self.request_sum_usd.items():
+            out[name] = out.get(name, 0.0) + total * f
         for name, usd in self.window_usd.items():
             out[name] = out.get(name, 0.0) + float(usd) * f
         for name, usd in self.monthly_usd.items():
@@ -67,39 +168,39 @@ class Bill:
         return float(sum(self.components().values()))
 
     def baseline_total_usd(self) -> float:
-        return (float(np.sum(self.baseline_usd)) * self.window.month_factor
-                + self.baseline_monthly_usd)
+        return self.baseline_sum_usd * self.window.month_factor + self.baseline_monthly_usd
 
     def savings_usd(self) -> float:
         return self.baseline_total_usd() - self.total_usd()
 
     def hit_rate(self) -> float:
-        total = float(np.sum(self.input_tokens))
-        return float(np.sum(self.hit_tokens)) / total if total else 0.0
+        total = float(self.input_sum_tokens)
+        return float(self.hit_sum_tokens) / total if total else 0.0
 
     # ------------------------------------------------------------------ bootstrap
     def bootstrap(self, rng: np.random.Generator, n_boot: int) -> dict[str, list[float]]:
-        """95% percentile intervals of hit rate, total and savings (resampling units)."""
-        if n_boot <= 0 or len(self.units) == 0:
+        """95% percentile intervals of hit rate, total and savings (resampling units).
+
+        Each resample is one multinomial draw of counts per unit (the rows ``multinomial(...,
+        size=n_boot)`` would give, drawn one at a time from the same generator), and each sum
+        is numpy's pairwise sum of counts x per-unit sums along one row: memory is O(units),
+        never resamples x units, and the result does not depend on how rows are batched.
+        """
+        u = self.unit_sums
+        n_units = u.n_units
+        if n_boot <= 0 or n_units == 0:
             return {}
-        _, inverse = np.unique(self.units, return_inverse=True)
-        n_units = int(inverse.max()) + 1
-        per_req_total = np.zeros(len(self.units))
-        for arr in self.request_usd.values():
-            per_req_total = per_req_total + arr
-
-        def by_unit(a):
-            return np.bincount(inverse, weights=np.asarray(a, dtype=np.float64), minlength=n_units)
-
-        u_total, u_base = by_unit(per_req_total), by_unit(self.baseline_usd)
-        u_hit, u_in = by_unit(self.hit_tokens), by_unit(self.input_tokens)
-        counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot)
+        pvals = np.full(n_units, 1.0 / n_units)
+        per_unit = np.stack([u.total_usd, u.baseline_usd, u.input_tokens, u.hit_tokens])
+        sums = np.empty((n_boot, 4))
+        for i in range(n_boot):
+            sums[i] = (per_unit * rng.multinomial(n_units, pvals)).sum(axis=1)
         f = self.window.month_factor
         fixed = (sum(self.window_usd.values()) * f + sum(self.monthly_usd.values()))
-        total = counts @ u_total * f + fixed
-        base = counts @ u_base * f + self.baseline_monthly_usd
-        tin = counts @ u_in
-        hit = np.divide(counts @ u_hit, tin, out=np.zeros(n_boot), where=tin > 0)
+        total = sums[:, 0] * f + fixed
+        base = sums[:, 1] * f + self.baseline_monthly_usd
+        tin = sums[:, 2]
+        hit = np.divide(sums[:, 3], tin, out=np.zeros(n_boot), where=tin > 0)
         lo, hi = 100 * (1 - CI_LEVEL) / 2, 100 * (1 + CI_LEVEL) / 2
 
         def ci(a):
@@ -118,9 +219,9 @@ class Bill:
             "kind": self.kind,
             "reuse": self.reuse,
             "hit_rate": self.hit_rate(),
-            "tokens_input": float(np.sum(self.input_tokens)) * f,
-            "tokens_hit": float(np.sum(self.hit_tokens)) * f,
-            "tokens_written": float(np.sum(self.written_tokens)) * f,
+            "tokens_input": float(self.input_sum_tokens) * f,
+            "tokens_hit": float(self.hit_sum_tokens) * f,
+            "tokens_written": float(self.written_sum_tokens) * f,
             "storage_token_hours": (None if self.storage_token_hours is None
                                     else self.storage_token_hours * f),
             "storage_bytes": self.storage_bytes,
@@ -130,7 +231,7 @@ class Bill:
             "savings_usd": baseline - total,
             "savings_share": (baseline - total) / baseline if baseline else 0.0,
             **self.window.as_dict(),
-            "billed_requests": int(len(self.input_tokens)),
+            "billed_requests": self.billed_requests,
             "placeholder": self.placeholder,
             "notes": list(self.notes),
             **self.extra,
@@ -139,6 +240,14 @@ class Bill:
             out["ci95"] = self.bootstrap(rng, n_boot)
             out["ci_resampling"] = f"{n_boot} resamples over {self.unit_label}"
         return out
+
+
+def unit_index(units: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each request's unit as 0..n_units-1 (sorted unit order) and the number of units."""
+    if len(units) == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    _, inverse = np.unique(units, return_inverse=True)
+    return inverse.reshape(-1), int(inverse.max()) + 1
 
 
 def usd(tokens: np.ndarray, usd_per_mtok: float) -> np.ndarray:

@@ -28,10 +28,12 @@ def compare(trace: Trace | TraceSource | BillTrace, model: str | None, books: li
     bt = trace if isinstance(trace, BillTrace) else BillTrace(trace, model, chunk_requests)
     for reuse in reuse_modes:
         ctx = BillContext(bt, model, reuse=reuse, blend_recompute_share=blend_recompute_share,
-                          warmup=warmup, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
+                          warmup=warmup, days_per_month=days_per_month, n_boot=n_boot, seed=seed,
+                          keep_requests=False)
         for book in books:
             if reuse == "chunk" and not book.supports_chunk:
                 continue
+            ctx.book_done()  # the previous book's runs stay (this one may share them)
             for bill in book.bills(ctx):
                 if isinstance(bill, Unavailable):
                     row = bill.summary()

@@ -28,6 +28,7 @@ import pandas as pd
 
 from simkv.cache import CacheConfig
 from simkv.cache.engine import simulate_stream
+from simkv.economics.bill import unit_index
 from simkv.economics.lifetimes import token_seconds
 from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window, make_window
@@ -47,6 +48,8 @@ class CacheRun:
     already cached when touched (so ``blocks - touched_cached_blocks`` were written).
     Only per-request outcomes are held: the eligible requests' blocks are read again from the
     source when a pass needs them, so memoized runs do not each keep a copy of the blocks.
+    ``blocks`` (blocks per request) and, in prefix mode, the all-zero ``blend_tokens`` are one
+    array per context shared by its runs (~25 bytes a request per run remain).
     """
 
     cfg: CacheConfig
@@ -58,14 +61,32 @@ class CacheRun:
     blocks: np.ndarray
     blend_tokens: np.ndarray
     first_fill_s: float | None
-    rows: np.ndarray = field(repr=False)
     source: BillTrace = field(repr=False)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Indices of the eligible requests (sorted)."""
+        return np.flatnonzero(self.eligible)
 
     @property
     def sub_trace(self) -> Trace:
         """The eligible requests as one trace, read from the source (for tests and small
         traces: it holds their blocks)."""
         return self.source.select(self.rows)
+
+
+@dataclass(frozen=True, eq=False)
+class Billed:
+    """The requests a window bills: ``rows`` (indices, or a slice when they are a suffix of
+    the trace, as with time-sorted arrivals), each one's bootstrap unit and its index among
+    the sorted units (:func:`simkv.economics.bill.unit_index`)."""
+
+    window: Window
+    rows: np.ndarray | slice
+    units: np.ndarray
+    label: str
+    inverse: np.ndarray
+    n_units: int
 
 
 class BillContext:
@@ -79,7 +100,8 @@ class BillContext:
     def __init__(self, trace: Trace | TraceSource | BillTrace, model: str | ModelSpec | None = None,
                  *, reuse: str = "prefix", blend_recompute_share: float = 0.0,
                  warmup: WarmupSpec | None = None, days_per_month: float = 30.0,
-                 n_boot: int = 200, seed: int = 0, chunk_requests: int | None = None) -> None:
+                 n_boot: int = 200, seed: int = 0, chunk_requests: int | None = None,
+                 keep_requests: bool = True) -> None:
         if reuse not in ("prefix", "chunk"):
             raise InputError(f"unknown reuse mode {reuse!r} (valid: prefix, chunk)", where="--reuse")
         if days_per_month <= 0:
@@ -107,7 +129,13 @@ class BillContext:
         self.days_per_month = float(days_per_month)
         self.n_boot = int(n_boot)
         self.seed = int(seed)
+        #: whether bills keep their per-request arrays (``Bill.detail``); the commands do not
+        self.keep_requests = bool(keep_requests)
         self._runs: dict[tuple, CacheRun] = {}
+        #: run keys asked for since the last :meth:`book_done`
+        self._asked: set[tuple] = set()
+        self._shared: dict[str, np.ndarray] = {}
+        self._billed: Billed | None = None
         self._lifetimes: dict[tuple, float] = {}
         #: when set, every bill uses this window (e.g. to compare tiers on the same requests)
         self.fixed_window: Window | None = None
@@ -120,35 +148,50 @@ class BillContext:
     def run(self, cfg: CacheConfig, min_tokens: int = 0) -> CacheRun:
         """The engine over the requests with at least ``min_tokens`` input tokens (memoized)."""
         key = (cfg, int(min_tokens))
+        self._asked.add(key)
         if key in self._runs:
             return self._runs[key]
         tr = self.requests
         n = tr.n_requests
         eligible = tr.input_tokens >= max(int(min_tokens), 1)
         rows = np.flatnonzero(eligible)
-        zeros = np.zeros(n, dtype=np.int64)
-        hit_tok, hit_blk, touched, blend = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
-        blocks = np.diff(tr.block_offsets).astype(np.int64)
-        first_fill = None
+        outcomes = _Outcomes(rows, n, cfg.reuse == "chunk", self._shared_array("zeros"))
         if len(rows):
-            rec = _engine_outcomes(self.source, rows, cfg, self.spec)
-            hit_tok[rows] = rec["reused_tokens"]
-            hit_blk[rows] = rec["hit_blocks"] if cfg.reuse == "chunk" else rec["prefix_hit_blocks"]
-            touched[rows] = rec["hit_blocks"]
-            blend[rows] = rec["blend_recompute_tokens"]
-            ev = np.flatnonzero(rec["evictions"] > 0)
-            if len(ev):
-                first_fill = float(tr.arrival_s[rows[ev[0]]])
+            simulate_stream(_Eligible(whole=self.source, rows=rows), cfg,
+                            specs={self.spec.name: self.spec}, keep=False, sink=outcomes.add)
+            assert outcomes.done == len(rows), "the engine's records do not cover its requests"
+        hit_tok, hit_blk, touched = outcomes.hit_tokens, outcomes.hit_blocks, outcomes.touched
+        blend = outcomes.blend
+        first_fill = (None if outcomes.first_eviction is None
+                      else float(tr.arrival_s[outcomes.first_eviction]))
         out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), eligible=eligible, hit_tokens=hit_tok,
-                       hit_blocks=hit_blk, touched_cached_blocks=touched, blocks=blocks,
-                       blend_tokens=blend, first_fill_s=first_fill, rows=rows, source=self.source)
+                       hit_blocks=hit_blk, touched_cached_blocks=touched,
+                       blocks=self._shared_array("blocks"), blend_tokens=blend,
+                       first_fill_s=first_fill, source=self.source)
         self._runs[key] = out
         return out
+
+    def _shared_array(self, name: str) -> np.ndarray:
+        """A per-request array every run of this context shares (read-only by convention)."""
+        if name not in self._shared:
+            tr = self.requests
+            self._shared[name] = (np.diff(tr.block_offsets).astype(np.int64) if name == "blocks"
+                                  else np.zeros(tr.n_requests, dtype=np.int64))
+        return self._shared[name]
 
     def forget_runs(self) -> None:
         """Drop the memoized runs (their per-request outcomes) when none will be asked again."""
         self._runs.clear()
         self._lifetimes.clear()
+        self._asked.clear()
+
+    def book_done(self) -> None:
+        """Between books: keep only the runs the book just billed asked for (the next book may
+        share one: Gemini's implicit cache and OpenAI's in-memory retention do), so at most two
+        books' runs are held.  A run dropped here and asked again is simply re-run: the engine
+        is deterministic, so no figure changes."""
+        self._runs = {k: v for k, v in self._runs.items() if k in self._asked}
+        self._asked = set()
 
     def window(self, run: CacheRun | None = None) -> Window:
         """The billed window for a run (its first eviction can lengthen the warm-up)."""
@@ -184,6 +227,21 @@ class BillContext:
         return total
 
     # ------------------------------------------------------------------ bootstrap units
+    def billed(self, window: Window) -> Billed:
+        """The window's billed requests and their bootstrap units (memoized for the last
+        window: the bills of one run, or every tier of ``recommend``, share it)."""
+        if self._billed is not None and self._billed.window == window:
+            return self._billed
+        self._billed = None
+        rows = window.measured(self.requests.arrival_s)
+        units, label = self.bootstrap_units(rows, window)
+        inverse, n_units = unit_index(units)
+        if len(rows) and int(rows[-1]) - int(rows[0]) + 1 == len(rows):
+            rows = slice(int(rows[0]), int(rows[-1]) + 1)  # a suffix of the trace: views
+        self._billed = Billed(window=window, rows=rows, units=units, label=label,
+                              inverse=inverse, n_units=n_units)
+        return self._billed
+
     def bootstrap_units(self, rows: np.ndarray, window: Window) -> tuple[np.ndarray, str]:
         """Resampling unit of each billed request: its session, else a time slice."""
         sess = self.requests.session_ids[rows]
@@ -202,11 +260,6 @@ class BillContext:
         return np.random.default_rng(ss)
 
 
-#: the engine's per-request outcomes a bill reads (the rest of each record is dropped per chunk)
-OUTCOMES = ("reused_tokens", "hit_blocks", "prefix_hit_blocks", "blend_recompute_tokens",
-            "evictions")
-
-
 @dataclass(frozen=True, eq=False)
 class _Eligible(TraceSource):
     """The requests ``rows`` of a bill's trace as a stream: one chunk of them is read and
@@ -219,17 +272,33 @@ class _Eligible(TraceSource):
         yield from self.whole.eligible_chunks(self.rows)
 
 
-def _engine_outcomes(bt: BillTrace, rows: np.ndarray, cfg: CacheConfig,
-                     spec: ModelSpec) -> dict[str, np.ndarray]:
-    """The engine over the requests ``rows`` of ``bt`` as a stream, keeping only ``OUTCOMES``
-    of each chunk's records (results equal ``simulate``'s on those requests for any chunk
-    size: ``tests/unit/test_streaming.py``)."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTCOMES}
+class _Outcomes:
+    """The engine's per-request outcomes a bill reads, written in place chunk by chunk (the
+    sink gets the eligible requests' records in order; the rest of each record is dropped), so
+    no list of chunk arrays and no concatenated copy is held beside the run's arrays.  Results
+    equal ``simulate``'s on those requests for any chunk size (``tests/unit/test_streaming.py``,
+    ``tests/unit/test_bill_sums.py``)."""
 
-    def keep(frame: pd.DataFrame) -> None:
-        for k in OUTCOMES:
-            parts[k].append(frame[k].to_numpy())
+    def __init__(self, rows: np.ndarray, n: int, chunk_reuse: bool, zeros: np.ndarray) -> None:
+        self.rows, self.chunk_reuse, self.done = rows, chunk_reuse, 0
+        self.hit_tokens, self.hit_blocks, self.touched = (np.zeros(n, dtype=np.int64)
+                                                          for _ in range(3))
+        #: all zero (prefix reuse, or no blending) stays the context's shared zeros
+        self.blend, self._own_blend = zeros, False
+        self.first_eviction: int | None = None
 
-    simulate_stream(_Eligible(whole=bt, rows=rows), cfg, specs={spec.name: spec}, keep=False,
-                    sink=keep)
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    def add(self, frame: pd.DataFrame) -> None:
+        r = self.rows[self.done:self.done + len(frame)]
+        self.done += len(frame)
+        self.hit_tokens[r] = frame["reused_tokens"].to_numpy()
+        self.hit_blocks[r] = frame["hit_blocks" if self.chunk_reuse else "prefix_hit_blocks"].to_numpy()
+        self.touched[r] = frame["hit_blocks"].to_numpy()
+        blend = frame["blend_recompute_tokens"].to_numpy()
+        if np.any(blend):
+            if not self._own_blend:  # never write into the shared zeros
+                self.blend, self._own_blend = np.zeros(len(self.hit_tokens), dtype=np.int64), True
+            self.blend[r] = blend
+        if self.first_eviction is None:
+            ev = np.flatnonzero(frame["evictions"].to_numpy() > 0)
+            if len(ev):
+                self.first_eviction = int(r[ev[0]])

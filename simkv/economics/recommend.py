@@ -24,8 +24,9 @@ exactly the copies of the 1x billed requests, so ``g`` x traffic at the same hit
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
+from simkv.cache import CacheConfig
 from simkv.economics.context import BillContext
 from simkv.economics.growth import GrownSource, check_factor, spacing_within
 from simkv.economics.kinds.subscription import SubscriptionBook, Tier
@@ -33,7 +34,8 @@ from simkv.economics.pricebook import PLACEHOLDER_NOTE
 from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window
 from simkv.errors import InputError
-from simkv.latency.slo import gpus_saved
+from simkv.latency.api import simulate_with_latency
+from simkv.latency.slo import NO_CACHE, GpuSavings, SloPoint, bisect_replicas
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
 from simkv.units import format_bytes
@@ -69,14 +71,56 @@ def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: floa
     """The latency model's fleet check of one tier (fewest replicas meeting TTFT p90)."""
     cfg = (ctx.cache_config(capacity_bytes=tier.capacity, policy=book.policy)
            if tier.capacity > 0 else ctx.cache_config(capacity_blocks=0))
-    # the latency model replays the whole trace at once: its blocks are read in here (only
-    # with --ttft-slo-p90-s; see docs/economics.md)
-    whole = ctx.source.select(np.arange(ctx.requests.n_requests))
-    res = gpus_saved(whole, cfg, slo_s, model=None, gpu=gpu, specs={ctx.spec.name: ctx.spec},
-                     tier=BUCKET_TIER, routing=BUCKET_ROUTING)
+    res = gpus_saved(_Whole(whole=ctx.source), cfg, slo_s, model=None, gpu=gpu,
+                     specs={ctx.spec.name: ctx.spec}, tier=BUCKET_TIER, routing=BUCKET_ROUTING)
     return {"meets_slo": bool(res.cached.meets), "ttft_p90_s": res.cached.ttft_quantile_s,
             "gpus_needed": res.cached.gpus, "gpus_needed_no_cache": res.baseline.gpus,
             "gpus_saved": res.gpus_saved}
+
+
+def gpus_saved(source: TraceSource, cfg: CacheConfig, slo_p90_s: float, **kw) -> GpuSavings:
+    """:func:`simkv.latency.slo.gpus_saved` on a stream: GPUs needed without a cache minus
+    GPUs needed with ``cfg`` (``kw``: the latency simulation's options; the bucket routes by
+    load; as there, prefix-aware routing becomes least-loaded without a cache)."""
+    base_kw = {**kw, "routing": "least_loaded"} if kw.get("routing") == "prefix_aware" else kw
+    base = _replicas_needed(source, NO_CACHE, slo_p90_s, base_kw)
+    cached = _replicas_needed(source, cfg, slo_p90_s, kw)
+    saved = base.gpus - cached.gpus if base.meets and cached.meets else None
+    return GpuSavings(base, cached, saved)
+
+
+def _replicas_needed(source: TraceSource, cfg: CacheConfig, slo_s: float, kw: dict,
+                     max_replicas: int = 64) -> SloPoint:
+    """:func:`simkv.latency.slo.replicas_needed` (the same doubling, then bisection) with each
+    simulation streamed and holding no records: its TTFT p90 is the streamed exact percentile,
+    equal to ``numpy.quantile`` of the records bit for bit (``simkv.analysis.quantiles``), so
+    memory is per-block cache state and the requests in flight, not per request."""
+    seen: dict[int, float] = {}
+
+    def value(r: int) -> float:
+        if r not in seen:
+            res = simulate_with_latency(source, cfg, replicas=r, keep=False, **kw)
+            seen[r] = float(res.summary_dict["ttft_p90_s"])
+        return seen[r]
+
+    hi = 1
+    while value(hi) > slo_s:
+        if hi >= max_replicas:
+            return SloPoint(cfg, None, None, value(hi), False)
+        hi = min(2 * hi, max_replicas)
+    hi = bisect_replicas(value, hi, slo_s)
+    return SloPoint(cfg, hi, hi, value(hi), True)
+
+
+@dataclass(frozen=True, eq=False)
+class _Whole(TraceSource):
+    """A bill's whole trace as a stream of its own chunks (models attached)."""
+
+    whole: BillTrace | None = None
+
+    def _raw_chunks(self, chunk_requests, columns, ids_as_keys):
+        for _, chunk in self.whole.chunks():
+            yield chunk
 
 
 def evaluate_tiers(ctx: BillContext, book: SubscriptionBook, ttft_p90_slo_s: float | None = None,
@@ -189,12 +233,13 @@ def recommend(trace: Trace | TraceSource | BillTrace, model: str | None, book: S
         raise InputError("must be within (0, 1]", where="--target-share")
     growth = tuple(growth)
     kw = dict(reuse=reuse, blend_recompute_share=blend_recompute_share, warmup=warmup,
-              days_per_month=days_per_month, n_boot=0)
+              days_per_month=days_per_month, n_boot=0, keep_requests=False)
     for g in growth:
         check_factor(g)  # before any simulation
     bt = trace if isinstance(trace, BillTrace) else BillTrace(trace, model, chunk_requests)
     ctx = BillContext(bt, model, **kw)
     base = evaluate_tiers(ctx, book, ttft_p90_slo_s, gpu)
+    ctx.forget_runs()  # the 1x runs are not asked again (growth copies run their own)
     p = book.recompute_usd_per_mtok
     choice, runner = base["choice"], base["runner_up"]
     ach = base["achievable_savings_usd"]

@@ -52,20 +52,23 @@ def make_bill(ctx: BillContext, window: Window, *, provider: str, kind: str,
               notes: tuple[str, ...] = (), placeholder: bool = False,
               reuse: str = "prefix", baseline_monthly_usd: float = 0.0,
               extra: dict | None = None) -> Bill:
-    """A Bill from full-trace per-request arrays, keeping the billed window's requests."""
-    rows = window.measured(ctx.requests.arrival_s)
-    units, label = ctx.bootstrap_units(rows, window)
-    return Bill(
-        provider=provider, kind=kind, reuse=reuse, window=window, units=units, unit_label=label,
-        input_tokens=ctx.requests.input_tokens[rows].astype(np.int64),
-        hit_tokens=np.asarray(hit_tokens)[rows].astype(np.int64),
-        written_tokens=np.asarray(written_tokens)[rows].astype(np.int64),
+    """A Bill from full-trace per-request arrays: the billed window's requests are priced
+    (sums per component and per bootstrap unit); their arrays are kept only when the context
+    keeps requests (``BillContext(keep_requests=...)``)."""
+    billed = ctx.billed(window)
+    rows = billed.rows
+    return Bill.priced(
+        provider=provider, kind=kind, reuse=reuse, window=window, units=billed.units,
+        unit_label=billed.label, unit_index=(billed.inverse, billed.n_units),
+        input_tokens=ctx.requests.input_tokens[rows].astype(np.int64, copy=False),
+        hit_tokens=np.asarray(hit_tokens)[rows].astype(np.int64, copy=False),
+        written_tokens=np.asarray(written_tokens)[rows].astype(np.int64, copy=False),
         request_usd={k: np.asarray(v, dtype=np.float64)[rows] for k, v in request_usd.items()},
         baseline_usd=np.asarray(baseline_usd, dtype=np.float64)[rows],
         window_usd=dict(window_usd or {}), monthly_usd=dict(monthly_usd or {}),
         storage_token_hours=storage_token_hours, storage_bytes=storage_bytes,
         notes=notes, placeholder=placeholder, baseline_monthly_usd=float(baseline_monthly_usd),
-        extra=dict(extra or {}),
+        extra=dict(extra or {}), keep_requests=ctx.keep_requests,
     )
 
 
