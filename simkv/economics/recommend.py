@@ -35,7 +35,7 @@ from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window
 from simkv.errors import InputError
 from simkv.latency.api import simulate_with_latency
-from simkv.latency.slo import NO_CACHE, GpuSavings, SloPoint, bisect_replicas
+from simkv.latency.slo import NO_CACHE, GpuSavings, SloPoint, fewest_replicas
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
 from simkv.units import format_bytes
@@ -95,21 +95,11 @@ def _replicas_needed(source: TraceSource, cfg: CacheConfig, slo_s: float, kw: di
     simulation streamed and holding no records: its TTFT p90 is the streamed exact percentile,
     equal to ``numpy.quantile`` of the records bit for bit (``simkv.analysis.quantiles``), so
     memory is per-block cache state and the requests in flight, not per request."""
-    seen: dict[int, float] = {}
+    def p90_at(r: int) -> float:
+        res = simulate_with_latency(source, cfg, replicas=r, keep=False, **kw)
+        return float(res.summary_dict["ttft_p90_s"])
 
-    def value(r: int) -> float:
-        if r not in seen:
-            res = simulate_with_latency(source, cfg, replicas=r, keep=False, **kw)
-            seen[r] = float(res.summary_dict["ttft_p90_s"])
-        return seen[r]
-
-    hi = 1
-    while value(hi) > slo_s:
-        if hi >= max_replicas:
-            return SloPoint(cfg, None, None, value(hi), False)
-        hi = min(2 * hi, max_replicas)
-    hi = bisect_replicas(value, hi, slo_s)
-    return SloPoint(cfg, hi, hi, value(hi), True)
+    return fewest_replicas(p90_at, cfg, slo_s, max_replicas=max_replicas)
 
 
 @dataclass(frozen=True, eq=False)

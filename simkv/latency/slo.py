@@ -86,12 +86,20 @@ def replicas_needed(trace: Trace, cfg: CacheConfig, slo_s: float, *, quantile: f
         raise InputError("the TTFT objective must be > 0 seconds", where="slo")
     if not 0 < quantile < 1:
         raise InputError("quantile must be within (0, 1)", where="quantile")
-    tp = int(kw.get("tensor_parallel", 1))
+    return fewest_replicas(lambda r: _quantile(trace, cfg, r, quantile, kw), cfg, slo_s,
+                           max_replicas=max_replicas, gpus_per_replica=int(kw.get("tensor_parallel", 1)))
+
+
+def fewest_replicas(quantile_at, cfg: CacheConfig, slo_s: float, *, max_replicas: int = 64,
+                    gpus_per_replica: int = 1) -> SloPoint:
+    """The replica search behind every TTFT objective: ``quantile_at(r)`` (memoised here) is
+    the TTFT quantile at ``r`` replicas; doubling until it meets ``slo_s`` (or ``max_replicas``
+    does not), then bisection."""
     seen: dict[int, float] = {}
 
     def value(r: int) -> float:
         if r not in seen:
-            seen[r] = _quantile(trace, cfg, r, quantile, kw)
+            seen[r] = quantile_at(r)
         return seen[r]
 
     hi = 1
@@ -100,7 +108,7 @@ def replicas_needed(trace: Trace, cfg: CacheConfig, slo_s: float, *, quantile: f
             return SloPoint(cfg, None, None, value(hi), False)
         hi = min(2 * hi, max_replicas)
     hi = bisect_replicas(value, hi, slo_s)
-    return SloPoint(cfg, hi, hi * tp, value(hi), True)
+    return SloPoint(cfg, hi, hi * gpus_per_replica, value(hi), True)
 
 
 def bisect_replicas(value, hi: int, slo_s: float) -> int:
