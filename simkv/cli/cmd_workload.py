@@ -71,7 +71,7 @@ def generate_cmd(
     wl = with_overrides(load_spec(find_workload(spec)), seed=seed, duration_s=window_s,
                         block_tokens=block_tokens)
     check_chunk_requests(chunk_requests)
-    check_generation(wl, wl.duration_s)
+    check_generation(wl, wl.duration_s, chunk_requests)
     p = plan(wl)
     reqs = run_sessions(p)
     if len(reqs.session) == 0:
