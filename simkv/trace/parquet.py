@@ -50,6 +50,7 @@ from simkv.trace.parquet_schema import (
     decode_cells,
     open_parquet,
     parse_metadata,
+    primitive_numpy,
 )
 
 ROW_GROUP_BLOCKS = 1 << 18
@@ -220,7 +221,7 @@ def _chunk(batch: pa.RecordBatch, version: int, header: dict, optional: list[str
         col = batch.column(name)
         if col.null_count:
             raise ValueError(f"column {name!r} has nulls")
-        scal[attr] = col.to_numpy()
+        scal[attr] = primitive_numpy(col)
     ids = None
     if version == 1:
         lengths, hashes = _list(batch.column("hash_ids"), "hash_ids")

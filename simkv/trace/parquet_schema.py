@@ -121,6 +121,18 @@ def open_parquet(path: Path) -> tuple[pq.ParquetFile, int, dict]:
     return pf, version_no, {"block_tokens": block_tokens, "models": models, "meta": extra}
 
 
+def primitive_numpy(arr: pa.Array) -> np.ndarray:
+    """A null-free integer or float column as a read-only numpy view of its buffer, as
+    ``to_numpy()`` gives it, without pyarrow's ``to_numpy`` importing pandas (about 0.4 s of
+    every command's start-up; ``simulate`` needs no pandas)."""
+    t = arr.type
+    if arr.null_count or not (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        return arr.to_numpy(zero_copy_only=False)
+    kind = "f" if pa.types.is_floating(t) else "i" if pa.types.is_signed_integer(t) else "u"
+    dt = np.dtype(f"{kind}{t.bit_width // 8}")
+    return np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
+
+
 def decode_cells(arr: pa.Array, name: str, dt) -> tuple[np.ndarray, np.ndarray]:
     """(per-row value counts, flat values) of a v2 binary column of a batch."""
     if arr.null_count:

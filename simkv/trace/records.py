@@ -7,12 +7,15 @@ stream ends cleanly), one row group per chunk, so a month of records never sits 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simkv.atomicio import atomic_writer
+
+if TYPE_CHECKING:  # frames arrive from the caller; a no-op sink never needs pandas
+    import pandas as pd
 
 
 class RecordsWriter:
