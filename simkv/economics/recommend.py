@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simkv.cache import CacheConfig
 from simkv.economics.context import BillContext
 from simkv.economics.growth import GrownSource, check_factor, spacing_within
 from simkv.economics.kinds.subscription import SubscriptionBook, Tier
@@ -34,8 +33,7 @@ from simkv.economics.pricebook import PLACEHOLDER_NOTE
 from simkv.economics.requests import BillTrace
 from simkv.economics.window import WarmupSpec, Window
 from simkv.errors import InputError
-from simkv.latency.api import simulate_with_latency
-from simkv.latency.slo import NO_CACHE, GpuSavings, SloPoint, fewest_replicas
+from simkv.latency.slo import gpus_saved
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
 from simkv.units import format_bytes
@@ -76,30 +74,6 @@ def _slo_check(ctx: BillContext, book: SubscriptionBook, tier: Tier, slo_s: floa
     return {"meets_slo": bool(res.cached.meets), "ttft_p90_s": res.cached.ttft_quantile_s,
             "gpus_needed": res.cached.gpus, "gpus_needed_no_cache": res.baseline.gpus,
             "gpus_saved": res.gpus_saved}
-
-
-def gpus_saved(source: TraceSource, cfg: CacheConfig, slo_p90_s: float, **kw) -> GpuSavings:
-    """:func:`simkv.latency.slo.gpus_saved` on a stream: GPUs needed without a cache minus
-    GPUs needed with ``cfg`` (``kw``: the latency simulation's options; the bucket routes by
-    load; as there, prefix-aware routing becomes least-loaded without a cache)."""
-    base_kw = {**kw, "routing": "least_loaded"} if kw.get("routing") == "prefix_aware" else kw
-    base = _replicas_needed(source, NO_CACHE, slo_p90_s, base_kw)
-    cached = _replicas_needed(source, cfg, slo_p90_s, kw)
-    saved = base.gpus - cached.gpus if base.meets and cached.meets else None
-    return GpuSavings(base, cached, saved)
-
-
-def _replicas_needed(source: TraceSource, cfg: CacheConfig, slo_s: float, kw: dict,
-                     max_replicas: int = 64) -> SloPoint:
-    """:func:`simkv.latency.slo.replicas_needed` (the same doubling, then bisection) with each
-    simulation streamed and holding no records: its TTFT p90 is the streamed exact percentile,
-    equal to ``numpy.quantile`` of the records bit for bit (``simkv.analysis.quantiles``), so
-    memory is per-block cache state and the requests in flight, not per request."""
-    def p90_at(r: int) -> float:
-        res = simulate_with_latency(source, cfg, replicas=r, keep=False, **kw)
-        return float(res.summary_dict["ttft_p90_s"])
-
-    return fewest_replicas(p90_at, cfg, slo_s, max_replicas=max_replicas)
 
 
 @dataclass(frozen=True, eq=False)

@@ -74,14 +74,28 @@ class SloRecommendation:
     gpus_saved: int | None
 
 
-def _quantile(trace: Trace, cfg: CacheConfig, replicas: int, q: float, kw: dict) -> float:
+#: TTFT quantiles the latency simulation's summary streams exactly (``simkv.analysis.quantiles``,
+#: equal to ``numpy.quantile`` of the records bit for bit): asked for one of these, a run keeps
+#: no per-request records, so a search over replicas holds per-block state and the requests in
+#: flight, never the whole trace.
+STREAMED_QUANTILES = {0.5: "ttft_p50_s", 0.9: "ttft_p90_s", 0.99: "ttft_p99_s"}
+
+
+def _quantile(trace: Trace | TraceSource, cfg: CacheConfig, replicas: int, q: float,
+              kw: dict) -> float:
+    key = STREAMED_QUANTILES.get(q)
+    if key is not None:
+        res = simulate_with_latency(trace, cfg, replicas=replicas, keep=False, **kw)
+        return float(res.summary_dict[key])
     res = simulate_with_latency(trace, cfg, replicas=replicas, **kw)
     return float(np.quantile(res.records["ttft_s"].to_numpy(), q))
 
 
-def replicas_needed(trace: Trace, cfg: CacheConfig, slo_s: float, *, quantile: float = 0.9,
-                    max_replicas: int = 64, **kw: Any) -> SloPoint:
-    """Fewest replicas whose TTFT ``quantile`` is <= ``slo_s`` (``kw`` go to the simulation)."""
+def replicas_needed(trace: Trace | TraceSource, cfg: CacheConfig, slo_s: float, *,
+                    quantile: float = 0.9, max_replicas: int = 64, **kw: Any) -> SloPoint:
+    """Fewest replicas whose TTFT ``quantile`` is <= ``slo_s`` (``kw`` go to the simulation).
+    A ``TraceSource`` is read chunk by chunk on every run; for a quantile in
+    :data:`STREAMED_QUANTILES` no run keeps records."""
     if not slo_s > 0:
         raise InputError("the TTFT objective must be > 0 seconds", where="slo")
     if not 0 < quantile < 1:
@@ -124,7 +138,8 @@ def bisect_replicas(value, hi: int, slo_s: float) -> int:
     return hi
 
 
-def gpus_saved(trace: Trace, cfg: CacheConfig, slo_p90_s: float, *, model: str | None = None,
+def gpus_saved(trace: Trace | TraceSource, cfg: CacheConfig, slo_p90_s: float, *,
+               model: str | None = None,
                gpu: str = "H100", baseline: CacheConfig = NO_CACHE, **kw: Any) -> GpuSavings:
     """GPUs needed without caching (``baseline``) minus GPUs needed with ``cfg``."""
     kw.update(model=model, gpu=gpu)
@@ -149,7 +164,8 @@ def _size_key(cfg: CacheConfig) -> float:
     return math.inf
 
 
-def smallest_config_meeting_slo(trace: Trace, model: str | None, configs: list[CacheConfig],
+def smallest_config_meeting_slo(trace: Trace | TraceSource, model: str | None,
+                                configs: list[CacheConfig],
                                 slo_p90_s: float, gpu: str = "H100", *,
                                 replicas: int | None = None, **kw: Any) -> SloRecommendation:
     """The configuration meeting the objective with the fewest GPUs, then the smallest cache.

@@ -14,7 +14,6 @@ import pytest
 from simkv.workloads.budget import BYTES_PER_CATALOGUE_ITEM, estimate
 from simkv.workloads.spec import spec_from_dict
 
-
 SPEC = {
     "name": "budget-hand", "seed": 1, "duration": "1d", "block_tokens": 16,
     "arrivals": {"rate_per_day": 1000}, "sessions": {"turns": 1},

@@ -84,3 +84,24 @@ def test_ttft_headline_says_unservable_and_by_how_much():
     assert text.startswith("At TTFT p90 <= 2 s")
     assert "a needs 2 H100 replica(s) with bucket (unservable without a cache (3.0x" in text
     assert "b cannot be served with any cache choice (p90 at best 2.5x the objective)" in text
+
+
+def test_replicas_needed_streams_and_agrees_with_the_records():
+    """``replicas_needed`` on a stream keeps no records (p90 from the summary's streamed
+    percentile), and its count is the fewest whose records' p90 meets the objective."""
+    from simkv.cache import CacheConfig
+    from simkv.latency.slo import replicas_needed
+    from simkv.trace import load_trace
+    from simkv.trace.stream import TraceSource
+    from tests.conftest import MOONCAKE
+
+    tr = load_trace(MOONCAKE).head(300).with_model("llama-3.1-8b")
+    cfg, kw = CacheConfig(capacity_blocks=2000), {"gpu": "H100", "tier": "hbm"}
+    point = replicas_needed(TraceSource(trace=tr), cfg, 2.0, **kw)
+    n = point.replicas
+    assert point.meets and n > 1
+    assert _p90(tr, cfg, n, **kw) <= 2.0 < _p90(tr, cfg, n - 1, **kw)
+    assert point.ttft_quantile_s == _p90(tr, cfg, n, **kw)
+    # a quantile the summary does not stream is taken from the records
+    p80 = replicas_needed(tr, cfg, 2.0, quantile=0.8, **kw)
+    assert p80.replicas <= n
