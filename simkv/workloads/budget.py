@@ -11,7 +11,7 @@ and each request carries its prefix as blocks: system + tools + documents + user
 every turn so far (full history), over ``block_tokens``.  The generator keeps its plan
 and request arrays whole but lays out, hashes and writes blocks one chunk of requests at a
 time (:func:`simkv.workloads.generator.chunks`), so only one chunk's blocks are counted: a
-30-day support-assistant window (1.3e9 block accesses) is about 5.5 GB by this estimate, and
+30-day support-assistant window (1.3e9 block accesses) is about 5.7 GB by this estimate, and
 measured 3.1 GB peak RSS.
 """
 
