@@ -100,29 +100,17 @@ def replicas_needed(trace: Trace | TraceSource, cfg: CacheConfig, slo_s: float, 
         raise InputError("the TTFT objective must be > 0 seconds", where="slo")
     if not 0 < quantile < 1:
         raise InputError("quantile must be within (0, 1)", where="quantile")
-    return fewest_replicas(lambda r: _quantile(trace, cfg, r, quantile, kw), cfg, slo_s,
-                           max_replicas=max_replicas, gpus_per_replica=int(kw.get("tensor_parallel", 1)))
-
-
-def fewest_replicas(quantile_at, cfg: CacheConfig, slo_s: float, *, max_replicas: int = 64,
-                    gpus_per_replica: int = 1) -> SloPoint:
-    """The replica search behind every TTFT objective: ``quantile_at(r)`` (memoised here) is
-    the TTFT quantile at ``r`` replicas; doubling until it meets ``slo_s`` (or ``max_replicas``
-    does not), then bisection."""
     seen: dict[int, float] = {}
 
     def value(r: int) -> float:
         if r not in seen:
-            seen[r] = quantile_at(r)
+            seen[r] = _quantile(trace, cfg, r, quantile, kw)
         return seen[r]
 
-    hi = 1
-    while value(hi) > slo_s:
-        if hi >= max_replicas:
-            return SloPoint(cfg, None, None, value(hi), False)
-        hi = min(2 * hi, max_replicas)
-    hi = bisect_replicas(value, hi, slo_s)
-    return SloPoint(cfg, hi, hi * gpus_per_replica, value(hi), True)
+    r, meets = search_replicas(value, slo_s, max_replicas, stop_when_flat=False)
+    if not meets:
+        return SloPoint(cfg, None, None, value(r), False)
+    return SloPoint(cfg, r, r * int(kw.get("tensor_parallel", 1)), value(r), True)
 
 
 def bisect_replicas(value, hi: int, slo_s: float) -> int:
@@ -241,18 +229,21 @@ class SizedTtft:
                 f"{self.over_slo_factor:,.1f}x the objective")
 
 
-def search_replicas(value, slo_s: float, max_replicas: int) -> tuple[int, bool]:
-    """Fewest replicas with ``value(r) <= slo_s``: doubling, then bisection (more replicas never
-    make TTFT worse with the shipped routers).  The doubling stops early, as unservable, once
+def search_replicas(value, slo_s: float, max_replicas: int, *,
+                    stop_when_flat: bool = True) -> tuple[int, bool]:
+    """Fewest replicas with ``value(r) <= slo_s`` (``value`` memoised by the caller): doubling,
+    then bisection (more replicas never make TTFT worse with the shipped routers).  With
+    ``stop_when_flat`` (the report's sizing) the doubling stops early, as unservable, once
     doubling the replicas lowers p90 by less than ``FLAT`` (the p90 is then one request's own
     prefill and load, which no replica count shortens); the count returned is the smaller of
-    that pair.  At ``max_replicas`` without meeting the objective it is unservable too."""
+    that pair.  At ``max_replicas`` without meeting the objective it is unservable too, and
+    that count is returned."""
     hi = 1
     while value(hi) > slo_s:
         if hi >= max_replicas:
             return hi, False
         nxt = min(2 * hi, max_replicas)
-        if value(nxt) > slo_s and value(nxt) >= (1.0 - FLAT) * value(hi):
+        if stop_when_flat and value(nxt) > slo_s and value(nxt) >= (1.0 - FLAT) * value(hi):
             return hi, False
         hi = nxt
     return bisect_replicas(value, hi, slo_s), True
