@@ -12,6 +12,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import MOONCAKE
 
 PROBE = """
@@ -28,17 +30,22 @@ def _probe(*args: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def test_simulate_summary_loads_no_pandas(tmp_path):
-    trace = tmp_path / "t.parquet"
-    assert _probe("trace", "convert", str(MOONCAKE), str(trace)).startswith("RC 0")
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    """The shipped Mooncake trace as Parquet, converted once by the CLI."""
+    out = tmp_path_factory.mktemp("startup") / "t.parquet"
+    assert _probe("trace", "convert", str(MOONCAKE), str(out)).startswith("RC 0")
+    return out
+
+
+def test_simulate_summary_loads_no_pandas(trace):
     assert _probe("simulate", "--trace", str(trace), "--capacity-blocks", "1000",
                   "--json") == "RC 0 PANDAS False"
 
 
-def test_simulate_with_records_still_writes_them(tmp_path):
+def test_simulate_with_records_still_writes_them(trace, tmp_path):
     """The lazy import is taken where frames are built: --records needs and gets pandas."""
-    trace, records = tmp_path / "t.parquet", tmp_path / "r.parquet"
-    assert _probe("trace", "convert", str(MOONCAKE), str(trace)).startswith("RC 0")
+    records = tmp_path / "r.parquet"
     assert _probe("simulate", "--trace", str(trace), "--capacity-blocks", "1000",
                   "--records", str(records)) == "RC 0 PANDAS True"
     import pyarrow.parquet as pq
