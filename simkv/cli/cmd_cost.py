@@ -153,7 +153,7 @@ def compare_cmd(
         books = [b for b in books if b.name in names]
     books = _fleet_overrides(books, fleet_sizing, ttft_slo)
     trace = _common_trace(trace_path, fmt, model)
-    n_req = trace.requests.n_requests
+    n_req = trace.facts.n_requests
     # the bootstrap holds 4 sums per resample and, per unit (at most one per request), its
     # sums and one row of counts (Bill.bootstrap): no resamples x units matrix
     guard.check(32.0 * n_boot + 48.0 * n_req, f"--bootstrap {n_boot} over {n_req:,} requests")
@@ -297,7 +297,7 @@ def recommend_cmd(
         raise InputError(f"needs a subscription price book, got kind {book.kind!r}", source=src,
                          where="--tiers")
     trace = _common_trace(trace_path, fmt, model)
-    req = trace.requests
+    req = trace.facts
     if factors:  # growth copies stream: about 4 x factor chunks of copies are held at once
         n = min(req.n_requests, trace.chunk_requests)
         guard.check(4 * max(factors) * guard.trace_bytes(

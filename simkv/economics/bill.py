@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simkv.economics.sums import ExactSum, add_by_unit
 from simkv.economics.window import Window
 
 MTOK = 1_000_000.0
@@ -59,11 +60,11 @@ class UnitSums:
 class Bill:
     """Charges of one book (one variant: a TTL option, a tier, a medium) on the billed window.
 
-    Holds sums, not requests: per component the window's dollars (``request_sum_usd``), the
-    token totals, and per bootstrap unit the sums the intervals resample (``unit_sums``).
-    Build it with :meth:`priced` from per-request arrays; ``detail`` keeps those arrays only
-    when asked.  Every figure of :meth:`summary` is the same float sum of the same array as
-    when bills kept their arrays, so outputs are unchanged (``tests/unit/test_bill_sums.py``).
+    Holds sums, not requests: per component the window's dollars (``request_sum_usd``, each
+    the correctly rounded sum of its per-request dollars), the token totals, and per bootstrap
+    unit the sums the intervals resample (``unit_sums``).  Build it with :class:`Pricing`, a
+    chunk of requests at a time, or :meth:`priced` from whole arrays; ``detail`` keeps the
+    arrays only when asked.  No figure depends on the chunking (``tests/unit/test_bill_sums.py``).
     """
 
     provider: str
@@ -94,31 +95,14 @@ class Bill:
     @classmethod
     def priced(cls, *, units: np.ndarray, input_tokens: np.ndarray, hit_tokens: np.ndarray,
                written_tokens: np.ndarray, request_usd: dict[str, np.ndarray],
-               baseline_usd: np.ndarray, keep_requests: bool = False,
-               unit_index: tuple[np.ndarray, int] | None = None, **kw) -> Bill:
-        """A bill from the billed requests' arrays: their sums, their per-unit sums, and the
-        arrays themselves only with ``keep_requests``.  ``unit_index``: :func:`unit_index` of
-        ``units`` when the caller already has it (bills on one window share it)."""
-        inverse, n_units = unit_index if unit_index is not None else unit_index(units)
-        per_req_total = np.zeros(len(units))
-        for arr in request_usd.values():
-            per_req_total = per_req_total + arr
-
-        def by_unit(a):
-            return np.bincount(inverse, weights=np.asarray(a, dtype=np.float64),
-                               minlength=n_units)
-
-        sums = UnitSums(total_usd=by_unit(per_req_total), baseline_usd=by_unit(baseline_usd),
-                        hit_tokens=by_unit(hit_tokens), input_tokens=by_unit(input_tokens))
-        detail = (RequestDetail(units=units, input_tokens=input_tokens, hit_tokens=hit_tokens,
-                                written_tokens=written_tokens, request_usd=request_usd,
-                                baseline_usd=baseline_usd) if keep_requests else None)
-        return cls(unit_sums=sums, billed_requests=int(len(input_tokens)),
-                   request_sum_usd={k: float(np.sum(v)) for k, v in request_usd.items()},
-                   baseline_sum_usd=float(np.sum(baseline_usd)),
-                   input_sum_tokens=int(np.sum(input_tokens)),
-                   hit_sum_tokens=int(np.sum(hit_tokens)),
-                   written_sum_tokens=int(np.sum(written_tokens)), detail=detail, **kw)
+               baseline_usd: np.ndarray, keep_requests: bool = False, **kw) -> Bill:
+        """A bill from the billed requests' arrays at once (one chunk of :class:`Pricing`)."""
+        inverse, n_units = unit_index(units)
+        p = Pricing(n_units, keep_requests)
+        p.add(inverse, input_tokens=input_tokens, hit_tokens=hit_tokens,
+              written_tokens=written_tokens, request_usd=request_usd, baseline_usd=baseline_usd,
+              units=units)
+        return p.bill(**kw)
 
     # ------------------------------------------------------------------ per-request views
     def _detail(self) -> RequestDetail:
@@ -240,6 +224,69 @@ class Bill:
             out["ci95"] = self.bootstrap(rng, n_boot)
             out["ci_resampling"] = f"{n_boot} resamples over {self.unit_label}"
         return out
+
+
+class Pricing:
+    """A bill's sums, accumulated over the billed requests a chunk at a time, in trace order.
+
+    Component totals are :class:`~simkv.economics.sums.ExactSum` (chunking-independent); the
+    per-unit sums add each request to its unit in order, as one ``np.bincount`` over the whole
+    window would (:func:`~simkv.economics.sums.add_by_unit`); token sums are exact integers.
+    With ``keep_requests`` the chunks' arrays are kept too (``Bill.detail``).
+    """
+
+    def __init__(self, n_units: int, keep_requests: bool = False) -> None:
+        self.n_units = int(n_units)
+        self._comp: dict[str, ExactSum] = {}
+        self._base = ExactSum()
+        self._by_unit = np.zeros((4, self.n_units))  # total, baseline, hit, input
+        self._tokens = [0, 0, 0]  # input, hit, written
+        self._n = 0
+        self._keep: list[tuple] | None = [] if keep_requests else None
+
+    def add(self, inverse: np.ndarray, *, input_tokens: np.ndarray, hit_tokens: np.ndarray,
+            written_tokens: np.ndarray, request_usd: dict[str, np.ndarray],
+            baseline_usd: np.ndarray, units: np.ndarray | None = None) -> None:
+        """One chunk of billed requests: their unit indices and per-request figures."""
+        inp = np.asarray(input_tokens).astype(np.int64, copy=False)
+        hit = np.asarray(hit_tokens).astype(np.int64, copy=False)
+        wr = np.asarray(written_tokens).astype(np.int64, copy=False)
+        usd_ = {k: np.asarray(v, dtype=np.float64) for k, v in request_usd.items()}
+        base = np.asarray(baseline_usd, dtype=np.float64)
+        total = np.zeros(len(inp))
+        for name, arr in usd_.items():
+            self._comp.setdefault(name, ExactSum()).add(arr)
+            total = total + arr
+        self._base.add(base)
+        for row, a in enumerate((total, base, hit, inp)):
+            add_by_unit(self._by_unit[row], inverse, a)
+        for i, a in enumerate((inp, hit, wr)):
+            self._tokens[i] += int(np.sum(a))
+        self._n += len(inp)
+        if self._keep is not None:
+            self._keep.append((units, inp, hit, wr, usd_, base))
+
+    def bill(self, **kw) -> Bill:
+        """The bill of everything added (``kw``: :class:`Bill`'s other fields)."""
+        t, b, h, i = self._by_unit
+        detail = None
+        if self._keep is not None:
+            def cat(k):
+                parts = [p[k] for p in self._keep]
+                return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            names = list(self._comp)
+            detail = RequestDetail(units=cat(0), input_tokens=cat(1), hit_tokens=cat(2),
+                                   written_tokens=cat(3),
+                                   request_usd={k: np.concatenate([p[4][k] for p in self._keep])
+                                                for k in names},
+                                   baseline_usd=np.concatenate([p[5] for p in self._keep])
+                                   if self._keep else np.zeros(0))
+        return Bill(unit_sums=UnitSums(total_usd=t, baseline_usd=b, hit_tokens=h, input_tokens=i),
+                    billed_requests=self._n,
+                    request_sum_usd={k: v.value for k, v in self._comp.items()},
+                    baseline_sum_usd=self._base.value, input_sum_tokens=self._tokens[0],
+                    hit_sum_tokens=self._tokens[1], written_sum_tokens=self._tokens[2],
+                    detail=detail, **kw)
 
 
 def unit_index(units: np.ndarray) -> tuple[np.ndarray, int]:

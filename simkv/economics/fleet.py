@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simkv.cache.config import CacheConfig
-from simkv.economics.requests import BillTrace, Requests
+from simkv.economics.requests import BillTrace
 from simkv.latency.slo import gpus_saved
 from simkv.models.geometry import ModelSpec
 from simkv.trace.model import Trace
@@ -62,18 +62,36 @@ class Fleet:
         return self.replicas_cached is not None and self.replicas_no_cache is not None
 
 
-def hour_slices(trace: Trace | Requests) -> list[tuple[int, np.ndarray, float]]:
-    """(hour index, request rows, weight) per hour of the trace (an hour without requests has
-    no rows: an autoscaled fleet runs no replica then)."""
-    t = trace.arrival_s - float(trace.arrival_s[0])
-    idx = np.floor(t / SECONDS_PER_HOUR).astype(np.int64)
-    n_hours = int(idx.max()) + 1 if len(idx) else 0
-    span = float(t[-1]) if len(t) else 0.0
+def hour_slices(trace: Trace | BillTrace) -> list[tuple[int, np.ndarray, float, int]]:
+    """(hour index, request rows, weight, input tokens) per hour of the trace (an hour without
+    requests has no rows: an autoscaled fleet runs no replica then).  Arrivals never decrease,
+    so an hour's rows are a range; a :class:`BillTrace` is counted a chunk at a time."""
+    if isinstance(trace, BillTrace):
+        t0 = trace.facts.first_arrival_s
+        parts = ((c.arrival_s, c.input_tokens) for c in trace.column_chunks())
+    else:
+        t0 = float(trace.arrival_s[0]) if trace.n_requests else 0.0
+        parts = iter([(trace.arrival_s, trace.input_tokens)])
+    counts, tokens = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    span = 0.0
+    for arrival, inp in parts:
+        if not len(arrival):
+            continue
+        t = arrival - t0
+        idx = np.floor(t / SECONDS_PER_HOUR).astype(np.int64)
+        if int(idx[-1]) >= len(counts):
+            counts, tokens = (np.concatenate([a, np.zeros(int(idx[-1]) + 1 - len(a), np.int64)])
+                              for a in (counts, tokens))
+        np.add.at(counts, idx, 1)
+        np.add.at(tokens, idx, np.asarray(inp, dtype=np.int64))
+        span = float(t[-1])
+    n_hours = len(counts)
+    starts = np.concatenate(([0], np.cumsum(counts)))
     out = []
     for h in range(n_hours):
-        rows = np.flatnonzero(idx == h)
         weight = 1.0 if h < n_hours - 1 else max(span - h * SECONDS_PER_HOUR, 0.0) / SECONDS_PER_HOUR
-        out.append((h, rows, weight if n_hours > 1 else 1.0))
+        out.append((h, np.arange(starts[h], starts[h + 1], dtype=np.int64),
+                    weight if n_hours > 1 else 1.0, int(tokens[h])))
     return out
 
 
@@ -96,13 +114,11 @@ def size_fleet(trace: Trace | BillTrace, cfg: CacheConfig, spec: ModelSpec, *, g
     held."""
     if sizing not in SIZINGS:
         raise ValueError(f"unknown sizing {sizing!r} (valid: {', '.join(SIZINGS)})")
-    req = trace.requests if isinstance(trace, BillTrace) else trace
-    slices = hour_slices(req)
+    slices = hour_slices(trace)
     if sizing == "busiest_hour":
-        tokens = [int(req.input_tokens[rows].sum()) for _, rows, _ in slices]
-        slices = [slices[int(np.argmax(tokens))]]
+        slices = [slices[int(np.argmax([tokens for *_, tokens in slices]))]]
     hours = []
-    for h, rows, weight in slices:
+    for h, rows, weight, _ in slices:
         if not len(rows):
             hours.append(HourFleet(h, weight, 0, 0, 0, None, None))
             continue

@@ -15,17 +15,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simkv.economics.requests import BillTrace, Requests
+from simkv.economics.requests import BillTrace
 from simkv.errors import InputError
 from simkv.hashing import growth_rehash
 from simkv.trace.model import NO_ID, Trace, concat_traces
 from simkv.trace.stream import TraceSource
 
 
-def spacing_within(trace: Trace | Requests, boundary_s: float) -> float:
+def spacing_within(trace: Trace | BillTrace, boundary_s: float) -> float:
     """A copy spacing that keeps every copy on its original's side of ``boundary_s`` (a billed
     window's start), so a grown trace bills exactly the copies of the billed requests; no wider
     than the mean inter-arrival gap."""
+    if isinstance(trace, BillTrace):
+        f = trace.facts
+        gap = f.duration_s / max(f.n_requests - 1, 1)
+        k = trace.first_row_at(boundary_s)  # arrivals never decrease: row k - 1 is the last before
+        if k == 0:
+            return gap
+        return float(min(gap, boundary_s - float(trace.columns(k - 1, k).arrival_s[0])))
     gap = trace.duration_s / max(trace.n_requests - 1, 1)
     before = trace.arrival_s[trace.arrival_s < boundary_s]
     if len(before) == 0:
@@ -96,7 +103,7 @@ class GrownSource(TraceSource):
 
     def _raw_chunks(self, chunk_requests, columns, ids_as_keys):
         g, bt = self.factor, self.base
-        max_sess = int(bt.requests.session_ids.max(initial=0)) + 1
+        max_sess = max(bt.facts.max_session_id, 0) + 1
         carry: tuple[Trace, np.ndarray, np.ndarray] | None = None
         chunks = bt.chunks()
         nxt = next(chunks, None)

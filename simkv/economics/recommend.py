@@ -145,7 +145,7 @@ def _growth_rows(ctx: BillContext, book: SubscriptionBook, growth: tuple[int, ..
     boundary = window.start_s + window.warmup_s
     for g in growth:
         grown = GrownSource(base=ctx.source, factor=g,
-                            spacing_s=spacing_within(ctx.requests, boundary))
+                            spacing_s=spacing_within(ctx.source, boundary))
         res = evaluate_tiers(BillContext(grown, None, **kw), book, window=window,
                              keep_runs=False)
         c = res["choice"]

@@ -83,10 +83,18 @@ class Window:
 def make_window(arrival_s: np.ndarray, spec: WarmupSpec, days_per_month: float,
                 first_fill_s: float | None = None) -> Window:
     """The billed window for a trace; ``first_fill_s`` is the cache's first eviction time."""
-    if len(arrival_s) < 2:
+    n = len(arrival_s)
+    return make_window_span(float(arrival_s[0]) if n else 0.0,
+                            float(arrival_s[-1]) if n else 0.0, n, spec, days_per_month,
+                            first_fill_s)
+
+
+def make_window_span(t0: float, t1: float, n_requests: int, spec: WarmupSpec,
+                     days_per_month: float, first_fill_s: float | None = None) -> Window:
+    """:func:`make_window` from the first and last arrival and the number of requests."""
+    if n_requests < 2:
         raise InputError("the trace needs at least two requests to extrapolate to a month",
                          where="--trace")
-    t0, t1 = float(arrival_s[0]), float(arrival_s[-1])
     duration = t1 - t0
     if spec.mode == "auto":
         warm = AUTO_FRACTION * duration

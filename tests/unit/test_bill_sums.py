@@ -5,12 +5,16 @@ Expected values come from two independent sources:
 - main's outputs (1df2104, bills holding per-request arrays and a resamples x units count
   matrix), written by ``tests/data/econ_main/make.py`` from that checkout: the shipped books
   and shipped-like books on the Mooncake trace, ``recommend`` with growth, and random traces
-  with tags and content hashes (prefix and chunk reuse).  Everything but the intervals must be
-  equal to the bit; the intervals within 1e-12 relative (main multiplied the count matrix by
-  the per-unit sums with BLAS, whose summation order differs from the pairwise row sums now);
+  with tags and content hashes (prefix and chunk reuse).  Integers, strings and the order of
+  every row and key must be equal; floats within 1e-12 relative: a component's total is now
+  the correctly rounded sum of its per-request dollars (``math.fsum``'s, kept chunk by chunk)
+  where main took numpy's pairwise sum (a few ulps apart), and main multiplied the bootstrap's
+  count matrix by the per-unit sums with BLAS, whose summation order differs from the
+  pairwise row sums now;
 - a reference twin of main's bootstrap (:func:`matrix_bootstrap`, copied from main) fed the
   per-request arrays a bill keeps with ``keep_requests=True``.
-Every case runs for chunks of 1, 7, 4096 requests and the whole trace.
+Every case runs for chunks of 1, 7, 4096 requests and the whole trace, and every chunking
+gives the same output to the bit (:func:`test_every_chunking_bills_to_the_bit`).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def _golden(name: str):
 
 
 def _same(got, want, where: str = "", ci: bool = False) -> None:
-    """Equal to the bit, except floats under ``ci95`` (within ``REL`` relative)."""
+    """Equal, floats within ``REL`` relative (1e-9 absolute near zero, e.g. a saving of $0)."""
     if isinstance(want, dict):
         assert isinstance(got, dict) and list(got) == list(want), where
         for k in want:
@@ -55,8 +59,9 @@ def _same(got, want, where: str = "", ci: bool = False) -> None:
         assert isinstance(got, list) and len(got) == len(want), where
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             _same(g, w, f"{where}[{i}]", ci)
-    elif ci and isinstance(want, float):
-        assert math.isclose(got, want, rel_tol=REL, abs_tol=0.0), (where, got, want)
+    elif isinstance(want, float):
+        assert isinstance(got, float) and math.isclose(got, want, rel_tol=REL, abs_tol=1e-9), (
+            where, got, want)
     else:
         assert got == want and type(got) is type(want), (where, got, want)
 
@@ -168,7 +173,25 @@ def test_sums_only_bills_summarize_as_bills_with_requests(seed, n, sessions, siz
         # the sums are the per-request arrays' sums (hand-checkable definition)
         assert b.billed_requests == len(a.input_tokens)
         assert b.hit_sum_tokens == int(a.hit_tokens.sum())
-        assert b.request_sum_usd == {k: float(np.sum(v)) for k, v in a.request_usd.items()}
+        # each total is the correctly rounded sum of the bill's per-request dollars
+        assert b.request_sum_usd == {k: math.fsum(v.tolist()) for k, v in a.request_usd.items()}
+        assert b.baseline_sum_usd == math.fsum(a.baseline_usd.tolist())
+        # and each unit's sum is np.bincount's over the units, in request order
+        inverse = np.unique(a.units, return_inverse=True)[1].reshape(-1)
+        assert np.array_equal(b.unit_sums.baseline_usd,
+                              np.bincount(inverse, weights=a.baseline_usd))
+
+
+@pytest.mark.parametrize("case", [c[0] for c in RANDOM])
+def test_every_chunking_bills_to_the_bit(case):
+    """Sums carried over chunks do not depend on where the chunks end: chunks of 1, 7 and
+    4096 requests give the whole trace's output exactly (intervals included)."""
+    name, seed, n, sessions = next(c for c in RANDOM if c[0] == case)
+    books = [book(**s) for s in (*SHIPPED_LIKE, *PASSES)]
+    outs = [compare(random_case(seed, n, sessions), None, books, reuse_modes=("prefix", "chunk"),
+                    n_boot=N_BOOT, seed=seed, chunk_requests=size) for size in SIZES]
+    for got in outs[:-1]:
+        assert _json(got) == _json(outs[-1])
 
 
 def test_bootstrap_rows_are_the_batched_multinomial_rows():
@@ -216,7 +239,8 @@ def test_compare_holds_two_books_runs_and_reruns_a_dropped_one():
     ctx.book_done()  # a was not asked by the last book: dropped
     assert set(ctx._runs) == {(b, 0)}
     again = ctx.run(a)
-    assert again is not first and np.array_equal(again.hit_tokens, first.hit_tokens)
+    assert again is not first and np.array_equal(again.whole("hit_tokens"),
+                                                 first.whole("hit_tokens"))
     # gemini's implicit cache and openai's retention share a run; a book between them
     specs = [dict(kind="gemini", name="g", input_usd_per_mtok=1.25, storage_usd_per_mtok_hour=4.5,
                   min_cacheable_tokens=256, implicit_idle=600),

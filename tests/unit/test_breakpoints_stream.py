@@ -34,9 +34,9 @@ def _whole_trace(tr, run) -> np.ndarray:
         is_bp |= change
     first_bp_req = np.full(n_ids, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first_bp_req, ids[is_bp], req[is_bp])
-    qualifies = (first_bp_req[ids] < req) & run.eligible[req]
+    qualifies = (first_bp_req[ids] < req) & run.whole("eligible")[req]
     pos = np.arange(len(ids)) - tr.block_offsets[req]
-    lead_blocks = -(-run.hit_tokens // tr.block_tokens)
+    lead_blocks = -(-run.whole("hit_tokens") // tr.block_tokens)
     within = pos < lead_blocks[req]
     cand = np.where(qualifies & within, pos + 1, 0)
     best = np.zeros(n, dtype=np.int64)
@@ -46,7 +46,7 @@ def _whole_trace(tr, run) -> np.ndarray:
     start_cum = np.concatenate(([0], cum))[tr.block_offsets[:-1]]
     idx = tr.block_offsets[:-1] + best - 1
     tokens = np.where(best > 0, cum[np.maximum(idx, 0)] - start_cum, 0)
-    return np.minimum(tokens, run.hit_tokens)
+    return np.minimum(tokens, run.whole("hit_tokens"))
 
 
 @settings(max_examples=30, deadline=None)
@@ -62,10 +62,10 @@ def test_breakpoints_streamed_equal_whole(seed, tags, min_tokens, ttl):
     ctx = BillContext(trace, MODEL, n_boot=0)
     run = ctx.run(CacheConfig(ttl_s=ttl, ttl_mode="refresh_on_hit"), min_tokens)
     want = _whole_trace(trace, run)
-    assert want.sum() > 0 or run.hit_tokens.sum() == 0
+    assert want.sum() > 0 or run.whole("hit_tokens").sum() == 0
     for n in (1, 7, 4096, trace.n_requests):  # every pass of the context reads chunks of n
         ctx_n = BillContext(trace, MODEL, n_boot=0, chunk_requests=n)
         run_n = ctx_n.run(CacheConfig(ttl_s=ttl, ttl_mode="refresh_on_hit"), min_tokens)
-        assert np.array_equal(run_n.hit_tokens, run.hit_tokens)
+        assert np.array_equal(run_n.whole("hit_tokens"), run.whole("hit_tokens"))
         got = anthropic.breakpoint_hits(ctx_n, run_n)
         assert got.dtype == want.dtype and np.array_equal(got, want)

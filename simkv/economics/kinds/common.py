@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
 from pydantic import BeforeValidator, Field
 
-from simkv.economics.bill import Bill
-from simkv.economics.context import BillContext, CacheRun
+from simkv.economics.bill import Bill, Pricing
+from simkv.economics.context import BillContext
+from simkv.economics.runs import RunChunk, View
 from simkv.economics.window import Window
 from simkv.units import parse_duration, parse_size
 
@@ -43,40 +46,65 @@ def floor_to_unit(tokens: np.ndarray, unit: int, min_tokens: int = 0) -> np.ndar
     return np.where(out >= min_tokens, out, 0)
 
 
+@dataclass(frozen=True, eq=False)
+class Charges:
+    """One chunk's per-request figures of a bill (arrays over the chunk's requests)."""
+
+    hit_tokens: np.ndarray
+    written_tokens: np.ndarray
+    request_usd: dict[str, np.ndarray]
+    baseline_usd: np.ndarray
+
+    def rows(self, lo: int) -> dict:
+        """The figures of the chunk's requests from ``lo`` on, as :meth:`Pricing.add` takes."""
+        return {"hit_tokens": np.asarray(self.hit_tokens)[lo:],
+                "written_tokens": np.asarray(self.written_tokens)[lo:],
+                "request_usd": {k: np.asarray(v)[lo:] for k, v in self.request_usd.items()},
+                "baseline_usd": np.asarray(self.baseline_usd)[lo:]}
+
+
 def make_bill(ctx: BillContext, window: Window, *, provider: str, kind: str,
-              hit_tokens: np.ndarray, written_tokens: np.ndarray,
-              request_usd: dict[str, np.ndarray], baseline_usd: np.ndarray,
+              price: Callable[[View], Charges], blocks: bool = False,
+              block_columns: tuple[str, ...] | None = None,
               window_usd: dict[str, float] | None = None,
               monthly_usd: dict[str, float] | None = None,
               storage_token_hours: float | None = None, storage_bytes: float | None = None,
               notes: tuple[str, ...] = (), placeholder: bool = False,
               reuse: str = "prefix", baseline_monthly_usd: float = 0.0,
               extra: dict | None = None) -> Bill:
-    """A Bill from full-trace per-request arrays: the billed window's requests are priced
-    (sums per component and per bootstrap unit); their arrays are kept only when the context
-    keeps requests (``BillContext(keep_requests=...)``)."""
+    """A Bill priced a chunk at a time: ``price`` maps each chunk (a :class:`View`) to its
+    requests' :class:`Charges`, and the billed window's requests are summed (per component and
+    per bootstrap unit, :class:`Pricing`); their arrays are kept only when the context keeps
+    requests (``BillContext(keep_requests=...)``).
+
+    Without ``blocks`` only the billed chunks are priced, from the first billed request on; with
+    it every chunk is, in order and with its blocks (and the optional ``block_columns``, None
+    for all), so a ``price`` that carries state from one chunk to the next (breakpoints,
+    prefix units) sees the whole trace."""
     billed = ctx.billed(window)
-    rows = billed.rows
-    return Bill.priced(
-        provider=provider, kind=kind, reuse=reuse, window=window, units=billed.units,
-        unit_label=billed.label, unit_index=(billed.inverse, billed.n_units),
-        input_tokens=ctx.requests.input_tokens[rows].astype(np.int64, copy=False),
-        hit_tokens=np.asarray(hit_tokens)[rows].astype(np.int64, copy=False),
-        written_tokens=np.asarray(written_tokens)[rows].astype(np.int64, copy=False),
-        request_usd={k: np.asarray(v, dtype=np.float64)[rows] for k, v in request_usd.items()},
-        baseline_usd=np.asarray(baseline_usd, dtype=np.float64)[rows],
+    pricing = Pricing(billed.n_units, ctx.keep_requests)
+    units_of = billed.mapper()
+    for view in ctx.views(billed.first_row, blocks=blocks, columns=block_columns):
+        lo = max(billed.first_row - view.a, 0)
+        charges = price(view)
+        if lo >= view.n:
+            continue
+        inverse, units = units_of(view.cols, lo)
+        pricing.add(inverse, input_tokens=view.input_tokens[lo:], units=units,
+                    **charges.rows(lo))
+    return pricing.bill(
+        provider=provider, kind=kind, reuse=reuse, window=window, unit_label=billed.label,
         window_usd=dict(window_usd or {}), monthly_usd=dict(monthly_usd or {}),
         storage_token_hours=storage_token_hours, storage_bytes=storage_bytes,
         notes=notes, placeholder=placeholder, baseline_monthly_usd=float(baseline_monthly_usd),
-        extra=dict(extra or {}), keep_requests=ctx.keep_requests,
-    )
+        extra=dict(extra or {}))
 
 
-def hits_and_writes(ctx: BillContext, run: CacheRun, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hits_and_writes(run: RunChunk, input_tokens: np.ndarray,
+                    hit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(read, written, bypass) tokens per request for a cache that writes every unread token of
     an eligible prompt; requests below the minimum bypass the cache."""
-    inp = ctx.requests.input_tokens
     read = np.where(run.eligible, hit, 0)
-    written = np.where(run.eligible, inp - read, 0)
-    bypass = np.where(run.eligible, 0, inp)
+    written = np.where(run.eligible, input_tokens - read, 0)
+    bypass = np.where(run.eligible, 0, input_tokens)
     return read, written, bypass

@@ -30,8 +30,9 @@ import numpy as np
 from simkv.cache import CacheConfig
 from simkv.economics.bill import Bill, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
-from simkv.economics.context import BillContext, CacheRun
+from simkv.economics.context import BillContext
 from simkv.economics.kinds.common import (
+    Charges,
     Duration,
     PositiveTokens,
     Price,
@@ -39,6 +40,7 @@ from simkv.economics.kinds.common import (
     hits_and_writes,
     make_bill,
 )
+from simkv.economics.runs import CacheRun, RunChunk, View
 from simkv.trace.model import NO_ID, Trace
 
 
@@ -52,40 +54,45 @@ class DeepSeekSchema(BookSchema):
     retention: Duration = 6 * 3600.0
 
 
+class PrefixUnits:
+    """Hit tokens per request under the prefix-unit rule (see the module docstring), called
+    on every chunk of requests in order (the persisted units and the sessions seen carry over
+    from one chunk to the next)."""
+
+    def __init__(self) -> None:
+        self.units: set[int] = set()
+        self.seen_sessions: set[int] = set()
+
+    def __call__(self, c: Trace, run: RunChunk) -> np.ndarray:
+        """The rule over chunk ``c`` (``run``: the engine's outcomes for its requests)."""
+        out = np.zeros(c.n_requests, dtype=np.int64)
+        offs, h, sess = c.block_offsets, c.block_hashes, c.session_ids
+        units, seen = self.units, self.seen_sessions
+        hit_blocks, hit_tokens, eligible = run.hit_blocks, run.hit_tokens, run.eligible
+        for r in range(c.n_requests):
+            lo, hi = int(offs[r]), int(offs[r + 1])
+            k = int(hit_blocks[r])
+            s = int(sess[r])
+            if k > 0 and eligible[r]:
+                j = k
+                if s == NO_ID or s not in seen:
+                    while j > 0 and int(h[lo + j - 1]) not in units:
+                        j -= 1
+                out[r] = int(hit_tokens[r]) if j == k else min(j * c.block_tokens,
+                                                                int(hit_tokens[r]))
+                units.add(int(h[lo + k - 1]))  # the shared prefix, now detected and persisted
+            if hi > lo:
+                units.add(int(h[hi - 1]))  # the end of this request's input
+            if s != NO_ID:
+                seen.add(s)
+        return out
+
+
 def unit_hit_tokens(ctx: BillContext, run: CacheRun) -> np.ndarray:
-    """Hit tokens per request under the prefix-unit rule (see the module docstring), walked a
-    chunk of requests at a time (the persisted units and the sessions seen carry over)."""
-    hit_blocks, hit_tokens = run.hit_blocks, run.hit_tokens
-    out = np.zeros(ctx.requests.n_requests, dtype=np.int64)
-    units: set[int] = set()
-    seen_sessions: set[int] = set()
-    for a, c in ctx.source.chunks(columns=()):
-        _chunk_units(c, a, run.eligible, hit_blocks, hit_tokens, units, seen_sessions, out)
-    return out
-
-
-def _chunk_units(c: Trace, a: int, eligible: np.ndarray, hit_blocks: np.ndarray,
-                 hit_tokens: np.ndarray, units: set[int], seen_sessions: set[int],
-                 out: np.ndarray) -> None:
-    """The prefix-unit rule over chunk ``c`` (its first request is the trace's ``a``)."""
-    offs, h, sess = c.block_offsets, c.block_hashes, c.session_ids
-    for r in range(c.n_requests):
-        i = a + r
-        lo, hi = int(offs[r]), int(offs[r + 1])
-        k = int(hit_blocks[i])
-        s = int(sess[r])
-        if k > 0 and eligible[i]:
-            j = k
-            if s == NO_ID or s not in seen_sessions:
-                while j > 0 and int(h[lo + j - 1]) not in units:
-                    j -= 1
-            out[i] = int(hit_tokens[i]) if j == k else min(j * c.block_tokens,
-                                                            int(hit_tokens[i]))
-            units.add(int(h[lo + k - 1]))  # the shared prefix, now detected and persisted
-        if hi > lo:
-            units.add(int(h[hi - 1]))  # the end of this request's input
-        if s != NO_ID:
-            seen_sessions.add(s)
+    """:class:`PrefixUnits` over the whole trace at once (tests, small traces)."""
+    pu = PrefixUnits()
+    parts = [pu(v.trace, v.run(run)) for v in ctx.views(blocks=True, columns=())]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -106,21 +113,25 @@ class DeepSeekBook(PriceBook):
     def bills(self, ctx: BillContext) -> list[Bill]:
         unit = self.unit_tokens or 1
         run = ctx.run(CacheConfig(ttl_s=self.retention_s, ttl_mode="refresh_on_hit"), unit)
-        raw = unit_hit_tokens(ctx, run) if self.prefix_units else run.hit_tokens
-        hit = floor_to_unit(raw, unit)
-        read, written, bypass = hits_and_writes(ctx, run, hit)
-        inp = ctx.requests.input_tokens
+        units = PrefixUnits() if self.prefix_units else None
+
+        def price(v: View) -> Charges:
+            r = v.run(run)
+            hit = floor_to_unit(r.hit_tokens if units is None else units(v.trace, r), unit)
+            read, written, bypass = hits_and_writes(r, v.input_tokens, hit)
+            return Charges(hit_tokens=read, written_tokens=written,
+                           request_usd={"miss_usd": usd(written + bypass, self.miss_usd_per_mtok),
+                                        "hit_usd": usd(read, self.hit_usd_per_mtok)},
+                           baseline_usd=usd(v.input_tokens, self.miss_usd_per_mtok))
+
         rule = ("hits must fully match a persisted cache prefix unit (request ends, detected "
                 "common prefixes; fixed-interval units not modelled)" if self.prefix_units
                 else "hits at the trace's block granularity")
         if self.unit_tokens:
             rule += f", rounded down to {self.unit_tokens}-token units"
         return [make_bill(
-            ctx, ctx.window(run), provider=self.name, kind=self.kind, hit_tokens=read,
-            written_tokens=written,
-            request_usd={"miss_usd": usd(written + bypass, self.miss_usd_per_mtok),
-                         "hit_usd": usd(read, self.hit_usd_per_mtok)},
-            baseline_usd=usd(inp, self.miss_usd_per_mtok), placeholder=self.placeholder,
+            ctx, ctx.window(run), provider=self.name, kind=self.kind, price=price,
+            blocks=units is not None, block_columns=(), placeholder=self.placeholder,
             notes=(f"{rule}; best-effort retention modelled as {self.retention_s:g} s idle "
                    "(assumption)",))]
 

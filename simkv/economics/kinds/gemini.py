@@ -26,6 +26,7 @@ from simkv.economics.bill import MTOK, Bill, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook, StorageQuote
 from simkv.economics.context import BillContext
 from simkv.economics.kinds.common import (
+    Charges,
     Duration,
     Price,
     TokenCount,
@@ -33,6 +34,7 @@ from simkv.economics.kinds.common import (
     hits_and_writes,
     make_bill,
 )
+from simkv.economics.runs import View
 
 
 class GeminiSchema(BookSchema):
@@ -75,21 +77,24 @@ class GeminiBook(PriceBook):
 
     def bills(self, ctx: BillContext) -> list[Bill]:
         p = self.input_usd_per_mtok
-        inp = ctx.requests.input_tokens
         # explicit: every request may read a cache (no minimum on reads)
         run = ctx.run(CacheConfig(ttl_s=self.ttl_s, ttl_mode=self.ttl_mode), 0)
         window = ctx.window(run)
-        read = floor_to_unit(run.hit_tokens, 1, self.min_cacheable_tokens)
-        written = inp - read
+
+        def explicit(v: View) -> Charges:
+            read = floor_to_unit(v.run(run).hit_tokens, 1, self.min_cacheable_tokens)
+            written = v.input_tokens - read
+            return Charges(hit_tokens=read, written_tokens=written,
+                           request_usd={"input_usd": usd(written, p),
+                                        "cache_read_usd": usd(read, p * self.read_fraction)},
+                           baseline_usd=usd(v.input_tokens, p))
+
         token_s = ctx.stored_token_seconds(run, window, shared_only=self.cache_scope == "shared")
         token_h = token_s / 3600.0
         out = [make_bill(
-            ctx, window, provider=f"{self.name}:explicit", kind=self.kind, hit_tokens=read,
-            written_tokens=written,
-            request_usd={"input_usd": usd(written, p),
-                         "cache_read_usd": usd(read, p * self.read_fraction)},
+            ctx, window, provider=f"{self.name}:explicit", kind=self.kind, price=explicit,
             window_usd={"storage_usd": token_h * self.storage_usd_per_mtok_hour / MTOK},
-            baseline_usd=usd(inp, p), storage_token_hours=token_h, placeholder=self.placeholder,
+            storage_token_hours=token_h, placeholder=self.placeholder,
             notes=(f"explicit caches live {self.ttl_s:g} s ({self.ttl_mode}); storage "
                    f"${self.storage_usd_per_mtok_hour:g}/MTok-hour on {self.cache_scope} blocks; "
                    f"reads {self.read_fraction:g}x by requests of any length of cached prefixes "
@@ -97,13 +102,18 @@ class GeminiBook(PriceBook):
         if self.implicit_idle_s is not None:
             irun = ctx.run(CacheConfig(ttl_s=self.implicit_idle_s, ttl_mode="refresh_on_hit"),
                            self.min_cacheable_tokens)
-            iread, iwritten, bypass = hits_and_writes(ctx, irun, irun.hit_tokens)
+
+            def implicit(v: View) -> Charges:
+                r = v.run(irun)
+                iread, iwritten, bypass = hits_and_writes(r, v.input_tokens, r.hit_tokens)
+                return Charges(hit_tokens=iread, written_tokens=iwritten,
+                               request_usd={"input_usd": usd(iwritten + bypass, p),
+                                            "cache_read_usd": usd(iread, p * self.read_fraction)},
+                               baseline_usd=usd(v.input_tokens, p))
+
             out.append(make_bill(
                 ctx, ctx.window(irun), provider=f"{self.name}:implicit", kind=self.kind,
-                hit_tokens=iread, written_tokens=iwritten,
-                request_usd={"input_usd": usd(iwritten + bypass, p),
-                             "cache_read_usd": usd(iread, p * self.read_fraction)},
-                baseline_usd=usd(inp, p), placeholder=self.placeholder,
+                price=implicit, placeholder=self.placeholder,
                 notes=(f"implicit caching: prompts >= {self.min_cacheable_tokens} tokens, reads "
                        f"{self.read_fraction:g}x, no storage charge; lifetime {self.implicit_idle_s:g}"
                        " s idle (an assumption: not published)",)))

@@ -21,6 +21,7 @@ from simkv.economics.bill import Bill, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext
 from simkv.economics.kinds.common import (
+    Charges,
     Duration,
     PositiveTokens,
     Price,
@@ -29,6 +30,7 @@ from simkv.economics.kinds.common import (
     hits_and_writes,
     make_bill,
 )
+from simkv.economics.runs import CacheRun, View
 from simkv.validate import UserModel
 
 
@@ -67,33 +69,36 @@ class OpenAIBook(PriceBook):
 
     def bills(self, ctx: BillContext) -> list[Bill]:
         out = []
-        p = self.input_usd_per_mtok
-        inp = ctx.requests.input_tokens
+        wnote = ("writes free" if self.write_multiplier is None
+                 else f"writes {self.write_multiplier:g}x")
         for ret in self.retention:
             run = ctx.run(CacheConfig(ttl_s=ret.idle, ttl_mode="refresh_on_hit"),
                           self.min_prefix_tokens)
-            hit = floor_to_unit(run.hit_tokens, self.increment_tokens, self.min_prefix_tokens)
-            read, _, _ = hits_and_writes(ctx, run, hit)
-            cacheable = np.where(run.eligible,
-                                 floor_to_unit(inp, self.increment_tokens), 0)
-            written = np.maximum(cacheable - read, 0)
-            plain = inp - read - written
-            if self.write_multiplier is None:
-                charges = {"input_usd": usd(plain + written, p)}
-                wnote = "writes free"
-            else:
-                charges = {"input_usd": usd(plain, p),
-                           "cache_write_usd": usd(written, p * self.write_multiplier)}
-                wnote = f"writes {self.write_multiplier:g}x"
-            charges["cache_read_usd"] = usd(read, p * self.read_multiplier)
             out.append(make_bill(
                 ctx, ctx.window(run), provider=f"{self.name}:{ret.label}", kind=self.kind,
-                hit_tokens=read, written_tokens=written, request_usd=charges,
-                baseline_usd=usd(inp, p), placeholder=self.placeholder,
+                price=lambda v, run=run: self._price(v, run), placeholder=self.placeholder,
                 notes=(f"cleared after {ret.idle:g} s idle; hits in {self.increment_tokens}-token "
                        f"steps from {self.min_prefix_tokens}; reads {self.read_multiplier:g}x; "
                        f"{wnote}",)))
         return out
+
+    def _price(self, v: View, run: CacheRun) -> Charges:
+        p = self.input_usd_per_mtok
+        inp = v.input_tokens
+        r = v.run(run)
+        hit = floor_to_unit(r.hit_tokens, self.increment_tokens, self.min_prefix_tokens)
+        read, _, _ = hits_and_writes(r, inp, hit)
+        cacheable = np.where(r.eligible, floor_to_unit(inp, self.increment_tokens), 0)
+        written = np.maximum(cacheable - read, 0)
+        plain = inp - read - written
+        if self.write_multiplier is None:
+            charges = {"input_usd": usd(plain + written, p)}
+        else:
+            charges = {"input_usd": usd(plain, p),
+                       "cache_write_usd": usd(written, p * self.write_multiplier)}
+        charges["cache_read_usd"] = usd(read, p * self.read_multiplier)
+        return Charges(hit_tokens=read, written_tokens=written, request_usd=charges,
+                       baseline_usd=usd(inp, p))
 
 
 def _build(s: OpenAISchema, name: str) -> OpenAIBook:

@@ -8,7 +8,8 @@ from typing import Literal
 from simkv.economics.bill import Bill, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext
-from simkv.economics.kinds.common import Price, make_bill
+from simkv.economics.kinds.common import Charges, Price, make_bill
+from simkv.economics.runs import View
 
 
 class PerTokenSchema(BookSchema):
@@ -30,12 +31,14 @@ class PerTokenBook(PriceBook):
     supports_chunk: bool = True
 
     def bills(self, ctx: BillContext) -> list[Bill]:
-        window = ctx.window()
-        inp = ctx.requests.input_tokens
-        cost = usd(inp, self.input_usd_per_mtok)
-        return [make_bill(ctx, window, provider=self.name, kind=self.kind, hit_tokens=inp * 0,
-                          written_tokens=inp * 0, request_usd={"input_usd": cost},
-                          baseline_usd=cost, placeholder=self.placeholder, reuse=ctx.reuse,
+        def price(v: View) -> Charges:
+            inp = v.input_tokens
+            cost = usd(inp, self.input_usd_per_mtok)
+            return Charges(hit_tokens=inp * 0, written_tokens=inp * 0,
+                           request_usd={"input_usd": cost}, baseline_usd=cost)
+
+        return [make_bill(ctx, ctx.window(), provider=self.name, kind=self.kind, price=price,
+                          placeholder=self.placeholder, reuse=ctx.reuse,
                           notes=("no caching: the recompute baseline",))]
 
 

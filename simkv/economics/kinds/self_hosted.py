@@ -28,7 +28,8 @@ from simkv.economics.bill import Bill, Unavailable, usd
 from simkv.economics.book import PRICEBOOK_KINDS, BookSchema, Kind, PriceBook
 from simkv.economics.context import BillContext
 from simkv.economics.fleet import monthly_fleet_usd, size_fleet
-from simkv.economics.kinds.common import Duration, Price, Size, make_bill
+from simkv.economics.kinds.common import Charges, Duration, Price, Size, make_bill
+from simkv.economics.runs import View
 from simkv.latency.api import prefill_tokens_per_s
 from simkv.latency.slo import DEFAULT_TTFT_SLO_P90_S
 
@@ -105,11 +106,14 @@ class SelfHostedBook(PriceBook):
                                + cached)
         with_cache = monthly_fleet_usd(fleet.replicas_cached, **money)
         without = monthly_fleet_usd(fleet.replicas_no_cache, **money)
-        inp = ctx.requests.input_tokens
-        zero = np.zeros(len(inp))
+
+        def price(v: View) -> Charges:
+            hit = v.run(run).hit_tokens
+            return Charges(hit_tokens=hit, written_tokens=v.input_tokens - hit, request_usd={},
+                           baseline_usd=np.zeros(v.n))
+
         return make_bill(
-            ctx, ctx.window(run), provider=name, kind=self.kind, hit_tokens=run.hit_tokens,
-            written_tokens=inp - run.hit_tokens, request_usd={}, baseline_usd=zero,
+            ctx, ctx.window(run), provider=name, kind=self.kind, price=price,
             monthly_usd={"gpu_fleet_usd": with_cache}, baseline_monthly_usd=without,
             placeholder=self.placeholder, reuse=ctx.reuse,
             notes=(f"{fleet.sizing.replace('_', ' ')} sizing at TTFT p90 <= "
@@ -137,12 +141,16 @@ class SelfHostedBook(PriceBook):
             return Unavailable(name, self.kind, f"prefill throughput unknown: set "
                                f"prefill_tokens_per_s in the price book ({how})")
         run = ctx.run(self.cache_config(ctx))
-        inp = ctx.requests.input_tokens
-        missed = inp - run.hit_tokens
+
+        def charges(v: View) -> Charges:
+            hit = v.run(run).hit_tokens
+            missed = v.input_tokens - hit
+            return Charges(hit_tokens=hit, written_tokens=missed,
+                           request_usd={"gpu_recompute_usd": usd(missed, price)},
+                           baseline_usd=usd(v.input_tokens, price))
+
         return make_bill(
-            ctx, ctx.window(run), provider=name, kind=self.kind, hit_tokens=run.hit_tokens,
-            written_tokens=missed, request_usd={"gpu_recompute_usd": usd(missed, price)},
-            baseline_usd=usd(inp, price), placeholder=self.placeholder, reuse=ctx.reuse,
+            ctx, ctx.window(run), provider=name, kind=self.kind, price=charges, placeholder=self.placeholder, reuse=ctx.reuse,
             notes=(f"marginal GPU time of missed tokens only (not a fleet): {self.gpus_per_replica}"
                    f" x {self.gpu} at ${self.usd_per_gpu_hour:g}/h, {how}",))
 

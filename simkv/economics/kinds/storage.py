@@ -32,7 +32,9 @@ from simkv.economics.book import (
     status_of,
 )
 from simkv.economics.context import BillContext
-from simkv.economics.kinds.common import Duration, Price, Size, make_bill
+from simkv.economics.kinds.common import Charges, Duration, Price, Size, make_bill
+from simkv.economics.runs import CacheRun, View
+from simkv.economics.sums import ExactSum
 from simkv.units import format_bytes
 from simkv.validate import UserModel
 
@@ -131,38 +133,43 @@ class StorageBook(PriceBook):
                                      f"{self.ttl_s:g} s idle)")
 
     def bills(self, ctx: BillContext) -> list[Bill]:
-        inp = ctx.requests.input_tokens
         run, window, stored, basis = self._run(ctx)
-        hit = run.hit_tokens
-        missed = inp - hit
-        puts = run.blocks - run.touched_cached_blocks
-        gets = run.hit_blocks
         per_token = ctx.spec.kv_bytes_per_token / self.compression_ratio
-        read_bytes = hit * per_token
-        written = np.where(puts > 0, missed, 0)
+        mean_read = _mean_read_bytes(ctx, run, per_token)
         out = []
         for mname, m in self.media:
             load = ("" if m.read_gib_per_s is None else
                     f"; a hit loads at {m.read_gib_per_s:g} GiB/s (mean "
-                    f"{_mean_load_s(read_bytes, m.read_gib_per_s):.3g} s per hit)")
+                    f"{mean_read / GIB / m.read_gib_per_s:.3g} s per hit)")
             notes = [f"{basis}; 1 PUT per block written, 1 GET per block read; every byte read "
                      f"and written billed; compression {self.compression_ratio:g}x{load}"]
             if m.placeholder:
                 notes.append(PLACEHOLDER_NOTE)
             out.append(make_bill(
-                ctx, window, provider=f"{self.name}:{mname}", kind=self.kind, hit_tokens=hit,
-                written_tokens=written,
-                request_usd={"recompute_usd": usd(missed, self.recompute_usd_per_mtok),
-                             **medium_charges(m, written_bytes=written * per_token,
-                                              read_bytes=read_bytes, puts=puts, gets=gets)},
-                baseline_usd=usd(inp, self.recompute_usd_per_mtok),
+                ctx, window, provider=f"{self.name}:{mname}", kind=self.kind,
+                price=lambda v, m=m: self._price(v, run, m, per_token),
                 monthly_usd={"storage_usd": stored / GIB * m.usd_per_gib_month},
                 storage_bytes=stored, notes=tuple(notes),
                 placeholder=self.placeholder or m.placeholder, reuse=ctx.reuse,
                 extra={"read_gib_per_s": m.read_gib_per_s,
                        "mean_load_s_per_hit": (None if m.read_gib_per_s is None else
-                                               _mean_load_s(read_bytes, m.read_gib_per_s))}))
+                                               mean_read / GIB / m.read_gib_per_s)}))
         return out
+
+    def _price(self, v: View, run: CacheRun, m: Medium, per_token: float) -> Charges:
+        """One chunk's charges on medium ``m``: recompute of misses, and the medium's fees
+        for the blocks written (PUTs) and read (GETs) and their bytes."""
+        r = v.run(run)
+        inp, hit = v.input_tokens, r.hit_tokens
+        missed = inp - hit
+        puts = r.blocks - r.touched_cached_blocks
+        written = np.where(puts > 0, missed, 0)
+        return Charges(hit_tokens=hit, written_tokens=written,
+                       request_usd={"recompute_usd": usd(missed, self.recompute_usd_per_mtok),
+                                    **medium_charges(m, written_bytes=written * per_token,
+                                                     read_bytes=hit * per_token, puts=puts,
+                                                     gets=r.hit_blocks)},
+                       baseline_usd=usd(inp, self.recompute_usd_per_mtok))
 
     def storage_quotes(self, tokens: int, kv_bytes: float, days: float, *,
                        reads_per_month: float = 0.0) -> list[StorageQuote]:
@@ -187,9 +194,16 @@ class StorageBook(PriceBook):
         return out
 
 
-def _mean_load_s(read_bytes: np.ndarray, gib_per_s: float) -> float:
-    hits = np.asarray(read_bytes)[np.asarray(read_bytes) > 0]
-    return float(hits.mean() / GIB / gib_per_s) if len(hits) else 0.0
+def _mean_read_bytes(ctx: BillContext, run: CacheRun, per_token: float) -> float:
+    """Mean KV bytes a hit reads, over every request of the trace that hits (one pass; the
+    correctly rounded sum over the count, so the chunking cannot change it)."""
+    total, n = ExactSum(), 0
+    for v in ctx.views():
+        read_bytes = v.run(run).hit_tokens * per_token
+        hits = read_bytes[read_bytes > 0]
+        total.add(hits)
+        n += len(hits)
+    return total.value / n if n else 0.0
 
 
 def _build(s: StorageSchema, name: str) -> StorageBook:

@@ -25,7 +25,8 @@ from simkv.economics.book import (
     StorageQuote,
 )
 from simkv.economics.context import BillContext
-from simkv.economics.kinds.common import Price, Size, make_bill
+from simkv.economics.kinds.common import Charges, Price, Size, make_bill
+from simkv.economics.runs import View
 from simkv.units import format_bytes
 from simkv.validate import UserModel
 
@@ -79,26 +80,30 @@ class SubscriptionBook(PriceBook):
 
     def tier_bill(self, ctx: BillContext, tier: Tier | None) -> Bill:
         """The bill of one tier; ``None`` = an unlimited bucket with no price (achievable)."""
-        inp = ctx.requests.input_tokens
         p = self.recompute_usd_per_mtok
         if tier is not None and tier.capacity == 0:
-            run, hit = None, np.zeros_like(inp)
+            run = None
             window = ctx.window()
         else:
             cap = None if tier is None else tier.capacity
             run = ctx.run(ctx.cache_config(capacity_bytes=cap, policy=self.policy))
-            hit = run.hit_tokens
             window = ctx.window(run)
-        missed = inp - hit
+
+        def price(v: View) -> Charges:
+            inp = v.input_tokens
+            hit = np.zeros_like(inp) if run is None else v.run(run).hit_tokens
+            missed = inp - hit
+            return Charges(hit_tokens=hit, written_tokens=missed,
+                           request_usd={"recompute_usd": usd(missed, p)},
+                           baseline_usd=usd(inp, p))
+
         label = "unlimited" if tier is None else tier.name
         notes = [f"{label}: {'no capacity limit' if tier is None else format_bytes(tier.capacity)}"
                  f" of {ctx.spec.name} KV, {self.policy} eviction, cached reads free"]
         if self.placeholder and tier is not None:
             notes.append(PLACEHOLDER_NOTE)
         return make_bill(
-            ctx, window, provider=f"{self.name}:{label}", kind=self.kind, hit_tokens=hit,
-            written_tokens=missed, request_usd={"recompute_usd": usd(missed, p)},
-            baseline_usd=usd(inp, p),
+            ctx, window, provider=f"{self.name}:{label}", kind=self.kind, price=price,
             monthly_usd={"subscription_usd": 0.0 if tier is None else tier.usd_per_month},
             storage_bytes=None if tier is None else float(tier.capacity),
             notes=tuple(notes), placeholder=self.placeholder and tier is not None,

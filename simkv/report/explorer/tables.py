@@ -97,8 +97,8 @@ def grown_sources(source: TraceSource, factors: Sequence[int]) -> list[tuple[int
     if all(g == 1 for g in factors):
         return [(g, source) for g in factors]
     base = BillTrace(source)
-    req = base.requests
-    gap = req.duration_s / max(req.n_requests - 1, 1)
+    facts = base.facts
+    gap = facts.duration_s / max(facts.n_requests - 1, 1)
     return [(g, source if g == 1 else GrownSource(base=base, factor=g, spacing_s=gap))
             for g in factors]
 
