@@ -13,15 +13,18 @@ import itertools
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from simkv.cache import CacheConfig
 from simkv.economics.requests import BillTrace, Columns
 from simkv.economics.spill import Spill
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,7 +5,8 @@ process against libCacheSim's LRU ``process_trace`` on the same access stream re
 binary ``oracleGeneral`` file (reading included on both sides); reading + mapping against the
 kernel alone; and the whole ``simkv simulate`` command (interpreter start included, under GNU
 time) against libCacheSim.  S2: peak RSS of that command and of an 8 x 4 sweep against 2 GB.
-S3: peak RSS of generate, simulate and sweep on the 6-day trace over the 3-day one.  Every
+S3: peak RSS of generate, simulate and sweep on the 6-day trace over the 3-day one (and of a
+``compare``, beside the issue's three).  Every
 ratio is measured in this run; the traces are generated here and cached under ``.bench/``
 (``tests/bench/scale_data.py``).  ``SIMKV_BENCH_SCALE_DAYS`` (default "3,6") sets the two
 windows; ``make bench-scale`` runs the 30-day window by itself (see the README).
@@ -35,6 +36,10 @@ GIB = 2**30
 S2_LIMIT_BYTES = 2 * 10**9
 SWEEP_CAPS = "10000,30000,100000,300000,1000000,2000000,3000000,inf"
 SWEEP_TTLS = "5m,30m,1h,inf"
+#: ``compare``'s books in S3: the no-cache baseline and Anthropic (two cache runs, the
+#: breakpoint pass over the blocks, bootstrap over sessions) — per-request columns and run
+#: outcomes are spilled, so only per-block and per-session state may grow
+COMPARE_BOOKS = "api-no-cache,anthropic"
 DAYS = tuple(float(x) for x in os.environ.get("SIMKV_BENCH_SCALE_DAYS", "3,6").split(","))
 
 
@@ -146,7 +151,7 @@ def test_s1_s2_commands(benchmark, scale, oracle):
 
 
 def test_s3_memory_bounded_as_trace_grows(benchmark, scale):
-    """Peak RSS of generate, simulate and sweep on the longer window over the shorter one."""
+    """Peak RSS of generate, simulate, sweep and compare on the longer window over the shorter."""
     short, long_ = DAYS[0], DAYS[-1]
     rss: dict[tuple[str, float], int] = {}
     wall: dict[tuple[str, float], float] = {}
@@ -159,13 +164,15 @@ def test_s3_memory_bounded_as_trace_grows(benchmark, scale):
                     ("simulate", ["simulate", "--trace", str(path), "--capacity-blocks", "300000",
                                   "--ttl", "1h", "--json"]),
                     ("sweep", ["sweep", "--trace", str(path), "--capacities-blocks", SWEEP_CAPS,
-                               "--ttls", SWEEP_TTLS, "--json"])):
+                               "--ttls", SWEEP_TTLS, "--json"]),
+                    ("compare", ["compare", "--trace", str(path), "--only", COMPARE_BOOKS,
+                                 "--json"])):
                 m = timed(args)
                 rss[name, d], wall[name, d] = m.peak_rss_bytes, m.wall_s
 
     benchmark.pedantic(commands, rounds=1, iterations=1)
     info = {"short_days": short, "long_days": long_}
-    for name in ("generate", "simulate", "sweep"):
+    for name in ("generate", "simulate", "sweep", "compare"):
         info[f"{name}_peak_rss_short_bytes"] = rss[name, short]
         info[f"{name}_peak_rss_long_bytes"] = rss[name, long_]
         info[f"{name}_wall_short_s"] = wall[name, short]

@@ -71,3 +71,49 @@ def test_the_scan_finds_a_load():
     assert [(f, c) for f, _, c in _whole_loads(ast.parse(src))] == [
         ("f", "load_trace"), ("f", "source.load"), ("f", "TraceSource.of(p).load"),
         ("f", "self.chunks.load")]
+
+
+#: whole-trace column helpers of a bill (tests and small traces only): a command, a pipeline
+#: stage or a price book that called one would hold a column per request again
+WHOLE_COLUMN_HELPERS = {"whole", "sub_trace", "breakpoint_hits", "unit_hit_tokens"}
+
+
+def _column_loads(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, name) of every call or attribute read of a whole-column helper, outside the
+    helpers' own definitions (and ``rows``, the eligible indices they are built on)."""
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    child.name in WHOLE_COLUMN_HELPERS | {"rows"}:
+                continue
+            if isinstance(child, ast.Call):
+                f = child.func
+                name = f.id if isinstance(f, ast.Name) else \
+                    f.attr if isinstance(f, ast.Attribute) else ""
+                if name in WHOLE_COLUMN_HELPERS - {"sub_trace"}:
+                    found.append((child.lineno, name))
+            elif isinstance(child, ast.Attribute) and child.attr == "sub_trace":
+                found.append((child.lineno, child.attr))
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_bills_never_hold_a_whole_column():
+    """Price books, the economics passes, the commands and the stages read a bill's
+    per-request columns and cache-run outcomes a chunk at a time (``View``), never whole."""
+    files = sorted({*_files(), *ROOT.glob("simkv/economics/**/*.py"),
+                    *ROOT.glob("simkv/report/**/*.py")})
+    bad = [f"{p.relative_to(ROOT).as_posix()}:{line} {name}" for p in files
+           for line, name in _column_loads(ast.parse(p.read_text()))]
+    assert not bad, "whole-column reads in bill code:\n" + "\n".join(bad)
+
+
+def test_the_column_scan_finds_a_read():
+    src = ("def f(run, ctx):\n    a = run.whole('hit_tokens')\n    b = run.sub_trace\n"
+           "    c = breakpoint_hits(ctx, run)\n    d = run.chunk(cols)\n")
+    assert [n for _, n in _column_loads(ast.parse(src))] == ["whole", "sub_trace",
+                                                             "breakpoint_hits"]
