@@ -13,6 +13,7 @@ import typer
 from simkv import guard
 from simkv.cache.config import DEFAULT_BLEND_RECOMPUTE_SHARE
 from simkv.cli.common import print_json, print_table
+from simkv.cli.progress import ChunkProgress
 from simkv.errors import InputError
 from simkv.units import format_bytes, parse_list
 
@@ -158,7 +159,8 @@ def compare_cmd(
     # sums and one row of counts (Bill.bootstrap): no resamples x units matrix
     guard.check(32.0 * n_boot + 48.0 * n_req, f"--bootstrap {n_boot} over {n_req:,} requests")
     rows = compare(trace, model, books, reuse_modes=modes[reuse], blend_recompute_share=blend_share,
-                   warmup=spec, days_per_month=days_per_month, n_boot=n_boot, seed=seed)
+                   warmup=spec, days_per_month=days_per_month, n_boot=n_boot, seed=seed,
+                   progress=ChunkProgress)
     if json_out:
         print_json(rows)
         return
@@ -306,7 +308,7 @@ def recommend_cmd(
     # --ttft-slo-p90-s streams the trace through the latency model (no whole-trace load)
     out = recommend(trace, model, book, target_share=target_share, growth=tuple(factors),
                     ttft_p90_slo_s=ttft_slo, gpu=gpu, warmup=parse_warmup(warmup),
-                    days_per_month=days_per_month)
+                    days_per_month=days_per_month, progress=ChunkProgress)
     if json_out:
         print_json(out)
         return

@@ -15,7 +15,7 @@ from simkv.trace.stream import TraceSource
 def compare(trace: Trace | TraceSource | BillTrace, model: str | None, books: list[PriceBook], *,
             reuse_modes: tuple[str, ...] = ("prefix",), blend_recompute_share: float = DEFAULT_BLEND_RECOMPUTE_SHARE,
             warmup: WarmupSpec | None = None, days_per_month: float = 30.0, n_boot: int = 200,
-            seed: int = 0, chunk_requests: int | None = None) -> list[dict]:
+            seed: int = 0, chunk_requests: int | None = None, progress=None) -> list[dict]:
     """One summary dict per bill (a book can bill several variants), in book order.
 
     Provider prompt caches are prefix caches; in ``chunk`` mode only books that sell a
@@ -23,17 +23,19 @@ def compare(trace: Trace | TraceSource | BillTrace, model: str | None, books: li
     ``published``, ``derived`` (secondary, computed or assumed figures) or a ``placeholder``
     (``status``, from the book's per-figure sources).  ``trace``: in memory or a source read
     chunk by chunk (its per-request columns are read once and shared by the reuse modes).
+    ``progress``: as :class:`BillContext`'s (each long pass is named after its book).
     """
     rows: list[dict] = []
     bt = trace if isinstance(trace, BillTrace) else BillTrace(trace, model, chunk_requests)
     for reuse in reuse_modes:
         ctx = BillContext(bt, model, reuse=reuse, blend_recompute_share=blend_recompute_share,
                           warmup=warmup, days_per_month=days_per_month, n_boot=n_boot, seed=seed,
-                          keep_requests=False)
+                          keep_requests=False, progress=progress)
         for book in books:
             if reuse == "chunk" and not book.supports_chunk:
                 continue
             ctx.book_done()  # the previous book's runs stay (this one may share them)
+            ctx.activity = f"compare {book.name}{' (chunk reuse)' if reuse == 'chunk' else ''}: "
             for bill in book.bills(ctx):
                 if isinstance(bill, Unavailable):
                     row = bill.summary()

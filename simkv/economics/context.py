@@ -23,7 +23,8 @@ Approximations (documented in docs/economics.md):
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -97,14 +98,19 @@ class BillContext:
 
     ``trace``: an in-memory trace, a :class:`TraceSource` (a file read chunk by chunk) or a
     :class:`BillTrace` already read (shared by several contexts); ``chunk_requests``: the
-    chunk size of every pass (results do not depend on it).
+    chunk size of every pass (results do not depend on it).  ``progress``: called as
+    ``progress(what, total_requests)`` for each long pass (a cache run, a pricing pass over the
+    blocks), it returns a context manager whose value is called with the requests done (the
+    CLI's bar or lines; None: silent); ``activity`` prefixes ``what`` (the book being billed).
     """
 
     def __init__(self, trace: Trace | TraceSource | BillTrace, model: str | ModelSpec | None = None,
                  *, reuse: str = "prefix", blend_recompute_share: float = 0.0,
                  warmup: WarmupSpec | None = None, days_per_month: float = 30.0,
                  n_boot: int = 200, seed: int = 0, chunk_requests: int | None = None,
-                 keep_requests: bool = True) -> None:
+                 keep_requests: bool = True,
+                 progress: Callable[[str, int | None], AbstractContextManager] | None = None
+                 ) -> None:
         if reuse not in ("prefix", "chunk"):
             raise InputError(f"unknown reuse mode {reuse!r} (valid: prefix, chunk)", where="--reuse")
         if days_per_month <= 0:
@@ -141,6 +147,9 @@ class BillContext:
         self._lifetimes: dict[tuple, float] = {}
         #: when set, every bill uses this window (e.g. to compare tiers on the same requests)
         self.fixed_window: Window | None = None
+        self.progress = progress
+        #: what is being billed, for the progress lines (set by compare and recommend)
+        self.activity = ""
 
     # ------------------------------------------------------------------ engine
     def cache_config(self, **kw) -> CacheConfig:
@@ -157,8 +166,10 @@ class BillContext:
         bt.spill.check_disk(bt.facts.n_requests, 3, "each cache run's per-request outcomes")
         eligible = Eligible(whole=bt, min_tokens=int(min_tokens))
         outcomes = Outcomes(bt.spill, eligible.pending, cfg.reuse == "chunk")
-        simulate_stream(eligible, cfg, specs={self.spec.name: self.spec}, keep=False,
-                        sink=outcomes.add)
+        with self.pass_progress("cache run") as tick:
+            outcomes.on_rows = tick
+            simulate_stream(eligible, cfg, specs={self.spec.name: self.spec}, keep=False,
+                            sink=outcomes.add)
         outcomes.finish(bt.facts.n_requests)
         out = CacheRun(cfg=cfg, min_tokens=int(min_tokens), first_fill_s=outcomes.first_fill_s,
                        source=bt, columns=outcomes.columns)
@@ -188,6 +199,12 @@ class BillContext:
                                 self.days_per_month, None if run is None else run.first_fill_s)
 
     # ------------------------------------------------------------------ passes
+    def pass_progress(self, what: str) -> AbstractContextManager:
+        """The progress of one long pass over the trace (a no-op without ``progress``)."""
+        if self.progress is None:
+            return nullcontext(lambda done: None)
+        return self.progress(f"{self.activity}{what}", self.facts.n_requests)
+
     def views(self, start: int = 0, *, blocks: bool = False,
               columns: tuple[str, ...] | None = None) -> Iterator[View]:
         """The trace a chunk at a time, from request ``start`` on (``blocks``: from the first

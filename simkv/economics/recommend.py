@@ -146,8 +146,9 @@ def _growth_rows(ctx: BillContext, book: SubscriptionBook, growth: tuple[int, ..
     for g in growth:
         grown = GrownSource(base=ctx.source, factor=g,
                             spacing_s=spacing_within(ctx.source, boundary))
-        res = evaluate_tiers(BillContext(grown, None, **kw), book, window=window,
-                             keep_runs=False)
+        gctx = BillContext(grown, None, **kw)
+        gctx.activity = f"recommend {book.name} at {g}x traffic: "
+        res = evaluate_tiers(gctx, book, window=window, keep_runs=False)
         c = res["choice"]
         rows.append({"factor": g, "recommended_tier": None if c is None else c["tier"],
                      "achievable_savings_usd": res["achievable_savings_usd"],
@@ -185,23 +186,25 @@ def recommend(trace: Trace | TraceSource | BillTrace, model: str | None, book: S
               ttft_p90_slo_s: float | None = None, gpu: str = "H100",
               warmup: WarmupSpec | None = None, days_per_month: float = 30.0,
               reuse: str = "prefix", blend_recompute_share: float = 0.0,
-              chunk_requests: int | None = None) -> dict:
+              chunk_requests: int | None = None, progress=None) -> dict:
     """The recommendation as a dict with plain-language ``reasoning`` lines.
 
     ``target_share`` no longer drives the pick: it names the smallest tier capturing that share
     of the achievable savings (``smallest_tier_capturing_target``), for reference.
     ``trace``: in memory or a source read chunk by chunk (``chunk_requests`` per chunk; growth
-    copies are streamed too, :class:`~simkv.economics.growth.GrownSource`).
+    copies are streamed too, :class:`~simkv.economics.growth.GrownSource`).  ``progress``: as
+    :class:`~simkv.economics.context.BillContext`'s.
     """
     if not 0.0 < target_share <= 1.0:
         raise InputError("must be within (0, 1]", where="--target-share")
     growth = tuple(growth)
     kw = dict(reuse=reuse, blend_recompute_share=blend_recompute_share, warmup=warmup,
-              days_per_month=days_per_month, n_boot=0, keep_requests=False)
+              days_per_month=days_per_month, n_boot=0, keep_requests=False, progress=progress)
     for g in growth:
         check_factor(g)  # before any simulation
     bt = trace if isinstance(trace, BillTrace) else BillTrace(trace, model, chunk_requests)
     ctx = BillContext(bt, model, **kw)
+    ctx.activity = f"recommend {book.name}: "
     base = evaluate_tiers(ctx, book, ttft_p90_slo_s, gpu)
     ctx.forget_runs()  # the 1x runs are not asked again (growth copies run their own)
     p = book.recompute_usd_per_mtok

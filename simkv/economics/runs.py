@@ -157,6 +157,8 @@ class Outcomes:
         self.columns = {name: f"run{k}.{name}" for name in ("hit_tokens", "hit_blocks", "touched")}
         self.written = 0
         self.first_fill_s: float | None = None
+        #: called with the requests done after each chunk (progress)
+        self.on_rows = None
 
     def _zeros(self, n: int) -> None:
         if n > 0:
@@ -177,6 +179,8 @@ class Outcomes:
             full[idx] = values[name].to_numpy()
             self.spill.append(col, full)
         self.written += k
+        if self.on_rows is not None:
+            self.on_rows(a + k)
         if self.first_fill_s is None:
             ev = np.flatnonzero(frame["evictions"].to_numpy() > 0)
             if len(ev):

@@ -143,3 +143,22 @@ def test_compare_fleet_options(cli, mooncake_path):
     for bad, where in (("--fleet-sizing", "--fleet-sizing"), ("--ttft-slo-p90-s", "--ttft-slo")):
         r = cli(*base, bad, "-1")
         assert r.exit_code == 2 and where in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_compare_and_recommend_show_progress_on_a_pipe(cli, mooncake_path):
+    """On a pipe, each cache run and each pricing pass over the blocks writes a few progress
+    lines to stderr (a rich bar on a terminal), named after its book; stdout stays the JSON."""
+    r = cli("compare", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--only",
+            "deepseek,api-no-cache", "--bootstrap", "0", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 2  # deepseek (prefix units: a block pass), no cache
+    lines = r.stderr.strip().splitlines()
+    assert any(ln.startswith("compare deepseek: cache run: ") and ln.endswith("(100%) requests")
+               for ln in lines), lines
+    assert any(ln.startswith("compare deepseek: pricing deepseek: ") for ln in lines), lines
+    r = cli("recommend", "--trace", str(mooncake_path), "--model", "llama-3.1-8b", "--growth",
+            "2", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["growth"][0]["factor"] == 2
+    assert any(ln.startswith("recommend bucket at 2x traffic: cache run: ")
+               for ln in r.stderr.splitlines()), r.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -84,14 +85,17 @@ def make_bill(ctx: BillContext, window: Window, *, provider: str, kind: str,
     billed = ctx.billed(window)
     pricing = Pricing(billed.n_units, ctx.keep_requests)
     units_of = billed.mapper()
-    for view in ctx.views(billed.first_row, blocks=blocks, columns=block_columns):
-        lo = max(billed.first_row - view.a, 0)
-        charges = price(view)
-        if lo >= view.n:
-            continue
-        inverse, units = units_of(view.cols, lo)
-        pricing.add(inverse, input_tokens=view.input_tokens[lo:], units=units,
-                    **charges.rows(lo))
+    with ctx.pass_progress(f"pricing {provider}") if blocks else nullcontext(None) as tick:
+        for view in ctx.views(billed.first_row, blocks=blocks, columns=block_columns):
+            lo = max(billed.first_row - view.a, 0)
+            charges = price(view)
+            if tick is not None:
+                tick(view.a + view.n)
+            if lo >= view.n:
+                continue
+            inverse, units = units_of(view.cols, lo)
+            pricing.add(inverse, input_tokens=view.input_tokens[lo:], units=units,
+                        **charges.rows(lo))
     return pricing.bill(
         provider=provider, kind=kind, reuse=reuse, window=window, unit_label=billed.label,
         window_usd=dict(window_usd or {}), monthly_usd=dict(monthly_usd or {}),
