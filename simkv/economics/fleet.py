@@ -62,10 +62,11 @@ class Fleet:
         return self.replicas_cached is not None and self.replicas_no_cache is not None
 
 
-def hour_slices(trace: Trace | BillTrace) -> list[tuple[int, np.ndarray, float, int]]:
+def hour_slices(trace: Trace | BillTrace) -> list[tuple[int, range, float, int]]:
     """(hour index, request rows, weight, input tokens) per hour of the trace (an hour without
     requests has no rows: an autoscaled fleet runs no replica then).  Arrivals never decrease,
-    so an hour's rows are a range; a :class:`BillTrace` is counted a chunk at a time."""
+    so an hour's rows are a range (held as one); a :class:`BillTrace` is counted a chunk at a
+    time."""
     if isinstance(trace, BillTrace):
         t0 = trace.facts.first_arrival_s
         parts = ((c.arrival_s, c.input_tokens) for c in trace.column_chunks())
@@ -90,7 +91,7 @@ def hour_slices(trace: Trace | BillTrace) -> list[tuple[int, np.ndarray, float, 
     out = []
     for h in range(n_hours):
         weight = 1.0 if h < n_hours - 1 else max(span - h * SECONDS_PER_HOUR, 0.0) / SECONDS_PER_HOUR
-        out.append((h, np.arange(starts[h], starts[h + 1], dtype=np.int64),
+        out.append((h, range(int(starts[h]), int(starts[h + 1])),
                     weight if n_hours > 1 else 1.0, int(tokens[h])))
     return out
 
@@ -122,7 +123,7 @@ def size_fleet(trace: Trace | BillTrace, cfg: CacheConfig, spec: ModelSpec, *, g
         if not len(rows):
             hours.append(HourFleet(h, weight, 0, 0, 0, None, None))
             continue
-        sub = trace.select(rows)
+        sub = trace.select(np.arange(rows.start, rows.stop, dtype=np.int64))
         rc, rb, qc, qb = size_hour(sub, cfg, spec, gpu=gpu, slo_p90_s=slo_p90_s,
                                    max_replicas=max_replicas, tensor_parallel=tensor_parallel)
         hours.append(HourFleet(h, weight, int(sub.input_tokens.sum()), rc, rb, qc, qb))
