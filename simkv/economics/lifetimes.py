@@ -4,14 +4,14 @@ An entry lives from its write until ``ttl`` after its last touch (``refresh_on_h
 ``ttl`` after its write (``from_write``), or, without a TTL, to the window's end; the first touch
 after it has expired writes a new entry.  The accesses are read chunk by chunk (requests in
 arrival order, blocks in prompt order); per key the walk carries the open entry (its start, last
-touch and tokens) and emits each entry as it closes, so memory is per unique key plus the
-entries, never per access.
+touch and tokens) and adds each entry's ``tokens x time alive`` as it closes, so memory is per
+unique key plus one chunk's entries, never per access or per entry.
 
-The figure is bit-identical to the whole-trace computation it replaces (sorting every access by
-key then time and summing ``tokens x time alive`` over entries): a key's accesses arrive in the
-same order (arrival times never decrease; ties keep the trace's order, as the stable sort did),
-the entries are then put in (key, start) order, the order the sort gave, and the same
-element-wise arithmetic and one ``np.sum`` run over the same array.
+The entries are those of the whole-trace computation it replaces (sorting every access by key
+then time): a key's accesses arrive in the same order (arrival times never decrease; ties keep
+the trace's order, as the stable sort did), and each entry's figure is the same element-wise
+arithmetic.  They are summed as the correctly rounded sum (:class:`~simkv.economics.sums.ExactSum`,
+``math.fsum``'s), so neither the chunking nor the order the entries close in changes a bit.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import numba
 import numpy as np
 
+from simkv.economics.sums import ExactSum
 from simkv.idmap import IdMap
 from simkv.trace.model import Trace
 
@@ -120,7 +121,7 @@ def token_seconds(chunks, *, content: bool, ttl_s: float | None, ttl_mode: str, 
     mode = NO_TTL if ttl_s is None else (REFRESH if ttl_mode == "refresh_on_hit" else FROM_WRITE)
     ttl = 0.0 if ttl_s is None else float(ttl_s)
     state = _State()
-    parts: list[tuple[np.ndarray, ...]] = []
+    total = ExactSum()
     for chunk in chunks():
         ids = idmap.map(_keys(chunk, content))
         times = np.repeat(chunk.arrival_s, np.diff(chunk.block_offsets))
@@ -134,16 +135,16 @@ def token_seconds(chunks, *, content: bool, ttl_s: float | None, ttl_mode: str, 
         e_end, e_tok = np.empty(m), np.empty(m)
         n = _walk(ids, times.astype(np.float64), tokens, mode, ttl, state.has, state.start,
                   state.last, state.tok, e_id, e_start, e_end, e_tok)
-        parts.append((e_id[:n].copy(), e_start[:n].copy(), e_end[:n].copy(), e_tok[:n].copy()))
+        total.add(_lived(e_start[:n], e_end[:n], e_tok[:n], lo, hi))
     open_ids = np.flatnonzero(state.has)
-    if not len(open_ids) and not any(len(p[0]) for p in parts):
-        return 0.0
     s = state.start[open_ids]
     end = {NO_TTL: np.full(len(open_ids), hi), REFRESH: state.last[open_ids] + ttl,
            FROM_WRITE: s + ttl}[mode]
-    parts.append((open_ids, s, end, state.tok[open_ids]))
-    e_id, starts, ends, tok = (np.concatenate([p[k] for p in parts]) for k in range(4))
-    order = np.lexsort((starts, e_id))
-    starts, ends, tok = starts[order], ends[order], tok[order]
-    alive = np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None)
-    return float(np.sum(tok * alive))
+    total.add(_lived(s, end, state.tok[open_ids], lo, hi))
+    return total.value
+
+
+def _lived(starts: np.ndarray, ends: np.ndarray, tokens: np.ndarray, lo: float,
+           hi: float) -> np.ndarray:
+    """Each entry's tokens x seconds alive within [lo, hi]."""
+    return tokens * np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None)

@@ -1,13 +1,15 @@
 """Streamed entry lifetimes equal, to the last bit, the whole-trace computation they replace.
 
 ``_whole_trace`` below is that computation as it stood before streaming (every access sorted by
-key then time, entries found on the sorted arrays): the independent oracle.  The stream is cut
+key then time, entries found on the sorted arrays; summed with ``math.fsum``, the correctly
+rounded sum the stream keeps): the independent oracle.  The stream is cut
 into chunks of 1, 7 and 4096 requests, with and without content keys, every TTL mode, windows
 that cut entries at both ends, ``shared_only``, and requests left out (a minimum prompt).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -49,7 +51,7 @@ def _intervals(ids, times, tokens, ttl_s, ttl_mode, lo, hi) -> float:
         starts, tok = np.asarray(starts_l), np.asarray(tok_l)
         ends = starts + ttl_s
     alive = np.clip(np.minimum(ends, hi) - np.maximum(starts, lo), 0.0, None)
-    return float(np.sum(tok * alive))
+    return math.fsum((tok * alive).tolist())  # the correctly rounded sum over the entries
 
 
 def _whole_trace(sub, content, ttl_s, ttl_mode, lo, hi, shared_only) -> float:
