@@ -63,8 +63,7 @@ class Bill:
     Holds sums, not requests: per component the window's dollars (``request_sum_usd``, each
     the correctly rounded sum of its per-request dollars), the token totals, and per bootstrap
     unit the sums the intervals resample (``unit_sums``).  Build it with :class:`Pricing`, a
-    chunk of requests at a time, or :meth:`priced` from whole arrays; ``detail`` keeps the
-    arrays only when asked.  No figure depends on the chunking (``tests/unit/test_bill_sums.py``).
+    chunk of requests at a time; ``detail`` keeps the arrays only when asked.  No figure depends on the chunking (``tests/unit/test_bill_sums.py``).
     """
 
     provider: str
@@ -91,18 +90,6 @@ class Bill:
     extra: dict = field(default_factory=dict)
     #: the per-request arrays, when the context keeps them (tests, library use)
     detail: RequestDetail | None = field(default=None, repr=False)
-
-    @classmethod
-    def priced(cls, *, units: np.ndarray, input_tokens: np.ndarray, hit_tokens: np.ndarray,
-               written_tokens: np.ndarray, request_usd: dict[str, np.ndarray],
-               baseline_usd: np.ndarray, keep_requests: bool = False, **kw) -> Bill:
-        """A bill from the billed requests' arrays at once (one chunk of :class:`Pricing`)."""
-        inverse, n_units = unit_index(units)
-        p = Pricing(n_units, keep_requests)
-        p.add(inverse, input_tokens=input_tokens, hit_tokens=hit_tokens,
-              written_tokens=written_tokens, request_usd=request_usd, baseline_usd=baseline_usd,
-              units=units)
-        return p.bill(**kw)
 
     # ------------------------------------------------------------------ per-request views
     def _detail(self) -> RequestDetail:
@@ -287,14 +274,6 @@ class Pricing:
                     baseline_sum_usd=self._base.value, input_sum_tokens=self._tokens[0],
                     hit_sum_tokens=self._tokens[1], written_sum_tokens=self._tokens[2],
                     detail=detail, **kw)
-
-
-def unit_index(units: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each request's unit as 0..n_units-1 (sorted unit order) and the number of units."""
-    if len(units) == 0:
-        return np.zeros(0, dtype=np.int64), 0
-    _, inverse = np.unique(units, return_inverse=True)
-    return inverse.reshape(-1), int(inverse.max()) + 1
 
 
 def usd(tokens: np.ndarray, usd_per_mtok: float) -> np.ndarray:

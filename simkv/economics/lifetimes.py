@@ -31,7 +31,7 @@ NO_TTL, REFRESH, FROM_WRITE = 0, 1, 2
 
 
 @numba.njit(cache=True)
-def _walk(ids, times, tokens, mode, ttl, has, start, last, tok, e_id, e_start, e_end,
+def _walk(ids, times, tokens, mode, ttl, has, start, last, tok, e_start, e_end,
           e_tok):  # pragma: no cover - compiled
     """Advance every key's open entry over one chunk's accesses; returns the entries closed."""
     n = 0
@@ -46,14 +46,14 @@ def _walk(ids, times, tokens, mode, ttl, has, start, last, tok, e_id, e_start, e
             continue
         if mode == REFRESH:
             if t - last[d] >= ttl:
-                e_id[n], e_start[n], e_end[n], e_tok[n] = d, start[d], last[d] + ttl, tok[d]
+                e_start[n], e_end[n], e_tok[n] = start[d], last[d] + ttl, tok[d]
                 n += 1
                 start[d] = t
                 tok[d] = tokens[i]
             last[d] = t
         elif mode == FROM_WRITE:
             if t >= start[d] + ttl:
-                e_id[n], e_start[n], e_end[n], e_tok[n] = d, start[d], start[d] + ttl, tok[d]
+                e_start[n], e_end[n], e_tok[n] = start[d], start[d] + ttl, tok[d]
                 n += 1
                 start[d] = t
                 tok[d] = tokens[i]
@@ -131,10 +131,9 @@ def token_seconds(chunks, *, content: bool, ttl_s: float | None, ttl_mode: str, 
             ids, times, tokens = ids[keep], times[keep], tokens[keep]
         state.reserve(idmap.n_ids)
         m = len(ids)
-        e_id, e_start = np.empty(m, dtype=np.int64), np.empty(m)
-        e_end, e_tok = np.empty(m), np.empty(m)
+        e_start, e_end, e_tok = np.empty(m), np.empty(m), np.empty(m)
         n = _walk(ids, times.astype(np.float64), tokens, mode, ttl, state.has, state.start,
-                  state.last, state.tok, e_id, e_start, e_end, e_tok)
+                  state.last, state.tok, e_start, e_end, e_tok)
         total.add(_lived(e_start[:n], e_end[:n], e_tok[:n], lo, hi))
     open_ids = np.flatnonzero(state.has)
     s = state.start[open_ids]

@@ -32,6 +32,11 @@ CHUNK_REQUESTS = 1 << 16
 COLUMNS = ("arrival_s", "session_ids", "input_tokens", "blocks")
 
 
+def eligible_threshold(min_tokens: int) -> int:
+    """The fewest input tokens a request needs to use a book's cache (at least one)."""
+    return max(int(min_tokens), 1)
+
+
 @dataclass(frozen=True)
 class RequestFacts:
     """What a bill needs of the whole trace at once: counts, the first and last arrival,
@@ -98,7 +103,7 @@ class BillTrace:
     def eligible_chunks(self, min_tokens: int) -> Iterator[tuple[int, np.ndarray, Trace]]:
         """(first request, eligible rows within the chunk, those requests) per chunk with any
         request of at least ``max(min_tokens, 1)`` input tokens: one chunk's copy at a time."""
-        threshold = max(int(min_tokens), 1)
+        threshold = eligible_threshold(min_tokens)
         for a, chunk in self.chunks():
             idx = np.flatnonzero(chunk.input_tokens >= threshold)
             if len(idx):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simkv.cache import CacheConfig
-from simkv.economics.requests import BillTrace, Columns
+from simkv.economics.requests import BillTrace, Columns, eligible_threshold
 from simkv.economics.spill import Spill
 from simkv.trace.model import Trace
 from simkv.trace.stream import TraceSource
@@ -64,7 +64,7 @@ class CacheRun:
 
     @property
     def threshold(self) -> int:
-        return max(int(self.min_tokens), 1)
+        return eligible_threshold(self.min_tokens)
 
     def chunk(self, cols: Columns) -> RunChunk:
         """The outcomes of the requests ``cols`` covers."""
