@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,9 +21,9 @@ import typer
 
 from harness.client import api_key
 from harness.engineconfig import EngineConfig, load_engine_config
-from harness.launcher import EngineError, EngineStack
+from harness.launcher import ENGINE_CORE_NICE, EngineError, EngineStack
 from harness.measure import ReplayOptions, replay_and_measure
-from harness.validate import DEFAULT_TOKEN_BUDGET, ValidateOptions, compare
+from harness.validate import DEFAULT_TOKEN_BUDGET, ValidateOptions, compare, compare_pooled
 from simkv.atomicio import atomic_write_text, atomic_writer
 from simkv.cli.common import print_json, print_table
 from simkv.errors import InputError
@@ -49,14 +50,16 @@ def serve(model_config: str = typer.Option("tiny-llama-2l", help="catalogue name
           lmcache_chunk_tokens: int = typer.Option(256, help="LMCache chunk size in tokens"),
           engine_config: Path = typer.Option(None, help="start the engine an engine config describes (overrides the options above)"),
           engine_config_out: Path = typer.Option(None, help="write the engine config here (validate --engine-config reads it)"),
-          engine_python: str = typer.Option(None, help="engine interpreter (default .venv-engine/bin/python or $SIMKV_ENGINE_PYTHON)")) -> None:
+          engine_python: str = typer.Option(None, help="engine interpreter (default .venv-engine/bin/python or $SIMKV_ENGINE_PYTHON)"),
+          engine_core_nice: int = typer.Option(ENGINE_CORE_NICE, min=0, max=19, help="niceness for vLLM's busy-waiting engine-core process, so the API server is not starved on a small machine (0: leave it)")) -> None:
     """Start vLLM with random weights (and LMCache); stop everything on Ctrl-C or SIGTERM."""
     cfg = load_engine_config(engine_config) if engine_config is not None else EngineConfig(
         model_config=model_config, kv_cache_bytes=parse_size(kv_cache_bytes, where="--kv-cache-bytes"),
         block_size=block_size, max_model_len=max_model_len, lmcache=lmcache,
         lmcache_chunk_tokens=lmcache_chunk_tokens, lmcache_l1_gb=lmcache_l1_gb)
     opts = cfg.serve_options(port=port, lmcache_port=lmcache_port,
-                             lmcache_http_port=lmcache_http_port, engine_python=engine_python)
+                             lmcache_http_port=lmcache_http_port, engine_python=engine_python,
+                             engine_core_nice=engine_core_nice)
     if engine_config_out is not None:
         cfg.save(engine_config_out)
     stack = EngineStack(opts)
@@ -155,6 +158,7 @@ def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
              token_budget: int = typer.Option(DEFAULT_TOKEN_BUDGET, help="vLLM's max_num_batched_tokens (CPU server default 2048)"),
              model_config: str = typer.Option("tiny-llama-2l", help="the served model's config (when no --engine-config)"),
              api_key_env: str = typer.Option("SIMKV_API_KEY"), api_key_file: Path = typer.Option(None),
+             repeats: int = typer.Option(1, min=1, help="replay this many times (salts SALT, SALT+1, ...; each into OUT/replay-K) and pool their TTFT"),
              timeout_s: float = typer.Option(600.0), json_out: bool = typer.Option(False, "--json")) -> None:
     """Replay, then compare measured prefix hits and TTFT with simkv's whole-model prediction."""
     engine = load_engine_config(engine_config) if engine_config is not None else None
@@ -172,9 +176,22 @@ def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
                          where="--lmcache-log")
     if lmcache_log is not None and not lmcache_log.is_file():
         raise InputError("not found", source=lmcache_log, where="--lmcache-log")
-    m = replay_and_measure(trace, ropts, say=_say, on_record=_progress())
-    _write_json(out / "summary.json", dict(m.summary, server_histograms=m.histograms))
-    result = compare(m, vopts).as_dict()
+    runs, ms = [], []
+    for k in range(repeats):
+        rk = ropts if repeats == 1 else replace(ropts, out=out / f"replay-{k + 1}", salt=salt + k)
+        if repeats > 1:
+            _say(f"replay {k + 1} of {repeats} (salt {rk.salt}) into {rk.out}")
+        m = replay_and_measure(trace, rk, say=_say, on_record=_progress())
+        _write_json(rk.out / "summary.json", dict(m.summary, server_histograms=m.histograms))
+        runs.append(replace(vopts, replay=rk))
+        ms.append(m)
+    if repeats == 1:
+        result = compare(ms[0], vopts).as_dict()
+    else:
+        pooled = compare_pooled(ms, runs)
+        for rk, r in zip(runs, pooled.replays, strict=True):
+            _write_json(rk.replay.out / "validate.json", r.as_dict())
+        result = pooled.as_dict()
     _write_json(out / "validate.json", result)
     flat = {k: v for k, v in result.items() if not isinstance(v, dict | list)}
     with atomic_writer(out / "validate.parquet") as fh:

@@ -47,6 +47,20 @@ from simkv.trace.model import Trace
 MAX_SKIP_SHARE = 0.05
 
 
+def client_trip_mean_s(records: list[dict], histograms: dict[str, dict]) -> float | None:
+    """The client's mean TTFT minus the engine's (vLLM's TTFT histogram: its sum over its count
+    is the exact mean of what the server timed), over one endpoint's replay: the trips in and
+    out through the HTTP front end and the client, which the engine's own time leaves out.
+    ``None`` with several endpoints or without the histogram."""
+    if len(histograms) != 1:
+        return None
+    server = next(iter(histograms.values())).get("time_to_first_token_seconds", {}).get("mean_s")
+    ttft = [r["ttft_s"] for r in records if r.get("status") == "ok" and r.get("ttft_s") is not None]
+    if server is None or not ttft:
+        return None
+    return float(sum(ttft) / len(ttft) - server)
+
+
 @dataclass(frozen=True)
 class ReplayOptions:
     """How to replay: pacing, limits, prompts, client and output folder."""
@@ -221,7 +235,9 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
     lm_after = {u: client.scrape(u) for u in opts.lmcache_metrics}
     records = _write_parquet(out)
     summary = summarize(records)
-    summary.update(wall_s=wall, skipped=len(skipped_requests(plan)),
+    histograms = {e: histogram_deltas(before[e], after[e]) for e in endpoints}
+    summary.update(wall_s=wall, skipped=len(skipped_requests(plan)), concurrency=opts.concurrency,
+                   client_trip_mean_s=client_trip_mean_s(records, histograms),
                    skipped_requests=skipped_requests(plan),
                    machine=meter.result.as_dict() if meter.result else None)
     if meter.result is not None and not meter.result.quiet:
@@ -237,7 +253,7 @@ def replay_and_measure(trace_path: Path, opts: ReplayOptions, *, say: Callable[[
     return Measurement(
         trace=tr, plan=plan, records=records, summary=summary,
         deltas={e: cache_deltas(before[e], after[e], connector=connector) for e in endpoints},
-        histograms={e: histogram_deltas(before[e], after[e]) for e in endpoints},
+        histograms=histograms,
         lmcache={u: lmcache_deltas(lm_before[u], lm_after[u]) for u in opts.lmcache_metrics},
         after=after, load=meter.result,
         l1_wakes={u: v for u, v in wakes.items() if v is not None},

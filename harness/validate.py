@@ -32,7 +32,7 @@ from harness.predict import CachePrediction, EngineCacheSpec, predict
 from harness.ttft import predicted_ttft_s
 from simkv.cache.vllm_sched import SchedConfig
 from simkv.errors import InputError
-from simkv.latency.calibrate import Calibration
+from simkv.latency.calibrate import Calibration, load_calibration
 
 #: vLLM's default ``max_num_batched_tokens`` for the OpenAI server with chunked prefill
 DEFAULT_TOKEN_BUDGET = 2048
@@ -206,6 +206,10 @@ def _decode_step_s(m: Measurement) -> float | None:
 
 def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
     """Measured (metric deltas, client and server timing) beside the whole-model prediction."""
+    return _compare(m, opts)[0]
+
+
+def _compare(m: Measurement, opts: ValidateOptions) -> tuple[ValidateResult, TtftPairs | None]:
     lmcache = bool(m.lmcache)
     clock = _server_clock(m, opts) if lmcache and len(m.deltas) == 1 else None
     spec = _engine_spec(m, opts, lmcache, clock)
@@ -235,13 +239,23 @@ def compare(m: Measurement, opts: ValidateOptions) -> ValidateResult:
         server_histograms=m.histograms, skipped_requests=s["skipped_requests"],
         per_endpoint=m.deltas, replay={k: v for k, v in s.items() if k != "skipped_requests"},
         vllm_model=_vllm_model(spec))
+    pairs = None
     if opts.calibration is not None:
-        fields_.update(predict_ttft(m, pc, opts))
-    return ValidateResult(**fields_)
+        pairs = ttft_pairs(m, pc, opts)
+        fields_.update(ttft_errors(*pairs) if pairs is not None
+                       else {"ttft_note": "no measured TTFT to compare with"})
+        if pairs is not None:
+            fields_["ttft_note"] = _ttft_note(opts)
+    return ValidateResult(**fields_), pairs
 
 
-def predict_ttft(m: Measurement, pc: CachePrediction, opts: ValidateOptions) -> dict:
-    """Calibrated per-request costs through the serving simulation at the replay's concurrency."""
+#: (predicted, measured) TTFT in seconds of the requests measured, in send order
+TtftPairs = tuple[np.ndarray, np.ndarray]
+
+
+def ttft_pairs(m: Measurement, pc: CachePrediction, opts: ValidateOptions) -> TtftPairs | None:
+    """Calibrated per-request costs through the serving simulation at the replay's concurrency,
+    beside the client's measured TTFT, for the requests that have one."""
     ttft, req_ids = predicted_ttft_s(m.plan, pc, opts.calibration, concurrency=opts.replay.concurrency,
                                      token_budget=opts.token_budget,
                                      model_config=(opts.engine.model_config if opts.engine
@@ -250,17 +264,53 @@ def predict_ttft(m: Measurement, pc: CachePrediction, opts: ValidateOptions) -> 
                 if r["status"] == "ok" and r.get("ttft_s") is not None}
     keep = [i for i, r in enumerate(req_ids) if r in measured]
     if not keep:
-        return {"ttft_note": "no measured TTFT to compare with"}
-    p = ttft[keep]
-    y = np.asarray([measured[req_ids[i]] for i in keep])
-    p50, p90 = (float(v) for v in np.percentile(p, [50, 90]))
-    m50, m90 = (float(v) for v in np.percentile(y, [50, 90]))
+        return None
+    return ttft[keep], np.asarray([measured[req_ids[i]] for i in keep], dtype=np.float64)
+
+
+def ttft_errors(predicted: np.ndarray, measured: np.ndarray) -> dict:
+    """p50 / p90 of each side and their relative errors."""
+    p50, p90 = (float(v) for v in np.percentile(predicted, [50, 90]))
+    m50, m90 = (float(v) for v in np.percentile(measured, [50, 90]))
     return {"predicted_ttft_p50_s": p50, "predicted_ttft_p90_s": p90,
             "measured_ttft_p50_s": m50, "measured_ttft_p90_s": m90,
-            "ttft_p50_rel_error": abs(p50 - m50) / m50, "ttft_p90_rel_error": abs(p90 - m90) / m90,
-            "ttft_note": f"calibration {getattr(opts.calibration, 'name', 'given')}; serving "
-                         "simulation at concurrency "
-                         f"{opts.replay.concurrency or 'unlimited'}, token budget {opts.token_budget}"}
+            "ttft_p50_rel_error": abs(p50 - m50) / m50, "ttft_p90_rel_error": abs(p90 - m90) / m90}
+
+
+def _ttft_note(opts: ValidateOptions) -> str:
+    name = getattr(opts.calibration, "name", "given")
+    calib = opts.calibration if isinstance(opts.calibration, Calibration) \
+        else load_calibration(Path(opts.calibration))
+    trip = (f"; client trip +{1e3 * calib.extra_trip_s(opts.replay.concurrency):.1f} ms over one "
+            "in flight (measured at calibration)" if calib.client_trip_s else "")
+    return (f"calibration {name}; serving simulation at concurrency "
+            f"{opts.replay.concurrency or 'unlimited'}, token budget {opts.token_budget}{trip}")
+
+
+@dataclass(frozen=True)
+class PooledResult:
+    """Several replays of one trace (each its own salt) compared one by one, and their TTFT
+    pooled: the p50 / p90 of all their requests on each side.  Pooling is what makes a TTFT
+    figure repeatable on a small shared machine, where the same trace's p50 moves from one
+    replay to the next by more than the goals (docs/harness.md has the figures)."""
+
+    replays: list[ValidateResult]
+    ttft: dict
+
+    def as_dict(self) -> dict:
+        prefix = [r.prefix_hit_abs_error for r in self.replays if r.prefix_hit_abs_error is not None]
+        return {"repeats": len(self.replays), **self.ttft,
+                "prefix_hit_abs_error_max": max(prefix) if prefix else None,
+                "replays": [r.as_dict() for r in self.replays]}
+
+
+def compare_pooled(ms: list[Measurement], opts: list[ValidateOptions]) -> PooledResult:
+    """Each replay compared alone, and the TTFT of all of them pooled (when calibrated)."""
+    results, pairs = zip(*(_compare(m, o) for m, o in zip(ms, opts, strict=True)), strict=True)
+    have = [p for p in pairs if p is not None]
+    ttft = ttft_errors(np.concatenate([p[0] for p in have]), np.concatenate([p[1] for p in have])) \
+        if have else {}
+    return PooledResult(list(results), ttft)
 
 
 def validate(trace: Path, opts: ValidateOptions, *, say: Callable[[str], None] = lambda _m: None,

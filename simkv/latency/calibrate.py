@@ -17,6 +17,14 @@ twice: in-sample (the records fitted) and held out (``holdout``, drawn with the 
 MAPE and p50 / p90 of the absolute relative error.  Records with inter-token times also give the
 measured decode step (their median), which the serving simulation uses for decode.
 
+The client's trip (its TTFT minus the engine's own, vLLM's TTFT histogram mean, per replay) is
+kept per number of requests in flight (``client_trip_s``): at one in flight it is part of the
+intercept; with more in flight the API server and the client share the machine with a busy
+engine and the trip grows (on the 2-core development machine 3.6-7.6 ms one at a time,
+6.7-12.7 ms at 8 in flight, alike for both trace families).  The prediction at ``c`` in flight
+adds :meth:`Calibration.extra_trip_s`, the growth from one in flight, measured on calibration
+replays made at those levels.
+
 A calibration remembers the machine load of the replays it came from (``quiet``, from the
 harness's ``machine`` block): ``simkv.latency.calibration_guard.check_overwrite`` refuses to replace a calibration fitted on
 a quiet machine with one from a loaded machine unless asked.
@@ -25,7 +33,7 @@ a quiet machine with one from a loaded machine unless asked.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import yaml
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from simkv.cache.config import CacheConfig
 from simkv.errors import InputError
@@ -76,7 +84,18 @@ class _CalibrationModel(UserModel):
     per_uncached_context_token_s: float = Field(ge=0, allow_inf_nan=False)
     per_cached_token_s: float = Field(ge=0, allow_inf_nan=False)
     decode_step_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    client_trip_s: dict[int, float] | None = None
     fit: _FitModel | None = None
+
+    @field_validator("client_trip_s")
+    @classmethod
+    def _levels(cls, v: dict[int, float] | None) -> dict[int, float] | None:
+        if v is not None:
+            if any(k < 1 for k in v):
+                raise ValueError("keys are requests in flight, at least 1")
+            if not all(np.isfinite(x) for x in v.values()):
+                raise ValueError("trips must be finite seconds")
+        return v
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,28 @@ class Calibration:
     per_cached_token_s: float
     fit: FitReport | None = None
     decode_step_s: float | None = None
+    #: the client's mean trip (client TTFT minus the engine's) per requests in flight, sorted
+    client_trip_s: tuple[tuple[int, float], ...] = ()
+
+    def extra_trip_s(self, in_flight: int | None) -> float:
+        """The trip's growth from one request in flight to ``in_flight`` (seconds): linear
+        between measured levels, the last level's beyond them; 0 when not measured at one in
+        flight and at least one level above (nothing to tell the growth from)."""
+        levels = dict(self.client_trip_s)
+        if in_flight is None or in_flight <= 1 or 1 not in levels or len(levels) < 2:
+            return 0.0
+        xs = np.asarray(sorted(levels), dtype=np.float64)
+        ys = np.asarray([levels[int(k)] for k in xs])
+        return float(np.interp(float(in_flight), xs, ys) - levels[1])
+
+    @property
+    def one_in_flight_trip_s(self) -> float:
+        """The client's trip inside the intercept (measured one at a time; 0 when not)."""
+        return dict(self.client_trip_s).get(1, 0.0)
+
+    def with_trips(self, trips: dict[int, float]) -> Calibration:
+        """This calibration with the client's trip measured at these levels of in flight."""
+        return replace(self, client_trip_s=tuple(sorted((int(k), float(v)) for k, v in trips.items())))
 
     def coefficients(self) -> LinearCoefficients:
         return LinearCoefficients(self.intercept_s, self.per_uncached_token_s,
@@ -120,6 +161,8 @@ class Calibration:
         data.update({k: float(getattr(self, k)) for k in COEFFICIENT_NAMES})
         if self.decode_step_s is not None:
             data["decode_step_s"] = float(self.decode_step_s)
+        if self.client_trip_s:
+            data["client_trip_s"] = {int(k): float(v) for k, v in self.client_trip_s}
         if self.fit is not None:
             data["fit"] = asdict(self.fit)
         return yaml.safe_dump(data, sort_keys=False)
@@ -132,8 +175,9 @@ def parse_calibration(data: Any, *, source: str | Path) -> Calibration:
     except ValidationError as exc:
         raise validation_error(exc, source) from None
     fit = FitReport(**m.fit.model_dump()) if m.fit is not None else None
+    trips = tuple(sorted((m.client_trip_s or {}).items()))
     return Calibration(m.intercept_s, m.per_uncached_token_s, m.per_uncached_context_token_s,
-                       m.per_cached_token_s, fit, m.decode_step_s)
+                       m.per_cached_token_s, fit, m.decode_step_s, trips)
 
 
 def load_calibration(path: Path) -> Calibration:

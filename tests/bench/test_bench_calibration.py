@@ -9,6 +9,7 @@ recorded as ``*_ratio`` for bench-check (goal: at most 0.15).
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,10 +53,18 @@ def test_ttft_p50_calibrated_on_one_trace_predicts_another(benchmark):
 
 
 # ------------------------------------------------------------------ fresh replays (issue 16)
+#: requests per replay, and replays of each trace at each level, interleaved in time: the same
+#: trace's p50 moved by up to 68% between two 60-request replays at 8 in flight and by up to
+#: 29% between 240-request ones one at a time (2-core machine, docs/harness.md), more than the
+#: goals, so calibration and prediction each pool three
+FRESH_REQUESTS = 240
+FRESH_ROUNDS = 3
+
+
 def _fresh_traces(tmp: Path) -> dict[str, Path]:
-    """A Mooncake slice shrunk to the CPU engine (requests 3600-3659, x 1/16: 32-token blocks,
-    none too long, 22% of prompt tokens reusable; most 60-request slices reuse under 8%) and a
-    generated workload with shared prefixes (60 requests)."""
+    """A Mooncake slice shrunk to the CPU engine (requests 3600-3839, x 1/16: 32-token blocks,
+    7 of 240 too long for the engine, skipped on both sides) and a generated workload with
+    shared prefixes (240 requests)."""
     from harness.testing import shared_prefix_trace
     from simkv.trace import save_trace
     from simkv.trace.scale import scale_tokens
@@ -63,8 +72,8 @@ def _fresh_traces(tmp: Path) -> dict[str, Path]:
 
     mc = load_trace(Path(__file__).resolve().parents[1] / "data" / "mooncake_synthetic.jsonl")
     paths = {"mooncake": tmp / "mooncake.parquet", "generated": tmp / "generated.parquet"}
-    save_trace(scale_tokens(by_requests(mc, 3600, 3660), 1 / 16), paths["mooncake"])
-    save_trace(shared_prefix_trace(77, n_requests=60), paths["generated"])
+    save_trace(scale_tokens(by_requests(mc, 3600, 3600 + FRESH_REQUESTS), 1 / 16), paths["mooncake"])
+    save_trace(shared_prefix_trace(77, n_requests=FRESH_REQUESTS), paths["generated"])
     return paths
 
 
@@ -76,14 +85,25 @@ def _replay(stack, trace: Path, out: Path, salt: int, concurrency: int):
     return replay_and_measure(trace, opts, say=lambda _m: None), opts
 
 
+def _calibration(one: list, many: list):
+    """Fit on the one-at-a-time replays pooled; the client's trip at 1 and 8 in flight, each
+    the mean over its replays (what ``simkv calibrate --measured ...`` does from summary.json)."""
+    trips = {c: float(np.mean([m.summary["client_trip_mean_s"] for m in ms]))
+             for c, ms in ((1, one), (8, many))}
+    calib = fit_calibration(pd.concat([m.df for m in one], ignore_index=True), holdout=0.25,
+                            quiet=all(m.load.quiet for m in one if m.load) if one else None)
+    return calib.with_trips(trips)
+
+
 @pytest.mark.engine
 def test_ttft_fresh_replays_on_traces_the_calibration_did_not_see(benchmark, tmp_path):
     """Calibrate on one trace family, predict the other (both ways) at 1 and 8 in flight, all
-    replayed fresh on the CPU engine in this run.  Goals: p50 within 15%, p90 within 25%."""
+    replayed fresh on the CPU engine in this run, three rounds interleaved (so the machine's
+    drift falls on both sides alike).  Goals: pooled p50 within 15%, p90 within 25%."""
     import socket
 
     from harness.launcher import EngineStack, ServeOptions
-    from harness.validate import ValidateOptions, compare
+    from harness.validate import ValidateOptions, compare_pooled
     from tests.engine.conftest import _require_engine
 
     _require_engine()
@@ -91,29 +111,40 @@ def test_ttft_fresh_replays_on_traces_the_calibration_did_not_see(benchmark, tmp
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     traces = _fresh_traces(tmp_path)
+    crosses = (("mooncake", "generated"), ("generated", "mooncake"))
     info: dict = {}
     with EngineStack(ServeOptions("tiny-llama-2l", port=port, kv_cache_bytes=8 << 20)) as stack:
-        calib = {}
-        for k, (name, path) in enumerate(traces.items()):
-            m, _ = _replay(stack, path, tmp_path / f"cal-{name}", 900 + k, 1)
-            calib[name] = fit_calibration(m.df, holdout=0.25, quiet=m.load.quiet if m.load else None)
-            info[f"calibration_{name}_holdout_mape"] = calib[name].fit.mape
-            info[f"calibration_{name}_quiet"] = calib[name].fit.quiet
+        cal: dict = {(n, c): [] for n in traces for c in (1, 8)}
+        val: dict = {(f, c): [] for f in crosses for c in (1, 8)}
 
-        def cross() -> None:
-            for k, (fit_on, predict_on) in enumerate((("mooncake", "generated"),
-                                                      ("generated", "mooncake"))):
-                for conc in (1, 8):
-                    m, ropts = _replay(stack, traces[predict_on], tmp_path / f"v-{fit_on}-{conc}",
-                                       950 + 10 * k + conc, conc)
-                    res = compare(m, ValidateOptions(ropts, calibration=calib[fit_on]))
-                    tag = f"{fit_on}_to_{predict_on}_c{conc}"
-                    info[f"ttft_p50_{tag}_rel_error_ratio"] = res.ttft_p50_rel_error
-                    info[f"ttft_p90_{tag}_rel_error_ratio"] = res.ttft_p90_rel_error
-                    info[f"ttft_p50_{tag}_measured_s"] = res.measured_ttft_p50_s
-                    info[f"ttft_p50_{tag}_predicted_s"] = res.predicted_ttft_p50_s
-                    info[f"prefix_hit_{tag}_abs_error"] = res.prefix_hit_abs_error
-                    info[f"{tag}_load_1m_before"] = (res.machine or {}).get("load_1m_before")
+        def replays() -> None:
+            for r in range(FRESH_ROUNDS):
+                for k, (name, path) in enumerate(traces.items()):
+                    for conc in (1, 8):
+                        cal[name, conc].append(_replay(stack, path, tmp_path / f"cal-{name}-{conc}-{r}",
+                                                       900 + 100 * r + 10 * k + conc, conc)[0])
+                for k, cross in enumerate(crosses):
+                    for conc in (1, 8):
+                        val[cross, conc].append(_replay(
+                            stack, traces[cross[1]], tmp_path / f"v-{cross[0]}-{conc}-{r}",
+                            950 + 100 * r + 10 * k + conc, conc))
 
-        benchmark.pedantic(cross, rounds=1, iterations=1)
+        benchmark.pedantic(replays, rounds=1, iterations=1)
+    calib = {n: _calibration(cal[n, 1], cal[n, 8]) for n in traces}
+    for n, c in calib.items():
+        info[f"calibration_{n}_holdout_mape"] = c.fit.mape
+        info[f"calibration_{n}_quiet"] = c.fit.quiet
+        info[f"calibration_{n}_client_trip_ms"] = {k: 1e3 * v for k, v in c.client_trip_s}
+    for (fit_on, predict_on), conc in val:
+        runs = val[(fit_on, predict_on), conc]
+        res = compare_pooled([m for m, _ in runs],
+                             [ValidateOptions(o, calibration=calib[fit_on]) for _, o in runs])
+        tag = f"{fit_on}_to_{predict_on}_c{conc}"
+        info[f"ttft_p50_{tag}_rel_error_ratio"] = res.ttft["ttft_p50_rel_error"]
+        info[f"ttft_p90_{tag}_rel_error_ratio"] = res.ttft["ttft_p90_rel_error"]
+        info[f"ttft_p50_{tag}_measured_s"] = res.ttft["measured_ttft_p50_s"]
+        info[f"ttft_p50_{tag}_predicted_s"] = res.ttft["predicted_ttft_p50_s"]
+        info[f"ttft_p50_{tag}_per_replay_rel_errors"] = [r.ttft_p50_rel_error for r in res.replays]
+        info[f"prefix_hit_{tag}_abs_errors"] = [r.prefix_hit_abs_error for r in res.replays]
+        info[f"{tag}_load_1m_before"] = [(r.machine or {}).get("load_1m_before") for r in res.replays]
     benchmark.extra_info.update(info)

@@ -155,3 +155,30 @@ def test_evaluate_prediction_against_a_replay():
     assert out["p50_rel_error_engine_hits"] == pytest.approx(1 - 1 / 1.1, rel=1e-3)
     assert out["within_15pct"] is True
     assert out["simulated_cached_share"] == pytest.approx(out["engine_cached_share"])
+
+
+def test_extra_trip_interpolates_between_measured_levels():
+    """Trips 4 ms at 1 in flight, 11 ms at 8: the growth is 7 ms at 8, 3/7 of it (3 ms) at 4,
+    held at 7 ms beyond 8, nothing at 1, unlimited or without a level-1 trip."""
+    base = fit_calibration(_measured(), holdout=0.0)
+    c = base.with_trips({8: 0.011, 1: 0.004})
+    assert c.client_trip_s == ((1, 0.004), (8, 0.011))
+    assert c.extra_trip_s(1) == 0.0 and c.extra_trip_s(None) == 0.0
+    assert abs(c.extra_trip_s(8) - 0.007) < 1e-15
+    assert abs(c.extra_trip_s(4) - 0.003) < 1e-15
+    assert abs(c.extra_trip_s(32) - 0.007) < 1e-15
+    assert base.with_trips({8: 0.011}).extra_trip_s(8) == 0.0
+    assert base.extra_trip_s(8) == 0.0
+
+
+def test_trips_round_trip_and_bad_levels_name_the_field(tmp_path):
+    c = fit_calibration(_measured(), holdout=0.2).with_trips({1: 0.004, 8: 0.011})
+    path = tmp_path / "calib.yaml"
+    path.write_text(c.to_yaml())
+    assert load_calibration(path) == c
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("intercept_s: 0.1\nper_uncached_token_s: 0\nper_uncached_context_token_s: 0\n"
+                   "per_cached_token_s: 0\nclient_trip_s: {0: 0.01}\n")
+    with pytest.raises(InputError) as err:
+        load_calibration(bad)
+    assert "client_trip_s" in str(err.value) and "\n" not in str(err.value)

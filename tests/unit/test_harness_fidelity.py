@@ -141,3 +141,35 @@ def test_cache_prediction_with_an_evicting_l1_by_hand():
     c = pc.l1_counters["e"]
     assert (c["failed_stores"], c["evicted_chunks"], c["ticks"]) == (1, 1, 1)
     assert np.array_equal(p.prompt_tokens, [520, 520, 520])
+
+
+def test_client_trip_is_the_client_mean_minus_the_server_mean():
+    """Client TTFTs 30, 50 ms (the error row and the one without a TTFT do not count): mean
+    40 ms; vLLM's histogram mean 32 ms: trip 8 ms.  Two endpoints or no histogram: None."""
+    from harness.measure import client_trip_mean_s
+
+    recs = [{"status": "ok", "ttft_s": 0.030}, {"status": "ok", "ttft_s": 0.050},
+            {"status": "error", "ttft_s": 0.9}, {"status": "ok", "ttft_s": None}]
+    hist = {"time_to_first_token_seconds": {"mean_s": 0.032}}
+    assert client_trip_mean_s(recs, {"e": hist}) == pytest.approx(0.008)
+    assert client_trip_mean_s(recs, {"e": hist, "f": hist}) is None
+    assert client_trip_mean_s(recs, {"e": {}}) is None
+
+
+def test_pooled_ttft_takes_the_percentiles_of_every_replay_together(monkeypatch):
+    """Replay 1: predicted 1, 2 s, measured 1, 2 s; replay 2: predicted 3, 4 s, measured 3,
+    5 s.  Pooled (linear percentiles of four): predicted p50 2.5, p90 3.7; measured p50 2.5,
+    p90 4.4, so the p90 error is 0.7 / 4.4."""
+    import numpy as np
+
+    import harness.validate as hv
+
+    pairs = iter([(np.array([1.0, 2.0]), np.array([1.0, 2.0])),
+                  (np.array([3.0, 4.0]), np.array([3.0, 5.0]))])
+    monkeypatch.setattr(hv, "_compare", lambda m, o: (f"result {m}", next(pairs)))
+    res = hv.compare_pooled([1, 2], [None, None])
+    assert res.replays == ["result 1", "result 2"]
+    assert res.ttft["predicted_ttft_p50_s"] == pytest.approx(2.5)
+    assert res.ttft["measured_ttft_p90_s"] == pytest.approx(4.4)
+    assert res.ttft["ttft_p50_rel_error"] == pytest.approx(0.0)
+    assert res.ttft["ttft_p90_rel_error"] == pytest.approx(0.7 / 4.4)

@@ -182,3 +182,22 @@ def test_step_priced_ttft_adds_half_the_step_running_when_a_request_arrived():
                                                       arrival_step=[0, 1])
     assert list(res.first_token_step) == [0, 1]
     assert step_ttft_s(lat, None, res, prompt) == pytest.approx([0.040, 0.060])
+
+
+def test_step_priced_ttft_pays_the_client_trip_once_per_request():
+    """The 10 ms intercept holds a 4 ms client trip (measured one at a time): each step's
+    fixed part is 6 ms, and each request adds its trip at this many in flight, here 9 ms.
+    One 300-token request in 128-token chunks (128, 128, 44): 3 x 6 + 30 + 9 = 57 ms (60 ms
+    with the trip in every step).  At one in flight (trip 4 ms) and a single step it is the
+    calibrated TTFT again: 6 + 30 + 4 = 40 ms."""
+    from harness.ttft import step_ttft_s
+
+    lat = _lat(0.01, 1e-4, 2e-5, 0.002)
+    prompt = np.asarray([300])
+    chunked = VllmScheduler(VllmBlockPool(None, 128), SchedConfig(token_budget=128)).run(
+        [[1, 2, 3]], prompt, [1], concurrency=1)
+    assert step_ttft_s(lat, None, chunked, prompt, trip_s=0.009,
+                       one_in_flight_trip_s=0.004) == pytest.approx([0.057])
+    whole = VllmScheduler(VllmBlockPool(None, 128)).run([[1, 2, 3]], prompt, [1], concurrency=1)
+    assert step_ttft_s(lat, None, whole, prompt, trip_s=0.004,
+                       one_in_flight_trip_s=0.004) == pytest.approx([0.040])
