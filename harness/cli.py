@@ -202,6 +202,24 @@ def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
         print_table("measured vs predicted", list(flat.items()))
 
 
+@app.command("probe-trace")
+def probe_trace_cmd(out: Path = typer.Option(..., "--out", help="where to write the probe trace (.parquet)"),
+                    max_prompt_tokens: int = typer.Option(4096, min=1, help="the engine's longest prompt (its max model length)"),
+                    cold: int = typer.Option(72, min=1, help="cold prompts, lengths log-spaced to the longest"),
+                    warm_share: float = typer.Option(0.25, help="share of cold prompts followed by a warm one"),
+                    seed: int = typer.Option(0), force: bool = typer.Option(False, help="replace --out")) -> None:
+    """Write a calibration probe: prompts spanning the engine's lengths (replay it one at a time
+    beside the calibration trace and give both to `simkv calibrate`)."""
+    from harness.probe import probe_trace
+    from simkv.cli.common import check_output_path
+    from simkv.trace import save_trace
+
+    check_output_path(out, force=force)
+    trace = probe_trace(max_prompt_tokens, n_cold=cold, warm_share=warm_share, seed=seed)
+    save_trace(trace, out)
+    _say(f"wrote {trace.n_requests} requests to {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from simkv.cli.main import run
 

@@ -297,10 +297,29 @@ class PooledResult:
     replays: list[ValidateResult]
     ttft: dict
 
+    def cache(self) -> dict:
+        """Hits pooled the same way: prefix hit ratios as all replays' hit tokens over their
+        query tokens on each side, LMCache's external hit tokens summed on each side."""
+        rs = [r for r in self.replays if r.measured_prefix_hit_ratio is not None]
+        out: dict = {}
+        if rs:
+            mq = sum(r.measured_prefix_queries_tokens for r in rs)
+            pq = sum(r.predicted_prefix_queries_tokens for r in rs)
+            m = sum(r.measured_prefix_hit_ratio * r.measured_prefix_queries_tokens for r in rs) / mq
+            p = sum(r.predicted_prefix_hit_ratio * r.predicted_prefix_queries_tokens for r in rs) / pq
+            out.update(measured_prefix_hit_ratio=m, predicted_prefix_hit_ratio=p,
+                       prefix_hit_abs_error=abs(p - m),
+                       prefix_hit_abs_error_max=max(r.prefix_hit_abs_error for r in rs))
+        lm = [r.lmcache for r in self.replays if r.lmcache]
+        if lm and len(lm) == len(self.replays):
+            me = sum(x["measured_external_hit_tokens"] for x in lm)
+            pe = sum(x["predicted_external_hit_tokens"] for x in lm)
+            out.update(measured_external_hit_tokens=me, predicted_external_hit_tokens=pe,
+                       external_hit_tokens_rel_error=abs(pe - me) / me if me else None)
+        return out
+
     def as_dict(self) -> dict:
-        prefix = [r.prefix_hit_abs_error for r in self.replays if r.prefix_hit_abs_error is not None]
-        return {"repeats": len(self.replays), **self.ttft,
-                "prefix_hit_abs_error_max": max(prefix) if prefix else None,
+        return {"repeats": len(self.replays), **self.ttft, **self.cache(),
                 "replays": [r.as_dict() for r in self.replays]}
 
 

@@ -173,3 +173,51 @@ def test_pooled_ttft_takes_the_percentiles_of_every_replay_together(monkeypatch)
     assert res.ttft["measured_ttft_p90_s"] == pytest.approx(4.4)
     assert res.ttft["ttft_p50_rel_error"] == pytest.approx(0.0)
     assert res.ttft["ttft_p90_rel_error"] == pytest.approx(0.7 / 4.4)
+
+
+def test_pooled_hits_are_ratios_of_summed_tokens():
+    """Replay 1: 1,000 query tokens, measured ratio 0.5, predicted 0.6, LMCache 1,000 measured /
+    900 predicted external tokens; replay 2: 3,000 query tokens at 0.2 both, 3,000 / 3,300.
+    Pooled: measured (500 + 600) / 4,000 = 0.275, predicted (600 + 600) / 4,000 = 0.3, error
+    0.025 (the worse replay alone 0.1); external 4,200 against 4,000: 5%."""
+    from harness.validate import PooledResult, ValidateResult
+
+    def one(q, m, p, me, pe):
+        return ValidateResult(
+            requests_sent=10, skipped=0, block_tokens=128, cache_blocks=64,
+            measured_prefix_queries_tokens=q, predicted_prefix_queries_tokens=q,
+            measured_prefix_hit_ratio=m, predicted_prefix_hit_ratio=p, prefix_hit_abs_error=abs(p - m),
+            concurrency=8, measured_ttft_p50_s=None, measured_ttft_p90_s=None, measured_ttft_p99_s=None,
+            lmcache={"measured_external_hit_tokens": me, "predicted_external_hit_tokens": pe})
+
+    pooled = PooledResult([one(1000, 0.5, 0.6, 1000, 900), one(3000, 0.2, 0.2, 3000, 3300)], {}).cache()
+    assert pooled["measured_prefix_hit_ratio"] == pytest.approx(0.275)
+    assert pooled["predicted_prefix_hit_ratio"] == pytest.approx(0.3)
+    assert pooled["prefix_hit_abs_error"] == pytest.approx(0.025)
+    assert pooled["prefix_hit_abs_error_max"] == pytest.approx(0.1)
+    assert pooled["external_hit_tokens_rel_error"] == pytest.approx(0.05)
+
+
+def test_probe_spans_the_engine_lengths_with_warm_followers():
+    """72 cold prompts log-spaced from 32 to 4,092 tokens (4,096 less the 4 output tokens);
+    about a quarter followed by a warm one that shares whole blocks of the one before it and
+    adds one block of its own.  Same seed, same trace."""
+    import numpy as np
+
+    from harness.probe import probe_trace
+
+    t = probe_trace(4096, n_cold=72, block_tokens=64, seed=3)
+    lens = t.input_tokens
+    assert lens.min() == 32 and lens.max() == 4092
+    assert ((lens + t.output_tokens) <= 4096).all()
+    chains = [tuple(t.block_hashes[t.block_offsets[i]:t.block_offsets[i + 1]]) for i in range(t.n_requests)]
+    warm = [i for i in range(1, t.n_requests) if chains[i][0] == chains[i - 1][0]]
+    assert t.n_requests == 72 + len(warm) and 12 <= len(warm) <= 18
+    for i in warm:
+        shared = len(chains[i]) - 1
+        assert chains[i][:shared] == chains[i - 1][:shared] and chains[i][-1] not in chains[i - 1]
+        assert shared * 64 < lens[i] <= (shared + 1) * 64
+    cold = np.delete(lens, warm)
+    assert len(np.unique(cold)) >= 60  # spread, not repeated
+    again = probe_trace(4096, n_cold=72, block_tokens=64, seed=3)
+    assert (again.input_tokens == lens).all() and (again.block_hashes == t.block_hashes).all()
