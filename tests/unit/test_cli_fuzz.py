@@ -77,6 +77,7 @@ BASELINES: dict[str, list[str]] = {
                              "--out", "{tmp}/replay", "--no-warmup"],
     "simkv-harness validate": ["--trace", "{trace}", "--endpoint", "http://127.0.0.1:9",
                                "--out", "{tmp}/validate"],
+    "simkv-harness probe-trace": ["--out", "{tmp}/probe.parquet"],
 }
 
 TINY_SPEC = """\
