@@ -43,10 +43,8 @@ import pyarrow as pa
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from simkv.cache.config import CacheConfig
 from simkv.errors import InputError
 from simkv.latency.costs import LinearCoefficients, design_matrix
-from simkv.trace.model import Trace
 from simkv.validate import UserModel, input_file
 from simkv.yamlio import read_yaml, validation_error
 
@@ -228,7 +226,7 @@ def check_measured(df: pd.DataFrame, *, source: str | Path = "measured records")
     return df
 
 
-def _usable_mask(df: pd.DataFrame, *, need_cached: bool) -> np.ndarray:
+def usable_mask(df: pd.DataFrame, *, need_cached: bool) -> np.ndarray:
     err = df["error"]
     ok = err.isna() | (err.astype(str).str.len() == 0)
     ttft = pd.to_numeric(df["ttft_s"], errors="coerce")
@@ -242,7 +240,7 @@ def _usable_mask(df: pd.DataFrame, *, need_cached: bool) -> np.ndarray:
 
 def usable_records(df: pd.DataFrame) -> pd.DataFrame:
     """Rows a fit can use: no error, a positive finite TTFT, known prompt and cached tokens."""
-    return df.loc[_usable_mask(df, need_cached=True)].reset_index(drop=True)
+    return df.loc[usable_mask(df, need_cached=True)].reset_index(drop=True)
 
 
 def split_tokens(prompt, cached) -> tuple[np.ndarray, np.ndarray]:
@@ -360,63 +358,5 @@ def fit_calibration(measured: pd.DataFrame, *, holdout: float = 0.25, seed: int 
                        decode_step_s=measured_decode_step_s(rows))
 
 
-# ------------------------------------------------------------------ prediction vs measurement
-def _as_calibration(calibration: Calibration | Path | str) -> Calibration:
-    return calibration if isinstance(calibration, Calibration) else load_calibration(Path(calibration))
-
-
-def evaluate_prediction(trace: Trace, cfg: CacheConfig, measured_df: pd.DataFrame,
-                        calibration: Calibration | Path | str, *, model: str | None = None,
-                        skip_first: int = 0) -> dict[str, Any]:
-    """Predicted vs measured TTFT for a trace replayed one request at a time.
-
-    Cache hits come from simulating ``cfg`` over the whole trace (the engine's cache as simkv
-    models it); TTFT from the calibrated model.  Only requests measured without error count,
-    after dropping the first ``skip_first`` requests (warm-up).  Also reports the prediction
-    made with the engine's own measured ``cached_tokens``, separating the cache model's error
-    from the timing model's.  Every figure is computed here from the inputs.
-    """
-    from simkv.cache.engine import simulate
-
-    calib = _as_calibration(calibration)
-    coef = calib.coefficients()
-    df = check_measured(measured_df)
-    ok = df.loc[_usable_mask(df, need_cached=False)].reset_index(drop=True)
-    req = ok["request"].to_numpy(dtype=np.int64)
-    if np.any((req < 0) | (req >= trace.n_requests)):
-        raise InputError("a measured request index lies outside the trace", where="column request")
-    keep = req >= skip_first
-    ok, req = ok.loc[keep].reset_index(drop=True), req[keep]
-    if not len(ok):
-        raise InputError("no usable measured records to compare with")
-    sim = simulate(trace, cfg, model=model)
-    sim_cached = sim.records["reused_tokens"].to_numpy()[req]
-    inp = trace.input_tokens[req]
-    predicted = predict_ttft(coef, *split_tokens(inp, sim_cached))
-    measured = ok["ttft_s"].to_numpy(dtype=np.float64)
-    rel = relative_errors(predicted, measured)
-    known = ok["cached_tokens"].notna().to_numpy()
-    engine_cached = ok["cached_tokens"].to_numpy(dtype=np.float64)[known]
-    engine_prompt = ok["prompt_tokens"].to_numpy(dtype=np.float64)[known]
-    e50 = float(np.percentile(predict_ttft(coef, *split_tokens(engine_prompt, engine_cached)), 50)) \
-        if known.any() else None
-    m50, m90 = np.percentile(measured, [50, 90])
-    p50, p90 = np.percentile(predicted, [50, 90])
-    return {
-        "requests": int(len(ok)),
-        "measured_p50_s": float(m50), "predicted_p50_s": float(p50),
-        "p50_rel_error": float(abs(p50 - m50) / m50),
-        "measured_p90_s": float(m90), "predicted_p90_s": float(p90),
-        "p90_rel_error": float(abs(p90 - m90) / m90),
-        "mape": float(rel.mean()), "median_abs_rel_error": float(np.median(rel)),
-        "predicted_p50_s_engine_hits": e50,
-        "p50_rel_error_engine_hits": None if e50 is None else float(abs(e50 - m50) / m50),
-        "simulated_cached_share": float(sim_cached.sum() / max(inp.sum(), 1)),
-        "engine_cached_share": float(engine_cached.sum() / max(engine_prompt.sum(), 1))
-        if known.any() else None,
-        "within_15pct": bool(abs(p50 - m50) / m50 <= 0.15),
-    }
-
-
 __all__ = ["Calibration", "FitReport", "fit_calibration", "load_calibration", "parse_calibration",
-           "load_measured", "evaluate_prediction", "predict_ttft", "nnls_small", "huber_nnls"]
+           "load_measured", "predict_ttft", "nnls_small", "huber_nnls"]

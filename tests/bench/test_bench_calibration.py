@@ -16,7 +16,8 @@ import pytest
 from harness.enginetrace import engine_trace
 from harness.plan import PlanOptions, build_plan
 from simkv.cache import CacheConfig
-from simkv.latency.calibrate import evaluate_prediction, fit_calibration
+from simkv.latency.calib_eval import evaluate_prediction
+from simkv.latency.calibrate import fit_calibration
 from simkv.trace import load_trace
 
 pytestmark = pytest.mark.bench

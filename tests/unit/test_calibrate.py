@@ -6,9 +6,9 @@ import pytest
 
 from simkv.cache import CacheConfig
 from simkv.errors import InputError
+from simkv.latency.calib_eval import evaluate_prediction
 from simkv.latency.calibrate import (
     Calibration,
-    evaluate_prediction,
     fit_calibration,
     load_calibration,
     nnls_small,
