@@ -241,11 +241,14 @@ def _compare(m: Measurement, opts: ValidateOptions) -> tuple[ValidateResult, Ttf
         vllm_model=_vllm_model(spec))
     pairs = None
     if opts.calibration is not None:
+        name = getattr(opts.calibration, "name", "given")
+        if not isinstance(opts.calibration, Calibration):  # read the YAML once
+            opts = replace(opts, calibration=load_calibration(Path(opts.calibration)))
         pairs = ttft_pairs(m, pc, opts)
         fields_.update(ttft_errors(*pairs) if pairs is not None
                        else {"ttft_note": "no measured TTFT to compare with"})
         if pairs is not None:
-            fields_["ttft_note"] = _ttft_note(opts)
+            fields_["ttft_note"] = _ttft_note(opts, name)
     return ValidateResult(**fields_), pairs
 
 
@@ -277,10 +280,8 @@ def ttft_errors(predicted: np.ndarray, measured: np.ndarray) -> dict:
             "ttft_p50_rel_error": abs(p50 - m50) / m50, "ttft_p90_rel_error": abs(p90 - m90) / m90}
 
 
-def _ttft_note(opts: ValidateOptions) -> str:
-    name = getattr(opts.calibration, "name", "given")
-    calib = opts.calibration if isinstance(opts.calibration, Calibration) \
-        else load_calibration(Path(opts.calibration))
+def _ttft_note(opts: ValidateOptions, name: str) -> str:
+    calib = opts.calibration
     trip = (f"; client trip +{1e3 * calib.extra_trip_s(opts.replay.concurrency):.1f} ms over one "
             "in flight (measured at calibration)" if calib.client_trip_s else "")
     return (f"calibration {name}; serving simulation at concurrency "
