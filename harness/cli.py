@@ -186,7 +186,7 @@ def validate(trace: Path = _TRACE, endpoint: list[str] = _ENDPOINT,
         runs.append(replace(vopts, replay=rk))
         ms.append(m)
     if repeats == 1:
-        result = compare(ms[0], vopts).as_dict()
+        result = compare(ms[0], runs[0]).as_dict()
     else:
         pooled = compare_pooled(ms, runs)
         for rk, r in zip(runs, pooled.replays, strict=True):

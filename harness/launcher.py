@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.machine import proc_stat
 from harness.modeldir import resolve_config, write_model_dir
 from simkv.errors import InputError
 
@@ -81,8 +82,6 @@ class ServeOptions:
     engine_core_nice: int = ENGINE_CORE_NICE
 
 
-
-
 def renice_engine_core(api_pid: int, nice: int) -> list[int]:
     """Set ``nice`` on every thread of the API server's engine-core child process (Linux
     ``/proc``; threads it starts later inherit it); the thread ids changed."""
@@ -96,10 +95,9 @@ def renice_engine_core(api_pid: int, nice: int) -> list[int]:
         return done
     for child in children:
         try:
-            stat = (child / "stat").read_text()
-            comm = stat[stat.find("(") + 1:stat.rfind(")")]
-            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
-            if ppid != api_pid or not comm.startswith("VLLM::EngineCor"):
+            st = proc_stat(child.name)
+            if st is None or int(st[1]) != api_pid or \
+                    not (child / "comm").read_text().startswith("VLLM::EngineCor"):
                 continue
             for task in (child / "task").iterdir():
                 os.setpriority(os.PRIO_PROCESS, int(task.name), nice)

@@ -72,7 +72,8 @@ def _machine_cpu() -> tuple[float, float] | None:
     return (sum(vals) - idle) / _TICKS_PER_S, sum(vals) / _TICKS_PER_S
 
 
-def _stat(pid: str) -> list[str] | None:
+def proc_stat(pid: str) -> list[str] | None:
+    """``/proc/PID/stat`` fields from the state on (ppid is [1], session id [3]); None if gone."""
     try:
         raw = (_PROC / pid / "stat").read_text()
     except OSError:
@@ -81,7 +82,7 @@ def _stat(pid: str) -> list[str] | None:
 
 
 def _cpu_of(pid: str) -> float:
-    st = _stat(pid)
+    st = proc_stat(pid)
     return 0.0 if st is None else (float(st[11]) + float(st[12])) / _TICKS_PER_S
 
 
@@ -100,12 +101,12 @@ def engine_session_pids(port: int) -> list[str]:
         if b"vllm.entrypoints.openai.api_server" in cmd and b"--port" in cmd:
             i = cmd.index(b"--port")
             if i + 1 < len(cmd) and cmd[i + 1] == str(port).encode():
-                st = _stat(pid)
+                st = proc_stat(pid)
                 sid = st[3] if st else None
                 break
     if sid is None:
         return []
-    return [p for p in pids if (st := _stat(p)) is not None and st[3] == sid]
+    return [p for p in pids if (st := proc_stat(p)) is not None and st[3] == sid]
 
 
 class LoadMeter:

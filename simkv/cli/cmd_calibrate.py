@@ -58,7 +58,7 @@ def calibrate_cmd(
         "in_sample_p50_abs_rel_error": fit.in_sample_p50_abs_rel_error,
         "in_sample_p90_abs_rel_error": fit.in_sample_p90_abs_rel_error,
         "decode_step_s": calib.decode_step_s,
-        "client_trip_s": {str(k): v for k, v in trips.items()} or None,
+        "client_trip_s": {str(k): v for k, v in calib.client_trip_s} or None,
         "replays_fitted": len(fit_on),
         "quiet_machine": fit.quiet,
         "out": str(out) if out is not None else None,

@@ -20,10 +20,11 @@ measured decode step (their median), which the serving simulation uses for decod
 The client's trip (its TTFT minus the engine's own, vLLM's TTFT histogram mean, per replay) is
 kept per number of requests in flight (``client_trip_s``): at one in flight it is part of the
 intercept; with more in flight the API server and the client share the machine with a busy
-engine and the trip grows (on the 2-core development machine 3.6-7.6 ms one at a time,
-6.7-12.7 ms at 8 in flight, alike for both trace families).  The prediction at ``c`` in flight
-adds :meth:`Calibration.extra_trip_s`, the growth from one in flight, measured on calibration
-replays made at those levels.
+engine and the trip grows (on the 2-core development machine, engine core reniced, 7 runs of
+the fresh-replay benchmark: 2.7-3.8 ms one at a time, 6.3-9.9 ms at 8 in flight, alike for
+both trace families).  A prediction at ``c`` in flight pays the trip at that level once per
+request (:meth:`Calibration.extra_trip_s` is its growth from one in flight), measured on
+calibration replays made at those levels.
 
 A calibration remembers the machine load of the replays it came from (``quiet``, from the
 harness's ``machine`` block): ``simkv.latency.calibration_guard.check_overwrite`` refuses to replace a calibration fitted on
